@@ -1,0 +1,26 @@
+# Install rules: the headers, the test host library, cwsgi-serve, a pkg-config file for apps
+# (cwsgi.pc: headers only, apps link nothing of the server) and one for the test host, and a
+# CMake package (find_package(cwsgi) gives cwsgi::headers and cwsgi::testhost).
+include(CMakePackageConfigHelpers)
+
+install(FILES include/cwsgi.h include/cwsgi.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES include/cwsgi/testhost.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/cwsgi)
+install(TARGETS cwsgi_headers cwsgi_testhost EXPORT cwsgiTargets
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+    RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS cwsgi-serve RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(EXPORT cwsgiTargets NAMESPACE cwsgi:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cwsgi)
+
+configure_package_config_file(cmake/cwsgiConfig.cmake.in
+    ${CMAKE_CURRENT_BINARY_DIR}/cwsgiConfig.cmake
+    INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cwsgi)
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/cwsgiConfigVersion.cmake
+    VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/cwsgiConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/cwsgiConfigVersion.cmake
+    DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cwsgi)
+
+configure_file(cmake/cwsgi.pc.in ${CMAKE_CURRENT_BINARY_DIR}/cwsgi.pc @ONLY)
+configure_file(cmake/cwsgi-testhost.pc.in ${CMAKE_CURRENT_BINARY_DIR}/cwsgi-testhost.pc @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/cwsgi.pc ${CMAKE_CURRENT_BINARY_DIR}/cwsgi-testhost.pc
+    DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

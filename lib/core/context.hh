@@ -1,0 +1,104 @@
+// context.hh: the process-wide state of one server: configuration, the loaded app, the
+// function table handed to it, logs, and the stop signal.
+//
+// A process serves one app, so there is one Context per process (Context::current()). The API
+// table's functions that take no request (server_info, is_shutting_down, get_extension, log
+// with a NULL request) read it from there.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cwsgi.h"
+#include "http.hh"
+#include "log.hh"
+
+namespace cwsgi::core {
+
+class App;
+
+/// Everything cwsgi-serve's command line sets that the core or an adapter reads.
+struct Config {
+    std::string adapter = "microhttpd";
+    std::vector<std::string> binds;         // empty = 127.0.0.1:8000
+    uint32_t threads = 4;                   // request threads per worker
+    uint32_t workers = 1;                   // worker processes (the arbiter's; 1 = none)
+    uint32_t graceful_timeout_ms = 30000;
+    uint32_t keepalive_ms = 2000;           // idle time of a kept-alive connection
+    uint32_t timeout_ms = 30000;            // a request head or body stalled this long gets 408
+    Limits limits;
+    std::string access_logfile;             // "" = off, "-" = stdout
+    std::string error_logfile = "-";        // "-" = stderr
+    uint32_t log_level = CWSGI_LOG_INFO;
+    std::string script_name;                // SCRIPT_NAME mount point ("" = root)
+};
+
+/// Process-wide server state. Create one, then call set_current() before serving.
+class Context {
+public:
+    Context(Config config, std::string adapter_name, uint64_t capabilities);
+    ~Context();
+    Context(const Context &) = delete;
+    Context &operator=(const Context &) = delete;
+
+    /// The current context, or nullptr. Threads: any (set before threads start).
+    static Context *current();
+    static void set_current(Context *ctx);
+
+    const Config &config() const { return config_; }
+    const std::string &adapter_name() const { return adapter_name_; }
+    const std::string &server_software() const { return server_software_; }
+    uint64_t capabilities() const { return api_.capabilities; }
+    /// The table handed to the app; valid as long as the context.
+    const cwsgi_server_api *api() const { return &api_; }
+
+    Logger &log() { return log_; }
+    AccessLog &access_log() { return access_; }
+
+    /// The loaded app (set by the loader), or nullptr.
+    App *app() const { return app_; }
+    void set_app(App *app) { app_ = app; }
+
+    uint32_t worker_id() const { return worker_id_; }
+    void set_worker_id(uint32_t id) { worker_id_ = id; }
+
+    /// Graceful stop: set by a signal or by request_stop(); adapters poll stop_fd() or wait.
+    bool shutting_down() const { return shutting_down_.load(std::memory_order_acquire); }
+    /// Starts a graceful stop; async-signal-safe (writes one byte to a pipe).
+    void request_stop();
+    /// A descriptor that becomes readable once a stop was requested (never read from it).
+    int stop_fd() const { return stop_pipe_[0]; }
+    /// Blocks until a stop is requested or `timeout_ms` passes (-1 = forever). True if stopping.
+    bool wait_for_stop(int timeout_ms) const;
+
+    /// A new request id, unique and increasing in this process.
+    uint64_t next_request_id() { return next_request_id_.fetch_add(1, std::memory_order_relaxed) + 1; }
+
+    /// Fills a cwsgi_server_info (the API's server_info).
+    int32_t fill_server_info(cwsgi_server_info *info) const;
+
+private:
+    Config config_;
+    std::string adapter_name_;
+    std::string server_software_;
+    cwsgi_server_api api_{};
+    Logger log_;
+    AccessLog access_;
+    App *app_ = nullptr;
+    uint32_t worker_id_ = 0;
+    std::atomic<bool> shutting_down_{false};
+    std::atomic<uint64_t> next_request_id_{0};
+    int stop_pipe_[2] = {-1, -1};
+};
+
+/// Builds the API table for a server offering `capabilities` (used by Context).
+cwsgi_server_api make_api_table(uint64_t capabilities);
+
+/// Formats capability bits as "sendfile, disconnect, threads" ("none" when zero).
+std::string capabilities_to_string(uint64_t caps);
+
+} // namespace cwsgi::core

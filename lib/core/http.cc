@@ -1,0 +1,416 @@
+// http.cc: request-head validation, response-header rules and the framing decision.
+//
+// Written by hand because no maintained library offers these as separate checks: HTTP parser
+// libraries (picohttpparser, llhttp) parse bytes but leave the semantic checks (duplicate
+// Host, CL+TE, transfer-coding lists, limits, which status to answer) to the server, and each
+// of our engines sees the request differently. One implementation here makes every adapter
+// answer a malformed request the same way. Rule IDs refer to spec/server.md and response.md.
+#include "http.hh"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstring>
+
+#include "cwsgi.h"
+
+namespace cwsgi::core {
+
+namespace {
+
+// RFC 9110 5.6.2 tchar, as a 256-entry table built at compile time.
+constexpr std::array<bool, 256> make_tchar_table()
+{
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+}
+constexpr auto kTchar = make_tchar_table();
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+std::string_view trim_ows(std::string_view s)
+{
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+HeadCheck fail(uint32_t status, const char *rule, std::string reason)
+{
+    HeadCheck c;
+    c.status = status;
+    c.rule = rule;
+    c.reason = std::move(reason);
+    c.keep_alive = false;
+    return c;
+}
+
+// Request-target characters (RFC 3986 plus '%' escapes and the '#' some clients still send):
+// visible ASCII only; no space, no controls, no bytes >= 0x80 (REQ-LINE-4).
+bool is_target_char(unsigned char c) { return c > 0x20 && c < 0x7f; }
+
+bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return c - 'A' + 10;
+}
+
+// Transfer-codings we can pass through to the app still encoded (gunicorn does the same):
+// the server removes only the chunked framing; the app sees Transfer-Encoding in its headers.
+bool is_passthrough_coding(std::string_view c)
+{
+    return c == "gzip" || c == "x-gzip" || c == "deflate" || c == "compress" || c == "x-compress";
+}
+
+} // namespace
+
+bool is_token(std::string_view s)
+{
+    if (s.empty()) return false;
+    for (char c : s) {
+        if (!kTchar[static_cast<unsigned char>(c)]) return false;
+    }
+    return true;
+}
+
+bool is_field_value(std::string_view s)
+{
+    for (char ch : s) {
+        auto c = static_cast<unsigned char>(ch);
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+    }
+    return true;
+}
+
+bool iequals(std::string_view a, std::string_view b)
+{
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (lower(a[i]) != lower(b[i])) return false;
+    }
+    return true;
+}
+
+std::optional<int64_t> parse_content_length(std::string_view v)
+{
+    if (v.empty() || v.size() > 18) return std::nullopt;
+    int64_t n = 0;
+    for (char c : v) {
+        if (c < '0' || c > '9') return std::nullopt;
+        n = n * 10 + (c - '0');
+    }
+    return n;
+}
+
+std::optional<std::string> percent_decode(std::string_view s)
+{
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] != '%') {
+            out.push_back(s[i]);
+            continue;
+        }
+        if (i + 2 >= s.size() || !is_hex(s[i + 1]) || !is_hex(s[i + 2])) return std::nullopt;
+        out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
+        i += 2;
+    }
+    return out;
+}
+
+HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
+{
+    // REQ-LINE-1: the method is a token; like gunicorn we also refuse lowercase letters,
+    // which no registered method has and which usually signal a confused or hostile client.
+    if (!is_token(head.method)) return fail(400, "REQ-LINE-1", "method is not a token");
+    for (char c : head.method) {
+        if (c >= 'a' && c <= 'z') return fail(400, "REQ-LINE-1", "method has lowercase letters");
+    }
+    // REQ-LINE-2: HTTP/1.x or HTTP/2 only; a well-formed other major gets 505.
+    if (head.http_major != 1 && head.http_major != 2) {
+        return fail(505, "REQ-LINE-2", "unsupported HTTP major version");
+    }
+    // LIMIT-1: the request line (method SP target SP HTTP/x.y) fits the limit, else 414.
+    size_t line = head.method.size() + 1 + head.target.size() + 1 + 8;
+    if (limits.request_line > 0 && line > limits.request_line) {
+        return fail(414, "LIMIT-1", "request line longer than " + std::to_string(limits.request_line) + " bytes");
+    }
+    // REQ-LINE-3/4: the target's form matches the method and uses only visible ASCII.
+    const std::string &t = head.target;
+    if (t.empty()) return fail(400, "REQ-LINE-3", "empty request target");
+    for (char c : t) {
+        if (!is_target_char(static_cast<unsigned char>(c))) {
+            return fail(400, "REQ-LINE-4", "request target has a byte outside visible ASCII");
+        }
+    }
+    bool origin = t[0] == '/';
+    bool asterisk = t == "*";
+    bool absolute = !origin && !asterisk &&
+                    (t.rfind("http://", 0) == 0 || t.rfind("https://", 0) == 0 ||
+                     t.rfind("HTTP://", 0) == 0 || t.rfind("HTTPS://", 0) == 0);
+    if (asterisk && head.method != "OPTIONS") {
+        return fail(400, "REQ-LINE-3", "'*' target with a method other than OPTIONS");
+    }
+    if (head.method == "CONNECT") return fail(405, "REQ-LINE-3", "CONNECT is not served");
+    if (!origin && !asterisk && !absolute) {
+        return fail(400, "REQ-LINE-3", "request target is not origin-form, absolute-form or '*'");
+    }
+    // REQ-LINE-5: the path percent-decodes and holds no NUL once decoded.
+    std::string_view path = t;
+    if (absolute) {
+        size_t scheme_end = t.find("://") + 3;
+        size_t slash = t.find_first_of("/?#", scheme_end);
+        path = slash == std::string::npos ? std::string_view() : std::string_view(t).substr(slash);
+        if (scheme_end == t.size() || slash == scheme_end) {
+            return fail(400, "REQ-LINE-3", "absolute-form target without a host");
+        }
+    }
+    path = path.substr(0, path.find_first_of("?#"));
+    auto decoded = percent_decode(path);
+    if (!decoded) return fail(400, "REQ-LINE-5", "malformed percent-escape in the path");
+    if (decoded->find('\0') != std::string::npos) {
+        return fail(400, "REQ-LINE-5", "the decoded path contains NUL");
+    }
+
+    // LIMIT-2/3: field count and size, else 431.
+    if (limits.request_fields > 0 && head.headers.size() > limits.request_fields) {
+        return fail(431, "LIMIT-2", "more than " + std::to_string(limits.request_fields) + " header fields");
+    }
+    HeadCheck ok;
+    ok.keep_alive = head.http_major == 2 || head.http_minor >= 1;
+    bool saw_host = false, saw_cl = false, saw_te = false, conn_close = false, conn_keep = false;
+    std::vector<std::string> codings;
+    int64_t cl = -1;
+    for (const Header &h : head.headers) {
+        if (limits.request_field_size > 0 && h.name.size() + 2 + h.value.size() > limits.request_field_size) {
+            return fail(431, "LIMIT-3", "header field '" + h.name.substr(0, 64) + "' longer than " +
+                                            std::to_string(limits.request_field_size) + " bytes");
+        }
+        // REQ-HDR-1: names are tokens (this also refuses whitespace before the colon).
+        if (!is_token(h.name)) return fail(400, "REQ-HDR-1", "header name is not a token");
+        // REQ-HDR-2: values carry no CR, LF, NUL or other control byte but HTAB.
+        if (!is_field_value(h.value)) {
+            return fail(400, "REQ-HDR-2", "header '" + h.name.substr(0, 64) + "' has a control character");
+        }
+        std::string_view v = trim_ows(h.value);
+        if (iequals(h.name, "host")) {
+            // REQ-HDR-3: at most one Host.
+            if (saw_host) return fail(400, "REQ-HDR-3", "duplicate Host header");
+            saw_host = true;
+        } else if (iequals(h.name, "content-length")) {
+            // REQ-BODY-2: one Content-Length, 1*DIGIT.
+            auto n = parse_content_length(v);
+            if (!n) return fail(400, "REQ-BODY-2", "invalid Content-Length");
+            if (saw_cl) return fail(400, "REQ-BODY-2", "more than one Content-Length");
+            saw_cl = true;
+            cl = *n;
+        } else if (iequals(h.name, "transfer-encoding")) {
+            saw_te = true;
+            size_t pos = 0;
+            while (pos <= v.size()) {
+                size_t comma = v.find(',', pos);
+                if (comma == std::string_view::npos) comma = v.size();
+                std::string coding(trim_ows(v.substr(pos, comma - pos)));
+                std::transform(coding.begin(), coding.end(), coding.begin(), lower);
+                if (!coding.empty()) codings.push_back(std::move(coding));
+                pos = comma + 1;
+            }
+        } else if (iequals(h.name, "connection")) {
+            size_t pos = 0;
+            while (pos <= v.size()) {
+                size_t comma = v.find(',', pos);
+                if (comma == std::string_view::npos) comma = v.size();
+                std::string_view opt = trim_ows(v.substr(pos, comma - pos));
+                if (iequals(opt, "close")) conn_close = true;
+                if (iequals(opt, "keep-alive")) conn_keep = true;
+                pos = comma + 1;
+            }
+        } else if (iequals(h.name, "expect")) {
+            // REQ-HDR-4: only 100-continue is understood; anything else gets 417.
+            if (!iequals(v, "100-continue")) return fail(417, "REQ-HDR-4", "unsupported Expect value");
+            if (head.http_major == 1 && head.http_minor >= 1) ok.expect_continue = true;
+        }
+    }
+
+    // REQ-BODY-3..6: the transfer-coding list.
+    bool chunked = false;
+    if (saw_te) {
+        if (head.http_major == 2) return fail(400, "REQ-BODY-3", "Transfer-Encoding in HTTP/2");
+        if (head.http_minor == 0) return fail(400, "REQ-BODY-3", "Transfer-Encoding in HTTP/1.0");
+        // "identity" is obsolete (RFC 9112 removed it); gunicorn accepts it as a no-op and so
+        // do we, so that old clients keep working.
+        std::vector<std::string> real;
+        for (auto &c : codings) {
+            if (c != "identity") real.push_back(c);
+        }
+        for (size_t i = 0; i < real.size(); ++i) {
+            if (real[i] == "chunked") {
+                if (i + 1 != real.size()) return fail(400, "REQ-BODY-4", "chunked is not the final transfer-coding");
+                chunked = true;
+            } else if (!is_passthrough_coding(real[i])) {
+                return fail(501, "REQ-BODY-5", "unsupported transfer-coding '" + real[i].substr(0, 32) + "'");
+            }
+        }
+        if (!real.empty() && !chunked) return fail(400, "REQ-BODY-4", "chunked is not the final transfer-coding");
+        if (chunked && saw_cl) return fail(400, "REQ-BODY-6", "both Content-Length and Transfer-Encoding");
+    }
+
+    if (chunked) {
+        ok.body = BodyKind::chunked;
+    } else if (saw_cl) {
+        ok.body = cl > 0 ? BodyKind::length : BodyKind::none;
+        ok.content_length = cl;
+    } else if (head.http_major == 2) {
+        ok.body = BodyKind::stream;
+    }
+    // LIMIT-4: a declared length over the body limit gets 413 before any body byte is read.
+    if (limits.request_body >= 0 && cl > limits.request_body) {
+        return fail(413, "LIMIT-4", "Content-Length " + std::to_string(cl) + " over the body limit");
+    }
+    if (head.http_major == 1) {
+        ok.keep_alive = head.http_minor >= 1 ? !conn_close : (conn_keep && !conn_close);
+    }
+    return ok;
+}
+
+const char *reason_phrase(uint32_t status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 102: return "Processing";
+    case 103: return "Early Hints";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+int32_t check_response_header(std::string_view name, std::string_view value)
+{
+    // RESP-HDR-1/2: token names; values without CR, LF or NUL (other controls are passed on,
+    // as Rack 3.2 and RFC 9110 5.5 allow).
+    if (!is_token(name)) return CWSGI_E_HEADER;
+    for (char c : value) {
+        if (c == '\r' || c == '\n' || c == '\0') return CWSGI_E_HEADER;
+    }
+    // RESP-HDR-3: hop-by-hop fields and framing belong to the server.
+    static constexpr std::string_view kForbidden[] = {
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding",
+        "te", "trailer", "upgrade", "status",
+    };
+    for (auto f : kForbidden) {
+        if (iequals(name, f)) return CWSGI_E_FORBIDDEN;
+    }
+    return CWSGI_OK;
+}
+
+FramingDecision decide_framing(const FramingInput &in)
+{
+    FramingDecision d;
+    d.keep_alive = in.request_keep_alive && !in.shutting_down;
+    bool no_body_status = (in.status >= 100 && in.status < 200) || in.status == 204 || in.status == 304;
+    if (no_body_status) {
+        // RESP-NOBODY-2: no body and no framing headers; a 304's Content-Length (describing
+        // the selected representation) is the app's to send.
+        d.framing = Framing::no_body;
+        if (in.status == 304 && in.app_content_length) {
+            d.send_content_length = true;
+            d.content_length = *in.app_content_length;
+        }
+        return d;
+    }
+    if (in.app_content_length) {
+        d.framing = in.head_request ? Framing::no_body : Framing::length;
+        d.send_content_length = true;
+        d.content_length = *in.app_content_length;
+        return d;
+    }
+    if (in.finished_without_body) {
+        // RESP-FRAME-2: the app finished before any body byte: the length is known to be 0.
+        // For HEAD we cannot know what GET would send, so no Content-Length is invented.
+        d.framing = in.head_request ? Framing::no_body : Framing::length;
+        d.send_content_length = !in.head_request;
+        d.content_length = 0;
+        return d;
+    }
+    if (in.head_request) {
+        d.framing = Framing::no_body;
+        return d;
+    }
+    if (in.http_major == 2) {
+        d.framing = Framing::stream;
+    } else if (in.http_minor >= 1) {
+        d.framing = Framing::chunked;
+    } else {
+        // RESP-FRAME-4: HTTP/1.0 without a length: the connection close ends the body.
+        d.framing = Framing::close;
+        d.keep_alive = false;
+    }
+    return d;
+}
+
+ErrorResponse make_error_response(uint32_t status)
+{
+    ErrorResponse r;
+    r.status = status;
+    r.reason = reason_phrase(status);
+    r.body = std::to_string(status) + " " + r.reason + "\n";
+    r.headers = {
+        {"Content-Type", "text/plain; charset=utf-8"},
+        {"Content-Length", std::to_string(r.body.size())},
+        {"Connection", "close"},
+    };
+    return r;
+}
+
+} // namespace cwsgi::core

@@ -1,0 +1,204 @@
+// listen.cc: --bind parsing and listening sockets.
+#include "listen.hh"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace cwsgi::core {
+
+namespace {
+
+bool parse_port(std::string_view s, int &port)
+{
+    int v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || v < 0 || v > 65535) return false;
+    port = v;
+    return true;
+}
+
+bool set_flags(int fd, std::string &error, const std::string &what)
+{
+    int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || ::fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        error = fmt::format("cannot configure {}: {}", what, std::strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+constexpr int kBacklog = 2048; // gunicorn's default
+
+} // namespace
+
+bool parse_bind(const std::string &text, BindSpec &out, std::string &error)
+{
+    out = BindSpec{};
+    out.text = text;
+    if (text.rfind("unix:", 0) == 0) {
+        out.kind = BindSpec::Kind::unix_path;
+        out.path = text.substr(5);
+        if (out.path.empty() || out.path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+            error = fmt::format("bad bind '{}': unix socket path is empty or too long", text);
+            return false;
+        }
+        return true;
+    }
+    if (text.rfind("fd://", 0) == 0) {
+        out.kind = BindSpec::Kind::fd;
+        if (!parse_port(std::string_view(text).substr(5), out.fd) || out.fd < 0) {
+            error = fmt::format("bad bind '{}': expected fd://N", text);
+            return false;
+        }
+        return true;
+    }
+    out.kind = BindSpec::Kind::tcp;
+    std::string_view s = text;
+    std::string_view port_text = "8000";
+    if (!s.empty() && s.front() == '[') {
+        size_t close = s.find(']');
+        if (close == std::string_view::npos) {
+            error = fmt::format("bad bind '{}': missing ']'", text);
+            return false;
+        }
+        out.host = std::string(s.substr(1, close - 1));
+        if (close + 1 < s.size()) {
+            if (s[close + 1] != ':') {
+                error = fmt::format("bad bind '{}': expected [ADDR]:PORT", text);
+                return false;
+            }
+            port_text = s.substr(close + 2);
+        }
+    } else {
+        size_t colon = s.rfind(':');
+        if (colon != std::string_view::npos) {
+            out.host = std::string(s.substr(0, colon));
+            port_text = s.substr(colon + 1);
+        } else {
+            out.host = std::string(s);
+        }
+    }
+    if (out.host.empty()) out.host = "0.0.0.0";
+    if (!parse_port(port_text, out.port)) {
+        error = fmt::format("bad bind '{}': port must be 0..65535", text);
+        return false;
+    }
+    return true;
+}
+
+bool open_listeners(const std::vector<std::string> &binds, std::vector<Listener> &out, std::string &error)
+{
+    std::vector<std::string> list = binds.empty() ? std::vector<std::string>{"127.0.0.1:8000"} : binds;
+    auto fail = [&](const std::string &msg) {
+        error = msg;
+        close_listeners(out);
+        return false;
+    };
+    for (const std::string &b : list) {
+        Listener l;
+        if (!parse_bind(b, l.spec, error)) return fail(error);
+        if (l.spec.kind == BindSpec::Kind::fd) {
+            int type = 0;
+            socklen_t len = sizeof type;
+            if (::getsockopt(l.spec.fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
+                return fail(fmt::format("bad bind '{}': fd {} is not a stream socket", b, l.spec.fd));
+            }
+            sockaddr_storage ss{};
+            socklen_t sl = sizeof ss;
+            ::getsockname(l.spec.fd, reinterpret_cast<sockaddr *>(&ss), &sl);
+            l.is_unix = ss.ss_family == AF_UNIX;
+            if (!set_flags(l.spec.fd, error, b)) return fail(error);
+            ::listen(l.spec.fd, kBacklog); // harmless if it listens already
+            l.fd = l.spec.fd;
+            l.display = b;
+            out.push_back(std::move(l));
+            continue;
+        }
+        if (l.spec.kind == BindSpec::Kind::unix_path) {
+            int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+            if (fd < 0) return fail(fmt::format("cannot create socket for '{}': {}", b, std::strerror(errno)));
+            sockaddr_un sa{};
+            sa.sun_family = AF_UNIX;
+            std::memcpy(sa.sun_path, l.spec.path.c_str(), l.spec.path.size() + 1);
+            struct stat st {};
+            if (::stat(l.spec.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(l.spec.path.c_str());
+            if (::bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0 || ::listen(fd, kBacklog) != 0) {
+                int e = errno;
+                ::close(fd);
+                return fail(fmt::format("cannot listen on '{}': {}", b, std::strerror(e)));
+            }
+            l.fd = fd;
+            l.is_unix = true;
+            l.display = "unix:" + l.spec.path;
+            out.push_back(std::move(l));
+            continue;
+        }
+        addrinfo hints{};
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+        addrinfo *res = nullptr;
+        std::string port = std::to_string(l.spec.port);
+        int gai = ::getaddrinfo(l.spec.host.c_str(), port.c_str(), &hints, &res);
+        if (gai != 0) return fail(fmt::format("cannot resolve bind '{}': {}", b, gai_strerror(gai)));
+        int fd = -1, last_errno = 0;
+        for (addrinfo *ai = res; ai; ai = ai->ai_next) {
+            fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+            if (fd < 0) {
+                last_errno = errno;
+                continue;
+            }
+            int one = 1;
+            ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            if (ai->ai_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+            if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, kBacklog) == 0) break;
+            last_errno = errno;
+            ::close(fd);
+            fd = -1;
+        }
+        ::freeaddrinfo(res);
+        if (fd < 0) return fail(fmt::format("cannot listen on '{}': {}", b, std::strerror(last_errno)));
+        l.fd = fd;
+        out.push_back(std::move(l));
+        Listener &added = out.back();
+        int p = listener_port(added);
+        bool v6 = added.spec.host.find(':') != std::string::npos;
+        added.display = fmt::format("http://{}{}{}:{}", v6 ? "[" : "", added.spec.host, v6 ? "]" : "", p);
+    }
+    return true;
+}
+
+void close_listeners(std::vector<Listener> &listeners)
+{
+    for (Listener &l : listeners) {
+        if (l.fd < 0) continue;
+        ::close(l.fd);
+        if (l.spec.kind == BindSpec::Kind::unix_path) ::unlink(l.spec.path.c_str());
+        l.fd = -1;
+    }
+    listeners.clear();
+}
+
+int listener_port(const Listener &l)
+{
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (l.fd < 0 || ::getsockname(l.fd, reinterpret_cast<sockaddr *>(&ss), &len) != 0) return -1;
+    if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in *>(&ss)->sin_port);
+    if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_port);
+    return -1;
+}
+
+} // namespace cwsgi::core

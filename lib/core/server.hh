@@ -1,0 +1,31 @@
+// server.hh: the life of one server process: load the app, open the listeners, start the
+// worker, hand control to the adapter, stop gracefully on SIGTERM/SIGINT.
+//
+// The arbiter (pre-fork workers, restarts) slots in between "init" and "worker_start": the
+// master keeps the loaded app and the listeners and forks workers that each run
+// serve_worker(). Until then there is exactly one worker, in the same process.
+#pragma once
+
+#include <string>
+
+#include "adapter.hh"
+#include "context.hh"
+
+namespace cwsgi::core {
+
+/// Exit codes, as gunicorn uses them, so supervisors can tell a broken app from a crash.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitWorkerBootError = 3;
+inline constexpr int kExitAppLoadError = 4;
+
+/// Runs the whole server for `app_path` with adapter `ops` and returns the exit code.
+/// Logs every failure as one line to the error log.
+int run_server(const Config &config, const std::string &app_path, const AdapterOps &ops);
+
+/// Installs SIGTERM/SIGINT/SIGQUIT handlers that call Context::current()->request_stop(),
+/// and ignores SIGPIPE (a vanished client must be an error code, not a dead process).
+void install_stop_signals();
+
+} // namespace cwsgi::core
