@@ -133,6 +133,12 @@ Request::Request(Context &ctx, RequestHead head, HeadCheck check, Exchange &exch
     start_us_ = now_us();
     keep_alive_ = check_.keep_alive;
     headers_lc_.reserve(head_.headers.size());
+    // ENV-HDR-1: HTTP/2's :authority shows as "host" when the client sent no Host field.
+    if (head_.http_major == 2 && !head_.authority.empty()) {
+        bool has_host = false;
+        for (const Header &h : head_.headers) has_host = has_host || iequals(h.name, "host");
+        if (!has_host) headers_lc_.push_back({"host", head_.authority});
+    }
     for (const Header &h : head_.headers) headers_lc_.push_back({to_lower(h.name), h.value});
     build_paths();
 }

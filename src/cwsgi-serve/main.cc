@@ -136,6 +136,10 @@ int main(int argc, char **argv)
         return kExitUsage;
     }
     const AdapterOps *ops = adapter_name.empty() ? default_adapter() : find_adapter(adapter_name.c_str());
+    // --check without an adapter in this build checks the ABI handshake alone, against a
+    // server that offers no optional capability.
+    static const AdapterOps kNone{"none", "no adapter (ABI check only)", true, nullptr, 0, nullptr};
+    if (check && ops == nullptr && adapter_name.empty()) ops = &kNone;
     if (ops == nullptr || !ops->built) {
         if (ops) {
             std::fprintf(stderr, "cwsgi-serve: adapter '%s' is not available: %s\n", ops->name, ops->missing_reason);

@@ -1,0 +1,260 @@
+// test_http.cc: request-head validation, response-header rules and framing decisions
+// (lib/core/http.cc). Each test names the spec rule it checks.
+#include "cmocka.hh"
+
+#include <string>
+#include <vector>
+
+#include "core/http.hh"
+
+#include "cwsgi.h"
+
+using namespace cwsgi::core;
+
+namespace {
+
+RequestHead head(std::string method, std::string target, std::vector<Header> headers, uint32_t minor = 1)
+{
+    RequestHead h;
+    h.method = std::move(method);
+    h.target = std::move(target);
+    h.http_minor = minor;
+    h.headers = std::move(headers);
+    return h;
+}
+
+uint32_t status_of(const RequestHead &h, Limits l = Limits{}) { return validate_request_head(h, l).status; }
+
+void test_http__valid_get(void **)
+{
+    HeadCheck c = validate_request_head(head("GET", "/a?b=c", {{"Host", "x"}}), Limits{});
+    assert_int_equal(c.status, 0);
+    assert_true(c.body == BodyKind::none);
+    assert_true(c.keep_alive);
+}
+
+void test_http__method_must_be_uppercase_token(void **) // rule: REQ-LINE-1
+{
+    assert_int_equal(status_of(head("GE T", "/", {})), 400);
+    assert_int_equal(status_of(head("GET:", "/", {})), 400);
+    assert_int_equal(status_of(head("get", "/", {})), 400);
+    assert_int_equal(status_of(head(std::string("G\0T", 3), "/", {})), 400);
+    assert_int_equal(status_of(head("PURGE", "/", {})), 0);
+}
+
+void test_http__version(void **) // rule: REQ-LINE-2
+{
+    RequestHead h = head("GET", "/", {});
+    h.http_major = 3;
+    assert_int_equal(status_of(h), 505);
+    h.http_major = 2;
+    h.http_minor = 0;
+    assert_int_equal(status_of(h), 0);
+}
+
+void test_http__request_line_limit(void **) // rule: LIMIT-1
+{
+    std::string target = "/" + std::string(4094, 'a');
+    assert_int_equal(status_of(head("GET", target, {})), 414);
+    // Exactly at the limit passes: "GET " + target + " HTTP/1.1" == 4094.
+    assert_int_equal(status_of(head("GET", "/" + std::string(4094 - 4 - 9 - 1, 'a'), {})), 0);
+}
+
+void test_http__target_forms(void **) // rule: REQ-LINE-3
+{
+    assert_int_equal(status_of(head("OPTIONS", "*", {})), 0);
+    assert_int_equal(status_of(head("GET", "*", {})), 400);
+    assert_int_equal(status_of(head("GET", "http://example.com/x", {})), 0);
+    assert_int_equal(status_of(head("GET", "http://", {})), 400);
+    assert_int_equal(status_of(head("GET", "example.com:443", {})), 400);
+    assert_int_equal(status_of(head("GET", "relative/path", {})), 400);
+    assert_int_equal(status_of(head("CONNECT", "example.com:443", {})), 405);
+}
+
+void test_http__target_bytes(void **) // rule: REQ-LINE-4
+{
+    assert_int_equal(status_of(head("GET", "/a b", {})), 400);
+    assert_int_equal(status_of(head("GET", "/a\x01", {})), 400);
+    assert_int_equal(status_of(head("GET", "/caf\xc3\xa9", {})), 400);
+}
+
+void test_http__percent_escapes(void **) // rule: REQ-LINE-5
+{
+    assert_int_equal(status_of(head("GET", "/a%2Fb", {})), 0);
+    assert_int_equal(status_of(head("GET", "/a%zz", {})), 400);
+    assert_int_equal(status_of(head("GET", "/a%2", {})), 400);
+    assert_int_equal(status_of(head("GET", "/a%00b", {})), 400);
+    assert_int_equal(status_of(head("GET", "/ok?q=%zz", {})), 0); // the query is not decoded
+    assert_string_equal(percent_decode("/a%2Fb%41").value().c_str(), "/a/bA");
+}
+
+void test_http__header_name_and_value(void **) // rule: REQ-HDR-1, REQ-HDR-2
+{
+    assert_int_equal(status_of(head("GET", "/", {{"Content-Length ", "0"}})), 400);
+    assert_int_equal(status_of(head("GET", "/", {{"X(y)", "1"}})), 400);
+    assert_int_equal(status_of(head("GET", "/", {{"X", "a\rb"}})), 400);
+    assert_int_equal(status_of(head("GET", "/", {{"X", std::string("a\0b", 3)}})), 400);
+    assert_int_equal(status_of(head("GET", "/", {{"X", "bell\x07"}})), 400);
+    assert_int_equal(status_of(head("GET", "/", {{"X", "tab\tok"}})), 0);
+}
+
+void test_http__duplicate_host(void **) // rule: REQ-HDR-3
+{
+    assert_int_equal(status_of(head("GET", "/", {{"Host", "a"}, {"host", "b"}})), 400);
+}
+
+void test_http__expect(void **) // rule: REQ-HDR-4
+{
+    HeadCheck c = validate_request_head(head("POST", "/", {{"Expect", "100-continue"}, {"Content-Length", "3"}}), Limits{});
+    assert_int_equal(c.status, 0);
+    assert_true(c.expect_continue);
+    c = validate_request_head(head("POST", "/", {{"Expect", "100-continue"}, {"Content-Length", "3"}}, 0), Limits{});
+    assert_false(c.expect_continue); // HTTP/1.0 clients do not wait for 100
+    assert_int_equal(status_of(head("GET", "/", {{"Expect", "something-else"}})), 417);
+}
+
+void test_http__content_length(void **) // rule: REQ-BODY-2
+{
+    for (const char *bad : {"-1", "+1", "0x10", "1 2", "", "bla", "1,1", "99999999999999999999"}) {
+        assert_int_equal(status_of(head("POST", "/", {{"Content-Length", bad}})), 400);
+    }
+    assert_int_equal(status_of(head("POST", "/", {{"Content-Length", "3"}, {"Content-Length", "4"}})), 400);
+    HeadCheck c = validate_request_head(head("POST", "/", {{"Content-Length", "12"}}), Limits{});
+    assert_true(c.body == BodyKind::length);
+    assert_int_equal(c.content_length, 12);
+}
+
+void test_http__transfer_encoding(void **) // rule: REQ-BODY-3, REQ-BODY-4, REQ-BODY-5, REQ-BODY-6
+{
+    HeadCheck c = validate_request_head(head("POST", "/", {{"Transfer-Encoding", "chunked"}}), Limits{});
+    assert_true(c.body == BodyKind::chunked);
+    assert_int_equal(status_of(head("POST", "/", {{"Transfer-Encoding", "chunked"}}, 0)), 400);
+    assert_int_equal(status_of(head("POST", "/", {{"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "gzip"}})), 400);
+    assert_int_equal(status_of(head("POST", "/", {{"Transfer-Encoding", "chunked, chunked"}})), 400);
+    assert_int_equal(status_of(head("POST", "/", {{"Transfer-Encoding", "gzip"}})), 400);
+    assert_int_equal(status_of(head("POST", "/", {{"Transfer-Encoding", "br, chunked"}})), 501);
+    assert_int_equal(status_of(head("POST", "/", {{"Transfer-Encoding", "gzip, chunked"}})), 0);
+    assert_int_equal(status_of(head("POST", "/", {{"Transfer-Encoding", "identity, chunked"}})), 0);
+    assert_int_equal(status_of(head("POST", "/", {{"Content-Length", "3"}, {"Transfer-Encoding", "chunked"}})), 400);
+}
+
+void test_http__field_limits(void **) // rule: LIMIT-2, LIMIT-3
+{
+    std::vector<Header> many(101, Header{"X", "1"});
+    assert_int_equal(status_of(head("GET", "/", many)), 431);
+    many.resize(100);
+    assert_int_equal(status_of(head("GET", "/", many)), 0);
+    assert_int_equal(status_of(head("GET", "/", {{"X", std::string(8190, 'a')}})), 431);
+    Limits l;
+    l.request_field_size = 16;
+    assert_int_equal(status_of(head("GET", "/", {{"Accept", "*/*"}}), l), 0);
+    assert_int_equal(status_of(head("GET", "/", {{"Accept", "text/html,*/*"}}), l), 431);
+}
+
+void test_http__body_limit(void **) // rule: LIMIT-4
+{
+    Limits l;
+    l.request_body = 10;
+    assert_int_equal(status_of(head("POST", "/", {{"Content-Length", "11"}}), l), 413);
+    assert_int_equal(status_of(head("POST", "/", {{"Content-Length", "10"}}), l), 0);
+}
+
+void test_http__keep_alive(void **)
+{
+    assert_false(validate_request_head(head("GET", "/", {{"Connection", "close"}}), Limits{}).keep_alive);
+    assert_false(validate_request_head(head("GET", "/", {}, 0), Limits{}).keep_alive);
+    assert_true(validate_request_head(head("GET", "/", {{"Connection", "Keep-Alive"}}, 0), Limits{}).keep_alive);
+    assert_true(validate_request_head(head("GET", "/", {{"Connection", "foo, keep-alive"}}), Limits{}).keep_alive);
+}
+
+void test_http__response_header_rules(void **) // rule: RESP-HDR-1, RESP-HDR-2, RESP-HDR-3
+{
+    assert_int_equal(check_response_header("Content-Type", "text/plain"), CWSGI_OK);
+    assert_int_equal(check_response_header("X Bad", "v"), CWSGI_E_HEADER);
+    assert_int_equal(check_response_header("", "v"), CWSGI_E_HEADER);
+    assert_int_equal(check_response_header("X", "a\r\nInjected: 1"), CWSGI_E_HEADER);
+    assert_int_equal(check_response_header("X", std::string_view("a\0", 2)), CWSGI_E_HEADER);
+    for (const char *h : {"Connection", "keep-alive", "Proxy-Connection", "Transfer-Encoding", "TE", "Trailer", "Upgrade", "Status"}) {
+        assert_int_equal(check_response_header(h, "x"), CWSGI_E_FORBIDDEN);
+    }
+}
+
+void test_http__framing(void **) // rule: RESP-FRAME-1, RESP-FRAME-2, RESP-FRAME-3, RESP-FRAME-4, RESP-FRAME-5, RESP-NOBODY-2
+{
+    FramingInput in;
+    in.app_content_length = 5;
+    FramingDecision d = decide_framing(in);
+    assert_true(d.framing == Framing::length);
+    assert_int_equal(d.content_length, 5);
+
+    in = FramingInput{};
+    assert_true(decide_framing(in).framing == Framing::chunked);
+    in.http_minor = 0;
+    d = decide_framing(in);
+    assert_true(d.framing == Framing::close);
+    assert_false(d.keep_alive);
+    in.http_major = 2;
+    assert_true(decide_framing(in).framing == Framing::stream);
+
+    in = FramingInput{};
+    in.finished_without_body = true;
+    d = decide_framing(in);
+    assert_true(d.framing == Framing::length && d.send_content_length && d.content_length == 0);
+
+    in = FramingInput{};
+    in.head_request = true;
+    in.app_content_length = 100;
+    d = decide_framing(in);
+    assert_true(d.framing == Framing::no_body);
+    assert_true(d.send_content_length);
+
+    for (uint32_t s : {204u, 304u, 101u}) {
+        in = FramingInput{};
+        in.status = s;
+        assert_true(decide_framing(in).framing == Framing::no_body);
+        assert_false(decide_framing(in).send_content_length);
+    }
+    in = FramingInput{};
+    in.shutting_down = true;
+    assert_false(decide_framing(in).keep_alive); // rule: LIFE-STOP-2
+}
+
+void test_http__error_response(void **)
+{
+    ErrorResponse e = make_error_response(431);
+    assert_string_equal(e.reason.c_str(), "Request Header Fields Too Large");
+    assert_string_equal(e.body.c_str(), "431 Request Header Fields Too Large\n");
+    bool saw_close = false, saw_len = false;
+    for (auto &h : e.headers) {
+        saw_close |= h.name == "Connection" && h.value == "close";
+        saw_len |= h.name == "Content-Length" && h.value == std::to_string(e.body.size());
+    }
+    assert_true(saw_close && saw_len);
+}
+
+} // namespace
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_http__valid_get),
+        cmocka_unit_test(test_http__method_must_be_uppercase_token),
+        cmocka_unit_test(test_http__version),
+        cmocka_unit_test(test_http__request_line_limit),
+        cmocka_unit_test(test_http__target_forms),
+        cmocka_unit_test(test_http__target_bytes),
+        cmocka_unit_test(test_http__percent_escapes),
+        cmocka_unit_test(test_http__header_name_and_value),
+        cmocka_unit_test(test_http__duplicate_host),
+        cmocka_unit_test(test_http__expect),
+        cmocka_unit_test(test_http__content_length),
+        cmocka_unit_test(test_http__transfer_encoding),
+        cmocka_unit_test(test_http__field_limits),
+        cmocka_unit_test(test_http__body_limit),
+        cmocka_unit_test(test_http__keep_alive),
+        cmocka_unit_test(test_http__response_header_rules),
+        cmocka_unit_test(test_http__framing),
+        cmocka_unit_test(test_http__error_response),
+    };
+    return cmocka_run_group_tests(tests, nullptr, nullptr);
+}

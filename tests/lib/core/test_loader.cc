@@ -1,0 +1,158 @@
+// test_loader.cc: App::load against deliberately broken fixtures (tests/fixtures), and
+// `cwsgi-serve --check` on each: one line that says what is wrong, non-zero exit
+// (ABI-LOAD-*, ABI-VER-*, ABI-STRUCT-*, LIFE-LOAD-2).
+#include "cmocka.hh"
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "core/app.hh"
+#include "core/context.hh"
+
+using namespace cwsgi::core;
+
+namespace {
+
+std::string fixture(const char *name)
+{
+    const char *dir = std::getenv("CWSGI_BUILD_DIR");
+    return std::string(dir ? dir : ".") + "/tests/fixtures/" + name;
+}
+
+// Loads a fixture and returns the error ("" when it loaded and initialised).
+std::string load_error(const char *name, uint64_t caps = 0)
+{
+    Context ctx(Config{}, "test", caps);
+    Context::set_current(&ctx);
+    std::string error;
+    auto app = App::load(fixture(name), ctx.api(), error);
+    if (app && app->init(error) == CWSGI_OK) {
+        app->destroy();
+        error.clear();
+    }
+    Context::set_current(nullptr);
+    return error;
+}
+
+void expect_error(const char *name, const char *needle)
+{
+    std::string e = load_error(name);
+    if (e.find(needle) == std::string::npos) {
+        fail_msg("loading %s: expected an error containing '%s', got '%s'", name, needle, e.c_str());
+    }
+    assert_true(e.find('\n') == std::string::npos); // one line
+}
+
+void test_loader__good(void **) { assert_string_equal(load_error("fixture_good.so").c_str(), ""); }
+
+void test_loader__missing_file(void **) // rule: ABI-LOAD-2
+{
+    expect_error("does_not_exist.so", "No such file or directory");
+}
+
+void test_loader__not_a_shared_object(void **) // rule: ABI-LOAD-2
+{
+    expect_error("not_an_elf.so", "not a loadable shared object");
+}
+
+void test_loader__no_entry_symbol(void **) // rule: ABI-LOAD-1
+{
+    expect_error("fixture_no_entry.so", "exports no 'cwsgi_app_entry' symbol");
+}
+
+void test_loader__wrong_major(void **) // rule: ABI-VER-1
+{
+    expect_error("fixture_wrong_major.so", "built for CWSGI ABI 2.x");
+}
+
+void test_loader__newer_minor(void **) // rule: ABI-VER-2
+{
+    expect_error("fixture_newer_minor.so", "needs CWSGI ABI 1.99");
+}
+
+void test_loader__entry_refuses(void **) // rule: ABI-LOAD-3
+{
+    expect_error("fixture_entry_refuses.so", "entry refused this server: CWSGI_E_ABI");
+}
+
+void test_loader__no_handle(void **) // rule: ABI-LOAD-4
+{
+    expect_error("fixture_no_handle.so", "no handle callback");
+}
+
+void test_loader__missing_capability(void **) // rule: ABI-LOAD-5
+{
+    expect_error("fixture_needs_http2.so", "requires capabilities");
+    assert_string_equal(load_error("fixture_needs_http2.so", CWSGI_CAP_HTTP2).c_str(), "");
+}
+
+void test_loader__nonzero_tail(void **) // rule: ABI-STRUCT-4
+{
+    expect_error("fixture_nonzero_tail.so", "past the");
+}
+
+void test_loader__init_fails(void **) // rule: LIFE-LOAD-2
+{
+    expect_error("fixture_init_fails.so", "model file /nonexistent/model.bin is missing");
+}
+
+// `cwsgi-serve --check`: exit status and output.
+int run_check(const char *name, std::string &out)
+{
+    const char *serve = std::getenv("CWSGI_SERVE");
+    if (serve == nullptr) return -1;
+    std::string cmd = std::string(serve) + " --check " + fixture(name) + " 2>&1";
+    FILE *p = popen(cmd.c_str(), "r");
+    if (p == nullptr) return -1;
+    char buf[4096];
+    size_t n;
+    out.clear();
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void test_loader__serve_check(void **) // rule: ABI-LOAD-3
+{
+    if (std::getenv("CWSGI_SERVE") == nullptr) skip();
+    std::string out;
+    assert_int_equal(run_check("fixture_good.so", out), 0);
+    assert_non_null(std::strstr(out.c_str(), "thread-safety:"));
+    assert_non_null(std::strstr(out.c_str(), "abi:            1.0"));
+    const char *broken[] = {"fixture_no_entry.so", "fixture_wrong_major.so", "fixture_newer_minor.so",
+                            "fixture_init_fails.so", "fixture_no_handle.so", "not_an_elf.so",
+                            "fixture_entry_refuses.so", "fixture_nonzero_tail.so", "missing.so"};
+    for (const char *b : broken) {
+        int rc = run_check(b, out);
+        if (rc != 4) fail_msg("--check %s: exit %d, output '%s'", b, rc, out.c_str());
+        // One line, prefixed with the program name.
+        assert_int_equal(std::count(out.begin(), out.end(), '\n'), 1);
+        assert_true(out.rfind("cwsgi-serve: cannot load app", 0) == 0 || out.rfind("cwsgi-serve: app", 0) == 0);
+    }
+}
+
+} // namespace
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_loader__good),
+        cmocka_unit_test(test_loader__missing_file),
+        cmocka_unit_test(test_loader__not_a_shared_object),
+        cmocka_unit_test(test_loader__no_entry_symbol),
+        cmocka_unit_test(test_loader__wrong_major),
+        cmocka_unit_test(test_loader__newer_minor),
+        cmocka_unit_test(test_loader__entry_refuses),
+        cmocka_unit_test(test_loader__no_handle),
+        cmocka_unit_test(test_loader__missing_capability),
+        cmocka_unit_test(test_loader__nonzero_tail),
+        cmocka_unit_test(test_loader__init_fails),
+        cmocka_unit_test(test_loader__serve_check),
+    };
+    return cmocka_run_group_tests(tests, nullptr, nullptr);
+}
