@@ -1,0 +1,2 @@
+// hpp_alone.cc: cwsgi.hpp compiles on its own (it includes everything it needs).
+#include "cwsgi.hpp"
