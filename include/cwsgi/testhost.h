@@ -18,6 +18,9 @@
 extern "C" {
 #endif
 
+/** Marks the test host's exported functions (the library builds with hidden visibility). */
+#define CWSGI_TESTHOST_API CWSGI_EXPORT
+
 typedef struct cwsgi_testhost cwsgi_testhost;
 
 /** Options for opening a host; zero-initialise, set struct_size, change what you need. */
@@ -72,11 +75,11 @@ typedef struct cwsgi_test_response {
  * @return a host, or NULL on failure. Ownership: close with cwsgi_testhost_close.
  * Threads: one thread at a time.
  */
-cwsgi_testhost *cwsgi_testhost_open(const char *path, const cwsgi_testhost_options *opts,
+CWSGI_TESTHOST_API cwsgi_testhost *cwsgi_testhost_open(const char *path, const cwsgi_testhost_options *opts,
                                     char *err, size_t errlen);
 
 /** Same, for an app linked into the test program (pass its entry function). */
-cwsgi_testhost *cwsgi_testhost_open_entry(cwsgi_entry_fn entry,
+CWSGI_TESTHOST_API cwsgi_testhost *cwsgi_testhost_open_entry(cwsgi_entry_fn entry,
                                           const cwsgi_testhost_options *opts, char *err,
                                           size_t errlen);
 
@@ -85,23 +88,23 @@ cwsgi_testhost *cwsgi_testhost_open_entry(cwsgi_entry_fn entry,
  * @return CWSGI_OK and *out set, or CWSGI_E_INVAL (bad arguments).
  * Ownership: *out is the caller's; free it with cwsgi_test_response_free.
  */
-int32_t cwsgi_testhost_request(cwsgi_testhost *host, const cwsgi_test_request *req,
+CWSGI_TESTHOST_API int32_t cwsgi_testhost_request(cwsgi_testhost *host, const cwsgi_test_request *req,
                                cwsgi_test_response **out);
 
 /** Shorthand for a GET of `target`; NULL on failure. Free with cwsgi_test_response_free. */
-cwsgi_test_response *cwsgi_testhost_get(cwsgi_testhost *host, const char *target);
+CWSGI_TESTHOST_API cwsgi_test_response *cwsgi_testhost_get(cwsgi_testhost *host, const char *target);
 
 /** The first response header named `name` (case-insensitive), or NULL. Borrowed from resp. */
-const char *cwsgi_test_response_header(const cwsgi_test_response *resp, const char *name);
+CWSGI_TESTHOST_API const char *cwsgi_test_response_header(const cwsgi_test_response *resp, const char *name);
 
 /** Frees a response (NULL is fine). */
-void cwsgi_test_response_free(cwsgi_test_response *resp);
+CWSGI_TESTHOST_API void cwsgi_test_response_free(cwsgi_test_response *resp);
 
 /** Runs worker_stop and destroy, and frees the host (NULL is fine). */
-void cwsgi_testhost_close(cwsgi_testhost *host);
+CWSGI_TESTHOST_API void cwsgi_testhost_close(cwsgi_testhost *host);
 
 /** The description --check prints (name, ABI, thread-safety, caps). Borrowed from host. */
-const char *cwsgi_testhost_describe(const cwsgi_testhost *host);
+CWSGI_TESTHOST_API const char *cwsgi_testhost_describe(const cwsgi_testhost *host);
 
 #ifdef __cplusplus
 }
