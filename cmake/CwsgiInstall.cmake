@@ -20,6 +20,10 @@ write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/cwsgiConfigVersion.
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/cwsgiConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/cwsgiConfigVersion.cmake
     DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cwsgi)
 
+# Relocatable .pc files: the prefix is found relative to the .pc file itself, so an install
+# with --prefix (or DESTDIR) needs no rebuild.
+file(RELATIVE_PATH CWSGI_PC_TO_PREFIX "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
+string(REGEX REPLACE "/$" "" CWSGI_PC_TO_PREFIX "${CWSGI_PC_TO_PREFIX}")
 configure_file(cmake/cwsgi.pc.in ${CMAKE_CURRENT_BINARY_DIR}/cwsgi.pc @ONLY)
 configure_file(cmake/cwsgi-testhost.pc.in ${CMAKE_CURRENT_BINARY_DIR}/cwsgi-testhost.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/cwsgi.pc ${CMAKE_CURRENT_BINARY_DIR}/cwsgi-testhost.pc
