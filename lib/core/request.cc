@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <deque>
+#include <mutex>
 
 #include <fmt/format.h>
 
@@ -89,6 +91,42 @@ void split_authority(std::string_view a, std::string &host, std::string &port)
 
 constexpr size_t kFileChunk = 64 * 1024;
 
+// Handle slots. A finished request's slot goes to the back of a FIFO and is reused only when
+// more than kReuseDelay slots wait, so a stale handle stays harmless for at least that many
+// later requests. The pool only grows to peak concurrency + kReuseDelay slots (8 bytes each).
+class HandlePool {
+public:
+    cwsgi_request *acquire()
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (free_.size() > kReuseDelay) {
+            cwsgi_request *s = free_.front();
+            free_.pop_front();
+            return s;
+        }
+        all_.push_back(std::make_unique<cwsgi_request>());
+        return all_.back().get();
+    }
+    void release(cwsgi_request *s)
+    {
+        s->self.store(nullptr, std::memory_order_release);
+        std::lock_guard<std::mutex> lock(mutex_);
+        free_.push_back(s);
+    }
+
+private:
+    static constexpr size_t kReuseDelay = 4096;
+    std::mutex mutex_;
+    std::deque<std::unique_ptr<cwsgi_request>> all_;
+    std::deque<cwsgi_request *> free_;
+};
+
+HandlePool &handle_pool()
+{
+    static HandlePool *pool = new HandlePool(); // never destroyed: handles may outlive main
+    return *pool;
+}
+
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -126,9 +164,9 @@ std::shared_ptr<Request> Request::create(Context &ctx, RequestHead head, HeadChe
 }
 
 Request::Request(Context &ctx, RequestHead head, HeadCheck check, Exchange &exchange)
-    : ctx_(ctx), head_(std::move(head)), check_(std::move(check)), ex_(exchange)
+    : ctx_(ctx), slot_(handle_pool().acquire()), head_(std::move(head)), check_(std::move(check)), ex_(exchange)
 {
-    magic_ = kMagic;
+    slot_->self.store(this, std::memory_order_release);
     id_ = ctx_.next_request_id();
     start_us_ = now_us();
     keep_alive_ = check_.keep_alive;
@@ -143,12 +181,11 @@ Request::Request(Context &ctx, RequestHead head, HeadCheck check, Exchange &exch
     build_paths();
 }
 
-Request::~Request() { magic_ = kDeadMagic; }
+Request::~Request() { handle_pool().release(slot_); }
 
 Request *Request::from(cwsgi_request *r)
 {
-    if (r == nullptr || r->magic_ != kMagic) return nullptr;
-    return static_cast<Request *>(r);
+    return r == nullptr ? nullptr : r->self.load(std::memory_order_acquire);
 }
 
 void Request::build_paths()
@@ -740,7 +777,7 @@ void Request::run()
         return;
     }
     reached_app_ = true;
-    int32_t rc = app->handle(this);
+    int32_t rc = app->handle(slot_);
     handle_result_ = rc;
     if (rc >= 0) {
         switch (state_) {
@@ -799,7 +836,7 @@ void Request::end_once()
         outcome_ = CWSGI_OK;
     }
     if (reached_app_) {
-        if (App *app = ctx_.app()) app->request_end(this, outcome_);
+        if (App *app = ctx_.app()) app->request_end(slot_, outcome_);
     }
     if (ctx_.access_log().enabled()) {
         AccessRecord r;
@@ -816,7 +853,7 @@ void Request::end_once()
         ctx_.access_log().write(r);
     }
     // After this, the handle is dead for the app: calls return CWSGI_E_INVAL (RESP-STATE-1).
-    magic_ = kDeadMagic;
+    slot_->self.store(nullptr, std::memory_order_release);
 }
 
 void log_rejected(Context &ctx, const RequestHead &head, const HeadCheck &check, uint64_t body_bytes_sent)

@@ -26,9 +26,16 @@
 #include "exchange.hh"
 #include "http.hh"
 
-/// The opaque handle of cwsgi.h. A magic number catches stale or foreign pointers.
+namespace cwsgi::core {
+class Request;
+}
+
+/// The opaque handle of cwsgi.h: a slot that points at its live Request. Slots are never
+/// freed, only reused after many other requests (see HandlePool in request.cc), so a handle
+/// kept past its request finds a null pointer and the call returns CWSGI_E_INVAL instead of
+/// touching freed memory (RESP-STATE-1).
 struct cwsgi_request {
-    uint32_t magic_ = 0;
+    std::atomic<cwsgi::core::Request *> self{nullptr};
 };
 
 namespace cwsgi::core {
@@ -48,11 +55,8 @@ private:
     size_t used_ = 0;
 };
 
-class Request : public cwsgi_request, public std::enable_shared_from_this<Request> {
+class Request : public std::enable_shared_from_this<Request> {
 public:
-    static constexpr uint32_t kMagic = 0x43575347; // "CWSG"
-    static constexpr uint32_t kDeadMagic = 0xdeadbeef;
-
     /// States of the response (spec/response.md RESP-STATE-2).
     enum class State : uint8_t { fresh, started, committed, finished };
 
@@ -72,7 +76,7 @@ public:
     void complete(int32_t wire_outcome);
 
     /// The handle from the app's point of view, and back (nullptr when `r` is not live).
-    cwsgi_request *handle() { return this; }
+    cwsgi_request *handle() { return slot_; }
     static Request *from(cwsgi_request *r);
 
     // Facts adapters and tests read after run().
@@ -124,6 +128,7 @@ private:
     void end_once();
 
     Context &ctx_;
+    cwsgi_request *slot_;
     RequestHead head_;
     HeadCheck check_;
     Exchange &ex_;
