@@ -71,6 +71,40 @@ bool is_passthrough_coding(std::string_view c)
     return c == "gzip" || c == "x-gzip" || c == "deflate" || c == "compress" || c == "x-compress";
 }
 
+// RFC 3986 authority without userinfo: reg-name or IP-literal, then an optional ":port".
+bool is_authority(std::string_view a)
+{
+    if (a.empty()) return false;
+    std::string_view host = a, port;
+    if (a.front() == '[') {
+        size_t close = a.find(']');
+        if (close == std::string_view::npos) return false;
+        for (char c : a.substr(1, close - 1)) {
+            if (!is_hex(c) && c != ':' && c != '.') return false;
+        }
+        host = a.substr(0, close + 1);
+        port = a.substr(close + 1);
+        if (!port.empty() && port.front() != ':') return false;
+        if (!port.empty()) port.remove_prefix(1);
+    } else {
+        size_t colon = a.rfind(':');
+        if (colon != std::string_view::npos) {
+            host = a.substr(0, colon);
+            port = a.substr(colon + 1);
+        }
+        for (char c : host) {
+            bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                              c == '-' || c == '.' || c == '_' || c == '~';
+            bool sub_delim = std::string_view("!$&'()*+,;=%").find(c) != std::string_view::npos;
+            if (!unreserved && !sub_delim) return false; // '@' (userinfo), '/', ':' and the rest
+        }
+    }
+    for (char c : port) {
+        if (c < '0' || c > '9') return false;
+    }
+    return port.size() <= 5;
+}
+
 } // namespace
 
 bool is_token(std::string_view s)
@@ -160,7 +194,8 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
     if (asterisk && head.method != "OPTIONS") {
         return fail(400, "REQ-LINE-3", "'*' target with a method other than OPTIONS");
     }
-    if (head.method == "CONNECT") return fail(405, "REQ-LINE-3", "CONNECT is not served");
+    // A CWSGI server is an origin server, not a proxy: it has no tunnels to offer.
+    if (head.method == "CONNECT") return fail(501, "REQ-LINE-3", "CONNECT is not served");
     if (!origin && !asterisk && !absolute) {
         return fail(400, "REQ-LINE-3", "request target is not origin-form, absolute-form or '*'");
     }
@@ -173,6 +208,8 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
         if (scheme_end == t.size() || slash == scheme_end) {
             return fail(400, "REQ-LINE-3", "absolute-form target without a host");
         }
+        std::string_view authority = std::string_view(t).substr(scheme_end, slash == std::string::npos ? t.npos : slash - scheme_end);
+        if (!is_authority(authority)) return fail(400, "REQ-LINE-3", "absolute-form target with an invalid authority");
     }
     path = path.substr(0, path.find_first_of("?#"));
     auto decoded = percent_decode(path);
@@ -181,6 +218,10 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
         return fail(400, "REQ-LINE-5", "the decoded path contains NUL");
     }
 
+    // REQ-H2-1: an HTTP/2 :authority is held to the same rule as Host.
+    if (!head.authority.empty() && !is_authority(head.authority)) {
+        return fail(400, "REQ-H2-1", ":authority is not a valid authority");
+    }
     // LIMIT-2/3: field count and size, else 431.
     if (limits.request_fields > 0 && head.headers.size() > limits.request_fields) {
         return fail(431, "LIMIT-2", "more than " + std::to_string(limits.request_fields) + " header fields");
@@ -203,8 +244,9 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
         }
         std::string_view v = trim_ows(h.value);
         if (iequals(h.name, "host")) {
-            // REQ-HDR-3: at most one Host.
+            // REQ-HDR-3: at most one Host, and a valid authority when present.
             if (saw_host) return fail(400, "REQ-HDR-3", "duplicate Host header");
+            if (!v.empty() && !is_authority(v)) return fail(400, "REQ-HDR-3", "Host is not a valid authority");
             saw_host = true;
         } else if (iequals(h.name, "content-length")) {
             // REQ-BODY-2: one Content-Length, 1*DIGIT.

@@ -236,14 +236,8 @@ void Request::build_paths()
             }
         }
     }
-    // A Host value that is not a plausible authority is not used (it came from the client).
-    auto plausible = [](std::string_view a) {
-        for (char c : a) {
-            if (c <= ' ' || c == '/' || c == '?' || c == '#' || c == '@' || c == '\\') return false;
-        }
-        return !a.empty();
-    };
-    if (plausible(authority)) {
+    // validate_request_head has checked every source of the authority (REQ-HDR-3, REQ-H2-1).
+    if (!authority.empty()) {
         split_authority(authority, server_name_, server_port_);
         if (server_port_.empty()) server_port_ = scheme_ == "https" ? "443" : "80";
     } else {
@@ -394,6 +388,7 @@ int32_t Request::misuse(int32_t code, const char *rule, const std::string &what)
 int64_t Request::read(void *buf, size_t cap)
 {
     if (buf == nullptr || cap == 0) return misuse(CWSGI_E_INVAL, "INPUT-READ-1", "read with no buffer");
+    if (state_ == State::finished) return misuse(CWSGI_E_STATE, "RESP-STATE-3", "read after finish");
     if (body_error_ != 0) return body_error_;
     if (body_eof_) return 0; // INPUT-READ-2: the end is sticky
     if (check_.body == BodyKind::none) {
@@ -537,6 +532,7 @@ int32_t Request::commit(bool finishing)
     if (check_.body != BodyKind::none && !body_eof_ && check_.expect_continue && !body_started_) {
         framing_.keep_alive = false;
     }
+    if (body_error_ != 0) framing_.keep_alive = false; // INPUT-READ-5: the body's framing is lost
     ResponseHead head;
     head.status = status_;
     head.reason = reason_;
@@ -545,7 +541,11 @@ int32_t Request::commit(bool finishing)
     if (framing_.send_content_length && !app_length_ && !no_body_status) {
         head.headers.push_back({"Content-Length", std::to_string(framing_.content_length)});
     }
-    if (!framing_.keep_alive) head.headers.push_back({"Connection", "close"});
+    if (!framing_.keep_alive) {
+        head.headers.push_back({"Connection", "close"});
+    } else if (head_.http_major == 1 && head_.http_minor == 0) {
+        head.headers.push_back({"Connection", "keep-alive"}); // RESP-FRAME-6: 1.0 must be told
+    }
     head.framing = framing_;
     keep_alive_ = framing_.keep_alive;
     state_ = State::committed;

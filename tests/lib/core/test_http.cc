@@ -68,7 +68,9 @@ void test_http__target_forms(void **) // rule: REQ-LINE-3
     assert_int_equal(status_of(head("GET", "http://", {})), 400);
     assert_int_equal(status_of(head("GET", "example.com:443", {})), 400);
     assert_int_equal(status_of(head("GET", "relative/path", {})), 400);
-    assert_int_equal(status_of(head("CONNECT", "example.com:443", {})), 405);
+    assert_int_equal(status_of(head("CONNECT", "example.com:443", {})), 501);
+    assert_int_equal(status_of(head("GET", "http://user:pass@example.com/", {})), 400);
+    assert_int_equal(status_of(head("GET", "http://[::1]:8080/x", {})), 0);
 }
 
 void test_http__target_bytes(void **) // rule: REQ-LINE-4
@@ -98,9 +100,17 @@ void test_http__header_name_and_value(void **) // rule: REQ-HDR-1, REQ-HDR-2
     assert_int_equal(status_of(head("GET", "/", {{"X", "tab\tok"}})), 0);
 }
 
-void test_http__duplicate_host(void **) // rule: REQ-HDR-3
+void test_http__host(void **) // rule: REQ-HDR-3
 {
     assert_int_equal(status_of(head("GET", "/", {{"Host", "a"}, {"host", "b"}})), 400);
+    for (const char *bad : {"user@host", "host/path", "host:port", "[::1", "[zz]:80", "a b", "host:123456"}) {
+        assert_int_equal(status_of(head("GET", "/", {{"Host", bad}})), 400);
+    }
+    for (const char *good : {"example.com", "example.com:8080", "[::1]:9000", "0.0.0.0=5000", "127.0.0.1"}) {
+        assert_int_equal(status_of(head("GET", "/", {{"Host", good}})), 0);
+    }
+    // No Host at all on HTTP/1.1 is accepted (spec REQ-HDR-3 explains why).
+    assert_int_equal(status_of(head("GET", "/", {})), 0);
 }
 
 void test_http__expect(void **) // rule: REQ-HDR-4
@@ -245,7 +255,7 @@ int main(void)
         cmocka_unit_test(test_http__target_bytes),
         cmocka_unit_test(test_http__percent_escapes),
         cmocka_unit_test(test_http__header_name_and_value),
-        cmocka_unit_test(test_http__duplicate_host),
+        cmocka_unit_test(test_http__host),
         cmocka_unit_test(test_http__expect),
         cmocka_unit_test(test_http__content_length),
         cmocka_unit_test(test_http__transfer_encoding),
