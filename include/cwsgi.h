@@ -504,7 +504,7 @@ CWSGI_EXPORT int32_t cwsgi_app_entry(const cwsgi_server_api *api,
  * added after 1.0.
  */
 #define CWSGI_API_HAS(api, member) \
-    ((api) != NULL && (size_t)(api)->struct_size >= offsetof(cwsgi_server_api, member) + sizeof((api)->member))
+    ((api) != NULL && (api)->struct_size >= offsetof(cwsgi_server_api, member) + sizeof((api)->member))
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -794,6 +794,14 @@ void Request::run()
         case State::finished:
             break;
         }
+    } else if (rc == CWSGI_E_DISCONNECTED && ex_.disconnected()) {
+        // The client left and the app stopped: nothing failed on our side (LIFE-DISC-2).
+        ctx_.log().info(fmt::format("request {} {} {}: client disconnected", id_, head_.method,
+                                    head_.target.substr(0, 200)));
+        aborted_ = true;
+        keep_alive_ = false;
+        if (state_ == State::committed) ex_.abort_body();
+        state_ = State::finished;
     } else {
         ctx_.log().error(fmt::format("request {} {} {}: app failed: {} ({})", id_, head_.method,
                                      head_.target.substr(0, 200), cwsgi_err_name(rc), cwsgi_strerror(rc)));

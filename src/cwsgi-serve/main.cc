@@ -89,7 +89,8 @@ int main(int argc, char **argv)
     cli.add_option("--adapter", adapter_name, "HTTP engine to serve with (default: the first built of h2o, microhttpd, forking)");
     cli.add_option("-b,--bind", cfg.binds,
                    "Address to listen on: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N; repeatable (default 127.0.0.1:8000)")
-        ->take_all();
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     cli.add_option("--threads", cfg.threads, "Request threads per worker")->check(CLI::Range(1, 1024))->capture_default_str();
     cli.add_option("--graceful-timeout", graceful, "Seconds in-flight requests get to finish on stop")
         ->check(CLI::Range(0.0, 86400.0))->capture_default_str();
