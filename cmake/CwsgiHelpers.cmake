@@ -11,8 +11,11 @@ function(cwsgi_add_app name)
         set(A_OUTPUT_DIR ${CMAKE_BINARY_DIR}/apps)
     endif()
     set_target_properties(${name} PROPERTIES PREFIX "" LIBRARY_OUTPUT_DIRECTORY ${A_OUTPUT_DIR})
-    # Apps must not depend on the server: unresolved symbols fail at link time.
-    target_link_options(${name} PRIVATE -Wl,--no-undefined)
+    # Apps must not depend on the server: unresolved symbols fail at link time. The version
+    # script keeps the entry the only exported symbol, for C++ apps too.
+    target_link_options(${name} PRIVATE -Wl,--no-undefined
+        -Wl,--version-script=${CMAKE_SOURCE_DIR}/cmake/app-exports.map)
+    set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS ${CMAKE_SOURCE_DIR}/cmake/app-exports.map)
 endfunction()
 
 # cwsgi_add_test(NAME SOURCES src... [LIBS lib...] [TIMEOUT s] [ENV VAR=value...])

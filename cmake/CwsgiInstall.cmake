@@ -28,3 +28,4 @@ configure_file(cmake/cwsgi.pc.in ${CMAKE_CURRENT_BINARY_DIR}/cwsgi.pc @ONLY)
 configure_file(cmake/cwsgi-testhost.pc.in ${CMAKE_CURRENT_BINARY_DIR}/cwsgi-testhost.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/cwsgi.pc ${CMAKE_CURRENT_BINARY_DIR}/cwsgi-testhost.pc
     DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+install(FILES cmake/app-exports.map DESTINATION ${CMAKE_INSTALL_DATADIR}/cwsgi)
