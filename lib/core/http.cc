@@ -232,7 +232,8 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
     std::vector<std::string> codings;
     int64_t cl = -1;
     for (const Header &h : head.headers) {
-        if (limits.request_field_size > 0 && h.name.size() + 2 + h.value.size() > limits.request_field_size) {
+        // The field line as gunicorn counts it: name, ": ", value and the closing CRLF.
+        if (limits.request_field_size > 0 && h.name.size() + 2 + h.value.size() + 2 > limits.request_field_size) {
             return fail(431, "LIMIT-3", "header field '" + h.name.substr(0, 64) + "' longer than " +
                                             std::to_string(limits.request_field_size) + " bytes");
         }
