@@ -342,7 +342,7 @@ struct cwsgi_server_api {
      * @return CWSGI_OK; CWSGI_E_STATE if no start_response was made or finish was called
      *         already; CWSGI_E_LENGTH when fewer bytes than a declared Content-Length were
      *         written (the response is aborted: RESP-LEN-3); CWSGI_E_DISCONNECTED.
-     * Since: 1.0.
+     * Ownership: nothing changes hands. Since: 1.0.
      */
     int32_t (*finish)(cwsgi_request *req);
 
@@ -362,6 +362,7 @@ struct cwsgi_server_api {
     /**
      * Tells whether the client has gone away.
      * @return 1 disconnected, 0 connected (or not known yet without CWSGI_CAP_DISCONNECT).
+     * Ownership: nothing changes hands.
      * Threads: any thread, until on_request_end returns. Since: 1.0. Rule: LIFE-DISC-1.
      */
     int32_t (*is_disconnected)(cwsgi_request *req);
@@ -369,6 +370,7 @@ struct cwsgi_server_api {
     /**
      * Allocates `size` bytes from the request's arena, aligned for any type, freed when
      * on_request_end returns (MEM-ARENA-1). NULL on overflow or out of memory.
+     * Ownership: borrowed until on_request_end returns; never free() it.
      * Threads: the request's thread. Since: 1.0.
      */
     void *(*alloc)(cwsgi_request *req, size_t size);
@@ -378,12 +380,14 @@ struct cwsgi_server_api {
      * @param req the request the message is about, or NULL.
      * @param level a CWSGI_LOG_* level; messages below the server's level are dropped.
      * @param msg bytes (need not be NUL-terminated); newlines are escaped by the server.
-     * @return CWSGI_OK or CWSGI_E_INVAL. Threads: any thread. Since: 1.0.
+     * @return CWSGI_OK or CWSGI_E_INVAL. Ownership: msg is copied before return.
+     * Threads: any thread. Since: 1.0.
      */
     int32_t (*log)(cwsgi_request *req, uint32_t level, const char *msg, size_t len);
 
     /**
      * Stores and returns a per-request pointer for the app (e.g. its context object).
+     * Ownership: the pointer stays the app's; the server never reads or frees what it points to.
      * Threads: the request's thread and on_request_end. Since: 1.0. Rule: MEM-USER-1.
      */
     void (*set_user_data)(cwsgi_request *req, void *data);
@@ -391,20 +395,23 @@ struct cwsgi_server_api {
 
     /**
      * Fills `info` with the server's facts (caller sets struct_size).
-     * @return CWSGI_OK or CWSGI_E_INVAL. Threads: any. Since: 1.0. Rule: LIFE-INFO-1.
+     * @return CWSGI_OK or CWSGI_E_INVAL. Ownership: strings are static for the process.
+     * Threads: any. Since: 1.0. Rule: LIFE-INFO-1.
      */
     int32_t (*server_info)(cwsgi_server_info *info);
 
     /**
      * Tells whether the server has begun a graceful stop; long streams should end soon.
-     * @return 1 or 0. Threads: any. Since: 1.0. Rule: LIFE-STOP-3.
+     * @return 1 or 0. Ownership: nothing changes hands. Threads: any. Since: 1.0.
+     * Rule: LIFE-STOP-3.
      */
     int32_t (*is_shutting_down)(void);
 
     /**
      * Looks up a named extension ("cwsgi.request_trailers") of at least `min_version`.
      * @return a pointer to the extension's table (its first field is uint32_t struct_size),
-     *         or NULL when absent: the app falls back (EXT-1). Threads: any. Since: 1.0.
+     *         or NULL when absent: the app falls back (EXT-1).
+     * Ownership: the table is static for the process. Threads: any. Since: 1.0.
      */
     const void *(*get_extension)(const char *name, uint32_t min_version);
 };

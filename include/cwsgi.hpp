@@ -637,7 +637,7 @@ public:
     void write(std::string_view data)
     {
         int32_t rc = try_write(data);
-        if (rc != CWSGI_OK) {
+        if (rc < 0) { // ABI-ERR-3: unknown positive codes are successes
             throw Error(rc, "write");
         }
     }
@@ -645,7 +645,7 @@ public:
     int32_t try_write(std::string_view data) noexcept
     {
         int32_t rc = begin(false);
-        if (rc == CWSGI_OK) {
+        if (rc >= 0) {
             committed_ = true;
             rc = api_->write(req_, data.data(), data.size());
         }
@@ -656,11 +656,11 @@ public:
     void send_file(int fd, int64_t offset = 0, int64_t count = -1)
     {
         int32_t rc = begin(false);
-        if (rc == CWSGI_OK) {
+        if (rc >= 0) {
             committed_ = true;
             rc = api_->send_file(req_, fd, offset, count);
         }
-        if (rc != CWSGI_OK) {
+        if (rc < 0) { // ABI-ERR-3: unknown positive codes are successes
             throw Error(rc, "send_file");
         }
     }
@@ -681,12 +681,12 @@ public:
             return;
         }
         int32_t rc = begin(true);
-        if (rc == CWSGI_OK) {
+        if (rc >= 0) {
             committed_ = true;
             finished_ = true;
             rc = api_->finish(req_);
         }
-        if (rc != CWSGI_OK) {
+        if (rc < 0) { // ABI-ERR-3: unknown positive codes are successes
             throw Error(rc, "finish");
         }
     }
@@ -725,7 +725,7 @@ private:
                 }
                 std::vector<cwsgi_header> hs = to_abi(headers_);
                 int32_t rc = api_->start_response(req_, status_, nullptr, hs.data(), hs.size(), 0);
-                if (rc != CWSGI_OK) {
+                if (rc < 0) { // ABI-ERR-3: unknown positive codes are successes
                     return rc;
                 }
                 started_ = true;
@@ -1187,14 +1187,14 @@ struct AppGlue {
                 rc = api->start_response(r, status, nullptr, hs.data(), hs.size(),
                                          CWSGI_RESPONSE_REPLACE);
             }
-            if (rc != CWSGI_OK) {
+            if (rc < 0) { // ABI-ERR-3: unknown positive codes are successes
                 return CWSGI_E_APP;
             }
             res.started_ = true;
             res.committed_ = true;
             if (!bodiless && !body.empty()) {
                 rc = api->write(r, body.data(), body.size());
-                if (rc != CWSGI_OK) {
+                if (rc < 0) { // ABI-ERR-3: unknown positive codes are successes
                     return rc;
                 }
             }

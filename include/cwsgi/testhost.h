@@ -45,8 +45,8 @@ typedef struct cwsgi_test_request {
     size_t body_len;
     uint32_t chunked;            /* 1: send the body with Transfer-Encoding: chunked */
     uint32_t read_piece;         /* deliver the body in pieces of at most this size; 0 = all */
-    int64_t disconnect_after;    /* the client goes away after this many response body bytes;
-                                    -1 or 0 (with struct zeroed, use -1 to disable) */
+    int64_t disconnect_after;    /* > 0: the client goes away after this many response body
+                                    bytes; 0 or negative: it stays */
 } cwsgi_test_request;
 
 /** What came back. Owned by the host; free with cwsgi_test_response_free. */

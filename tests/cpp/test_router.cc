@@ -93,6 +93,7 @@ public:
                               " proto=" + std::string(req.protocol()) +
                               " absent=" + (req.environ("NO_SUCH_KEY") ? "yes" : "no"));
                  })
+            // rule: ABI-ERR-4: these exceptions must stop at the CWSGI_APP trampolines.
             .get("/throw", [](Request &, Response &) -> void { throw std::runtime_error("boom"); })
             .get("/throw-after-commit",
                  [](Request &, Response &res) {
@@ -619,6 +620,21 @@ void test_router__informational_goes_before_the_answer(void **state)
     cwsgi_test_response_free(r);
 }
 
+void test_router__positive_codes_are_success(void **state)
+{
+    // rule: ABI-ERR-3: an HTTP/1.0 client cannot take a 1xx, so send_informational returns the
+    // positive CWSGI_DROPPED; the layer treats it as success and the handler goes on.
+    cwsgi_test_request req{};
+    req.struct_size = sizeof req;
+    req.target = "/early-hints";
+    req.protocol = "HTTP/1.0";
+    cwsgi_test_response *r = nullptr;
+    assert_int_equal(cwsgi_testhost_request(host_of(state), &req, &r), CWSGI_OK);
+    expect(r, 200, "CWSGI_DROPPED");
+    assert_int_equal(r->informational, 0);
+    cwsgi_test_response_free(r);
+}
+
 // ---- exceptions at the edge ---------------------------------------------------------------
 
 void test_router__exception_before_commit_is_500(void **state)
@@ -775,6 +791,7 @@ int main(void)
         T(test_router__empty_and_no_content_responses),
         T(test_router__send_file_sends_the_range),
         T(test_router__informational_goes_before_the_answer),
+        T(test_router__positive_codes_are_success),
         T(test_router__exception_before_commit_is_500),
         T(test_router__exception_after_commit_aborts),
         T(test_router__http_error_sets_status_and_body),

@@ -113,6 +113,17 @@ void test_http__host(void **) // rule: REQ-HDR-3
     assert_int_equal(status_of(head("GET", "/", {})), 0);
 }
 
+void test_http__h2_authority(void **) // rule: REQ-H2-1
+{
+    RequestHead h = head("GET", "/", {});
+    h.http_major = 2;
+    h.http_minor = 0;
+    h.authority = "example.com:443";
+    assert_int_equal(status_of(h), 0);
+    h.authority = "evil@example.com";
+    assert_int_equal(status_of(h), 400);
+}
+
 void test_http__expect(void **) // rule: REQ-HDR-4
 {
     HeadCheck c = validate_request_head(head("POST", "/", {{"Expect", "100-continue"}, {"Content-Length", "3"}}), Limits{});
@@ -256,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_http__percent_escapes),
         cmocka_unit_test(test_http__header_name_and_value),
         cmocka_unit_test(test_http__host),
+        cmocka_unit_test(test_http__h2_authority),
         cmocka_unit_test(test_http__expect),
         cmocka_unit_test(test_http__content_length),
         cmocka_unit_test(test_http__transfer_encoding),

@@ -3,7 +3,10 @@
 // (ABI-LOAD-*, ABI-VER-*, ABI-STRUCT-*, LIFE-LOAD-2).
 #include "cmocka.hh"
 
+#include <dlfcn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <algorithm>
@@ -65,14 +68,52 @@ void test_loader__no_entry_symbol(void **) // rule: ABI-LOAD-1
     expect_error("fixture_no_entry.so", "exports no 'cwsgi_app_entry' symbol");
 }
 
-void test_loader__wrong_major(void **) // rule: ABI-VER-1
+void test_loader__wrong_major(void **) // rule: ABI-VER-1, ABI-VER-5
 {
-    expect_error("fixture_wrong_major.so", "built for CWSGI ABI 2.x");
+    expect_error("fixture_wrong_major.so", "built for CWSGI ABI 2.x; this server implements ABI 1.0: rebuild the app");
 }
 
-void test_loader__newer_minor(void **) // rule: ABI-VER-2
+void test_loader__newer_minor(void **) // rule: ABI-VER-2, ABI-VER-5
 {
-    expect_error("fixture_newer_minor.so", "needs CWSGI ABI 1.99");
+    expect_error("fixture_newer_minor.so", "needs CWSGI ABI 1.99; this server implements 1.0: upgrade the server");
+}
+
+void test_loader__same_or_older_minor_loads(void **) // rule: ABI-VER-3
+{
+    // fixture_good declares minor 0; every 1.M server (M >= 0) loads it.
+    assert_string_equal(load_error("fixture_good.so").c_str(), "");
+}
+
+void test_loader__bad_thread_safety(void **) // rule: ABI-LOAD-6
+{
+    expect_error("fixture_bad_threads.so", "unknown thread_safety value 7");
+}
+
+void test_loader__checks_before_init(void **) // rule: ABI-LOAD-7
+{
+    std::string mark = "/tmp/cwsgi-init-mark-" + std::to_string(getpid());
+    setenv("CWSGI_FIXTURE_INIT_MARK", mark.c_str(), 1);
+    struct stat st {};
+    for (const char *refused : {"fixture_wrong_major.so", "fixture_newer_minor.so", "fixture_no_handle.so",
+                                "fixture_needs_http2.so", "fixture_nonzero_tail.so", "fixture_bad_threads.so"}) {
+        unlink(mark.c_str());
+        assert_false(load_error(refused).empty());
+        if (stat(mark.c_str(), &st) == 0) fail_msg("init ran for the refused app %s", refused);
+    }
+    unlink(mark.c_str());
+    assert_string_equal(load_error("fixture_good.so").c_str(), "");
+    assert_int_equal(stat(mark.c_str(), &st), 0); // the mark works: init ran for the good one
+    unlink(mark.c_str());
+    unsetenv("CWSGI_FIXTURE_INIT_MARK");
+}
+
+void test_loader__never_dlclose(void **) // rule: ABI-LOAD-8
+{
+    assert_false(load_error("fixture_wrong_major.so").empty());
+    // The refused app is still mapped: RTLD_NOLOAD finds it without loading it again.
+    void *h = dlopen(fixture("fixture_wrong_major.so").c_str(), RTLD_NOW | RTLD_NOLOAD);
+    assert_non_null(h);
+    dlclose(h); // drops only the reference this test just took
 }
 
 void test_loader__entry_refuses(void **) // rule: ABI-LOAD-3
@@ -117,7 +158,7 @@ int run_check(const char *name, std::string &out)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-void test_loader__serve_check(void **) // rule: ABI-LOAD-3
+void test_loader__serve_check(void **) // rule: ABI-LOAD-3, ABI-LOAD-7
 {
     if (std::getenv("CWSGI_SERVE") == nullptr) skip();
     std::string out;
@@ -126,7 +167,8 @@ void test_loader__serve_check(void **) // rule: ABI-LOAD-3
     assert_non_null(std::strstr(out.c_str(), "abi:            1.0"));
     const char *broken[] = {"fixture_no_entry.so", "fixture_wrong_major.so", "fixture_newer_minor.so",
                             "fixture_init_fails.so", "fixture_no_handle.so", "not_an_elf.so",
-                            "fixture_entry_refuses.so", "fixture_nonzero_tail.so", "missing.so"};
+                            "fixture_entry_refuses.so", "fixture_nonzero_tail.so", "fixture_bad_threads.so",
+                            "missing.so"};
     for (const char *b : broken) {
         int rc = run_check(b, out);
         if (rc != 4) fail_msg("--check %s: exit %d, output '%s'", b, rc, out.c_str());
@@ -147,6 +189,10 @@ int main(void)
         cmocka_unit_test(test_loader__no_entry_symbol),
         cmocka_unit_test(test_loader__wrong_major),
         cmocka_unit_test(test_loader__newer_minor),
+        cmocka_unit_test(test_loader__same_or_older_minor_loads),
+        cmocka_unit_test(test_loader__bad_thread_safety),
+        cmocka_unit_test(test_loader__checks_before_init),
+        cmocka_unit_test(test_loader__never_dlclose),
         cmocka_unit_test(test_loader__entry_refuses),
         cmocka_unit_test(test_loader__no_handle),
         cmocka_unit_test(test_loader__missing_capability),

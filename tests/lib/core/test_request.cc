@@ -267,6 +267,7 @@ int32_t app_handle(void *, cwsgi_request *req)
         auto *ext = static_cast<const cwsgi_ext_request_trailers *>(
             g_api->get_extension(CWSGI_EXT_REQUEST_TRAILERS, 1));
         rec(ext != nullptr);
+        if (ext == nullptr) return start_text(req); // EXT-1: absent means fall back
         rec(g_api->get_extension(CWSGI_EXT_REQUEST_TRAILERS, 2) == nullptr);
         rec(g_api->get_extension("vendor.unknown", 1) == nullptr);
         cwsgi_str n{}, v{};
@@ -689,6 +690,25 @@ void test_request__end_exactly_once(void **) // rule: LIFE-END-1
     assert_int_equal(g_end_calls, before);
 }
 
+void test_request__functions_without_capabilities(void **) // rule: ABI-CAP-2
+{
+    // A server offering none of the optional capabilities still has every table function;
+    // each behaves as its fallback says.
+    cwsgi_testhost_close(g_host);
+    cwsgi_testhost_options o{};
+    o.struct_size = sizeof o;
+    o.log_level = CWSGI_LOG_CRITICAL;
+    o.capabilities = CWSGI_CAP_THREADS; // nonzero: otherwise the host's defaults apply
+    char err[256];
+    g_host = cwsgi_testhost_open_entry(entry, &o, err, sizeof err);
+    assert_non_null(g_host);
+    Resp r = run("/informational");
+    assert_int_equal(g_rc[0], CWSGI_DROPPED);
+    assert_int_equal(r.r->informational, 0);
+    run("/trailers", "POST", "abc", 1);
+    assert_int_equal(g_rc[0], 0); // no extension table without CWSGI_CAP_REQUEST_TRAILERS
+}
+
 } // namespace
 
 int main(void)
@@ -729,6 +749,7 @@ int main(void)
         cmocka_unit_test(test_request__log),
         cmocka_unit_test(test_request__trailers_extension),
         cmocka_unit_test(test_request__end_exactly_once),
+        cmocka_unit_test(test_request__functions_without_capabilities),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
