@@ -16,6 +16,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <fstream>
+#include <map>
 #include <mutex>
 #include <regex>
 #include <sstream>
@@ -39,8 +41,25 @@ public:
     {
         if (tap_) std::printf("TAP version 13\n");
     }
-    void report(const Result &r, const std::string &suffix = "")
+    /// Known limitations of the server under test (case name -> reason), from --known-limits.
+    std::map<std::string, std::string> known_limits;
+    std::string known_limits_file;
+
+    void report(const Result &given, const std::string &suffix = "")
     {
+        Result r = given;
+        // A listed failure is a documented limitation of the engine: reported as a skip with
+        // its reason. A listed case that passes fails, so the list cannot go stale.
+        auto lim = known_limits.find(r.name);
+        if (lim != known_limits.end()) {
+            if (r.verdict == Verdict::fail) {
+                r.verdict = Verdict::skip;
+                r.reason = "known limitation (" + known_limits_file + "): " + lim->second + "; observed: " + r.reason;
+            } else if (r.verdict == Verdict::pass) {
+                r.verdict = Verdict::fail;
+                r.reason = "listed in " + known_limits_file + " but passed: remove it from the list";
+            }
+        }
         std::lock_guard<std::mutex> lk(mu_);
         n_++;
         std::string name = r.rule + " " + r.name + suffix;
@@ -268,6 +287,10 @@ int main(int argc, char **argv)
     cli.add_option("--corpus", corpus, "gunicorn corpus manifest (default: $CWSGI_CORPUS or ../shared/corpus/... next to the repo)");
     cli.add_flag("--no-corpus", no_corpus, "Do not replay the gunicorn corpus");
     cli.add_flag("--list", list, "List the cases and exit");
+    std::string known_limits;
+    cli.add_option("--known-limits", known_limits,
+                   "File of 'case-name reason' lines: the server's documented limitations, reported as skips "
+                   "(default with --adapter NAME: adapters/NAME/known-limits.txt in the source tree)");
     cli.add_flag("-v,--verbose", opt.verbose, "Print diagnostics of passing cases too");
     cli.add_option("--case-timeout", opt.case_timeout_s, "Seconds a case may run before the watchdog stops the run")->capture_default_str();
     CLI11_PARSE(cli, argc, argv);
@@ -311,6 +334,28 @@ int main(int argc, char **argv)
 
     Reporter rep(tap);
     rep.verbose = opt.verbose;
+    if (known_limits.empty() && !opt.adapter.empty() && !matrix) {
+        std::string dflt = std::string(CWSGI_SOURCE_DIR) + "/adapters/" + opt.adapter + "/known-limits.txt";
+        if (std::ifstream(dflt)) known_limits = dflt;
+    }
+    if (!known_limits.empty()) {
+        std::ifstream in(known_limits);
+        if (!in) {
+            std::fprintf(stderr, "cwsgi-conformance: cannot read --known-limits %s\n", known_limits.c_str());
+            return 2;
+        }
+        std::string line;
+        while (std::getline(in, line)) {
+            if (line.empty() || line[0] == '#') continue;
+            size_t sp = line.find_first_of(" \t");
+            std::string name = line.substr(0, sp);
+            std::string why = sp == std::string::npos ? "" : line.substr(line.find_first_not_of(" \t", sp));
+            rep.known_limits[name] = why;
+        }
+        size_t at = known_limits.rfind("/adapters/");
+        rep.known_limits_file = at == std::string::npos ? known_limits : known_limits.substr(at + 1);
+        rep.note("known limitations: " + std::to_string(rep.known_limits.size()) + " cases listed in " + known_limits);
+    }
     start_watchdog(opt.case_timeout_s, rep);
     auto corpus_skip = [&](const std::string &suffix) {
         if (!corpus_why.empty() && (!re || std::regex_search("ENV-KEYS-3 corpus-replay", *re))) {

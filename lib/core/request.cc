@@ -576,8 +576,10 @@ int32_t Request::write(const void *data, size_t len)
         if (rc != CWSGI_OK) return rc;
     }
     body_written_ += len;
-    if (len == 0 || framing_.framing == Framing::no_body) return CWSGI_OK; // HEAD: counted, not sent
-    int32_t rc = ex_.send_body(data, len);
+    if (framing_.framing == Framing::no_body) return CWSGI_OK; // HEAD: counted, not sent
+    // A zero-length write still reaches the adapter: an adapter that defers the head flushes
+    // it there (RESP-BODY-3).
+    int32_t rc = ex_.send_body(len ? data : "", len);
     if (rc != CWSGI_OK) {
         aborted_ = true;
         keep_alive_ = false;

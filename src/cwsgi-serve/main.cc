@@ -101,10 +101,10 @@ int main(int argc, char **argv)
     cli.add_option("--limit-request-body", body_limit, "Largest request body in bytes, answered 413 above it (0 = no limit)")
         ->check(CLI::Range(int64_t{0}, INT64_MAX));
     cli.add_option("--limit-request-line", cfg.limits.request_line, "Largest request line in bytes (answered 414 above it)")
-        ->check(CLI::Range(64, 65536))->capture_default_str();
+        ->check(CLI::Range(16, 65536))->capture_default_str();
     cli.add_option("--limit-request-fields", cfg.limits.request_fields, "Most header fields in a request (431 above it)")
         ->check(CLI::Range(1, 32768))->capture_default_str();
-    cli.add_option("--limit-request-field-size", cfg.limits.request_field_size, "Largest header field in bytes (431 above it)")
+    cli.add_option("--limit-request-field-size", cfg.limits.request_field_size, "Largest header field line in bytes (431 above it)")
         ->check(CLI::Range(64, 65536))->capture_default_str();
     cli.add_option("--access-logfile", cfg.access_logfile, "Access log file in Apache combined format; '-' is stdout (default: off)");
     cli.add_option("--error-logfile", cfg.error_logfile, "Error log file; '-' is stderr")->capture_default_str();

@@ -1,0 +1,694 @@
+// bridge.cc: one request between libmicrohttpd's event loop and the app (see bridge.hh).
+//
+// Lock order: libmicrohttpd's response mutex (held around the content reader) -> Bridge::mu_
+// -> libmicrohttpd's cleanup mutex (taken by MHD_suspend_connection/MHD_resume_connection).
+// libmicrohttpd never calls into the Bridge while it holds its cleanup mutex, and the core's
+// Request is only called without mu_ held, so app code never runs under it.
+#include "bridge.hh"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "core/context.hh"
+#include "mhd_head.hh"
+#include "server.hh"
+
+namespace cwsgi::adapters::mhd {
+
+namespace {
+
+/// Request-body bytes held for the app (the access handler suspends past this).
+constexpr size_t kInCap = 64 * 1024;
+/// Response bytes held once the response is queued (the app's write blocks past this).
+constexpr size_t kOutCap = 64 * 1024;
+/// Response bytes held while the response cannot be queued yet because the request body is
+/// still arriving (libmicrohttpd 0.9.75 answers only after the whole request): the slack that
+/// lets an app echo a body while reading it.
+constexpr size_t kOutCapEarly = 256 * 1024;
+/// The buffer libmicrohttpd allocates for each fixed-length callback response.
+constexpr size_t kBlock = 64 * 1024;
+/// An unread request body (the app answered without reading it) of up to this many bytes is
+/// read and dropped so that the connection can carry the next request; a larger one makes the
+/// response close the connection instead.
+constexpr uint64_t kDrainCap = 4 * 1024 * 1024;
+
+void close_fd(int &fd)
+{
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+}
+
+} // namespace
+
+Bridge::Bridge(Server &server, Conn *conn, const char *uri)
+    : srv_(server), conn_info_(conn), target_(uri ? uri : ""), uri_ptr_(reinterpret_cast<uintptr_t>(uri)), in_(kInCap),
+      out_(kOutCapEarly)
+{
+}
+
+Bridge::~Bridge()
+{
+    close_fd(file_fd_);
+}
+
+void Bridge::unref()
+{
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::unique_ptr<Bridge> self(this); // the last reference frees it (STYLE: no raw delete)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// libmicrohttpd side
+
+MHD_Result Bridge::on_access(MHD_Connection *conn, const char *method, const char *version, const char *upload,
+                             size_t *upload_size)
+{
+    if (phase_ == Phase::fresh) return first_call(conn, method, version);
+    std::lock_guard<std::mutex> lk(mu_);
+    if (peer_gone_ || stopping_) return MHD_NO; // close: nobody is listening, or we stop
+    switch (phase_) {
+    case Phase::fresh: // handled above; listed so that the switch covers every phase
+    case Phase::held:
+        return after_resume_locked(conn);
+    case Phase::body:
+        if (*upload_size > 0) {
+            if (draining_) {
+                drained_ += *upload_size;
+                *upload_size = 0;
+                if (drained_ > kDrainCap) {
+                    srv_.ctx().log().info(
+                        fmt::format("{} {}: closing the connection after {} unread body bytes (the response is lost)",
+                                    req_ ? req_->head().method : "", target_.substr(0, 200), drained_));
+                    return MHD_NO;
+                }
+                return MHD_YES;
+            }
+            if (aborted_) return MHD_NO;
+            size_t n = in_.push(upload, *upload_size, kInCap);
+            *upload_size -= n;
+            if (n > 0) in_cv_.notify_one();
+            if (*upload_size > 0 && !suspend_locked(Wait::input_room)) return MHD_NO;
+            return MHD_YES;
+        }
+        // The call without data after the body: the request is complete, trailers included.
+        phase_ = Phase::final_;
+        if (!draining_) {
+            std::vector<core::Header> trailers;
+            const char *why = collect_fields(conn, MHD_FOOTER_KIND, trailers, nullptr, nullptr);
+            for (size_t i = 0; why == nullptr && i < trailers.size(); ++i) {
+                // The core checks heads; trailers arrive only here, so the same field rules
+                // (REQ-HDR-1/2) are applied to them before the app can see them.
+                if (!core::is_token(trailers[i].name))
+                    why = "trailer name is not a token";
+                else if (!core::is_field_value(trailers[i].value))
+                    why = "trailer value has a control character";
+            }
+            if (why != nullptr) {
+                srv_.ctx().log().info(fmt::format("{}: malformed request trailer: {}", target_.substr(0, 200), why));
+                read_error_ = CWSGI_E_BODY;
+            } else {
+                trailers_ = std::move(trailers);
+                in_eof_ = true;
+            }
+            in_cv_.notify_all();
+        }
+        return final_locked(conn);
+    case Phase::final_:
+        return final_locked(conn);
+    case Phase::queued:
+        return MHD_YES;
+    }
+    return MHD_YES;
+}
+
+MHD_Result Bridge::first_call(MHD_Connection *conn, const char *method, const char *version)
+{
+    Conn &ci = *conn_info_;
+    const core::Listener &listener = *ci.slot->listener;
+    conn_ = conn;
+    fd_ = ci.fd;
+    if (!ci.addresses_known) {
+        // Once per connection: the peer from libmicrohttpd, our side from the socket.
+        ci.addresses_known = true;
+        if (listener.is_unix) {
+            ci.local_addr = listener.spec.path;
+        } else {
+            if (const MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) {
+                format_address(info->client_addr, ci.remote_addr, ci.remote_port);
+            }
+            sockaddr_storage local{};
+            socklen_t len = sizeof local;
+            if (::getsockname(ci.fd, reinterpret_cast<sockaddr *>(&local), &len) == 0) {
+                format_address(reinterpret_cast<sockaddr *>(&local), ci.local_addr, ci.local_port);
+            }
+        }
+    }
+
+    core::RequestHead head;
+    head.method = method ? method : "";
+    head.target = target_;
+    head.is_unix = listener.is_unix;
+    head.remote_addr = ci.remote_addr;
+    head.remote_port = ci.remote_port;
+    head.local_addr = ci.local_addr;
+    head.local_port = ci.local_port;
+    parse_http_version(version, head.http_major, head.http_minor);
+
+    // What libmicrohttpd hid from the head, then the core's rules, then whether
+    // libmicrohttpd can frame this body the way the core decided.
+    MhdFraming framing;
+    const char *why =
+        method && version ? check_request_line(method, uri_ptr_, target_.size(), version) : "malformed request line";
+    const char *rule = "REQ-LINE-1";
+    if (why == nullptr) {
+        why = collect_fields(conn, MHD_HEADER_KIND, head.headers, &framing, version);
+        rule = "REQ-HDR-2";
+    }
+    if (why != nullptr) {
+        core::HeadCheck bad;
+        bad.status = 400;
+        bad.reason = why;
+        bad.rule = rule;
+        return reject(conn, head, std::move(bad));
+    }
+    core::HeadCheck check = core::validate_request_head(head, srv_.config().limits);
+    if (check.status != 0) return reject(conn, head, std::move(check));
+    if (const char *m = framing_mismatch(check, framing)) {
+        check.status = 501;
+        check.reason = m;
+        check.rule = "REQ-BODY-5";
+        return reject(conn, head, std::move(check));
+    }
+
+    has_body_ =
+        check.body == core::BodyKind::chunked || (check.body == core::BodyKind::length && check.content_length > 0);
+    expect_continue_ = check.expect_continue;
+    content_length_ = check.body == core::BodyKind::length ? check.content_length : -1;
+    req_ = core::Request::create(srv_.ctx(), std::move(head), std::move(check), *this);
+    ref(); // the app job's reference
+    srv_.submit({this, AppPool::Kind::run, 0});
+
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!has_body_ && !expect_continue_) {
+        // Nothing to hold back: the next call (libmicrohttpd makes it right away) is the
+        // final one, where the Bridge waits for the response.
+        phase_ = Phase::body;
+        return MHD_YES;
+    }
+    // Hold the body (and "100 Continue") until the app reads it or answers without it. The
+    // app may have done either already, on its own thread. libmicrohttpd sends the 100 for
+    // any "Expect: 100-continue" once the first call returns without a response, even when
+    // no body is declared, so such a request is held too (INPUT-EXPECT-1).
+    phase_ = Phase::held;
+    return after_resume_locked(conn);
+}
+
+MHD_Result Bridge::reject(MHD_Connection *conn, core::RequestHead &head, core::HeadCheck check)
+{
+    // The server's own answer, before the body and without the app (LIMIT-*, REQ-*). Queued
+    // in the first call, libmicrohttpd closes the connection after it and reads no body.
+    core::ErrorResponse err = core::make_error_response(check.status);
+    MHD_Response *r = MHD_create_response_from_buffer(err.body.size(), err.body.data(), MHD_RESPMEM_MUST_COPY);
+    if (r == nullptr) return MHD_NO;
+    for (const core::Header &h : err.headers) {
+        if (core::iequals(h.name, "content-length")) continue; // libmicrohttpd writes it
+        MHD_add_response_header(r, h.name.c_str(), h.value.c_str());
+    }
+    MHD_Result ok = MHD_queue_response(conn, check.status, r);
+    MHD_destroy_response(r);
+    core::log_rejected(srv_.ctx(), head, check, head.method == "HEAD" ? 0 : err.body.size());
+    std::lock_guard<std::mutex> lk(mu_);
+    phase_ = Phase::queued;
+    queued_ = true;
+    return ok;
+}
+
+MHD_Result Bridge::after_resume_locked(MHD_Connection *conn)
+{
+    if (response_ready_locked()) {
+        // The app answered without reading the body. Reading and dropping a small body keeps
+        // the connection usable; with "Expect: 100-continue" the client waits for our word
+        // and must not get a 100 (INPUT-EXPECT-2), and a large or chunked body is not worth
+        // reading: the early response makes libmicrohttpd close after it.
+        bool drain = !expect_continue_ && !aborted_ && content_length_ > 0 &&
+                     static_cast<uint64_t>(content_length_) <= kDrainCap;
+        if (drain) {
+            draining_ = true;
+            phase_ = Phase::body;
+            return MHD_YES;
+        }
+        return queue_locked(conn);
+    }
+    if (want_body_) {
+        // libmicrohttpd now sends "100 Continue" if the client asked for it, and reads.
+        phase_ = Phase::body;
+        return MHD_YES;
+    }
+    return suspend_locked(Wait::held) ? MHD_YES : MHD_NO;
+}
+
+MHD_Result Bridge::final_locked(MHD_Connection *conn)
+{
+    if (response_ready_locked()) return queue_locked(conn);
+    return suspend_locked(Wait::response) ? MHD_YES : MHD_NO;
+}
+
+bool Bridge::response_ready_locked() const
+{
+    return committed_ && (!out_.empty() || ended_ || aborted_ || flush_ || file_fd_ >= 0);
+}
+
+MHD_Result Bridge::queue_locked(MHD_Connection *conn)
+{
+    MHD_Response *r = build_response_locked();
+    if (r == nullptr) {
+        srv_.ctx().log().error(fmt::format("{}: libmicrohttpd could not create the response", target_.substr(0, 200)));
+        return MHD_NO;
+    }
+    MHD_Result ok = MHD_queue_response(conn, head_.status, r);
+    MHD_destroy_response(r);
+    if (ok != MHD_YES) {
+        srv_.ctx().log().error(fmt::format("{}: libmicrohttpd refused the response", target_.substr(0, 200)));
+        return MHD_NO;
+    }
+    queued_ = true;
+    phase_ = Phase::queued;
+    out_cv_.notify_all();
+    return MHD_YES;
+}
+
+MHD_Response *Bridge::build_response_locked()
+{
+    const core::FramingDecision &f = head_.framing;
+    MHD_Response *r = nullptr;
+    bool callback = false;
+    bool length_free = false;
+    if (file_fd_ >= 0) {
+        // RESP-FILE-1: sendfile(2) from our dup of the app's descriptor; libmicrohttpd
+        // closes it with the response.
+        r = MHD_create_response_from_fd_at_offset64(static_cast<uint64_t>(file_count_), file_fd_,
+                                                    static_cast<uint64_t>(file_offset_));
+        if (r != nullptr) file_fd_ = -1;
+    } else if (f.framing == core::Framing::no_body) {
+        if (f.send_content_length && f.content_length > 0) {
+            // HEAD or 304 with the app's length: libmicrohttpd states it and sends no body
+            // (it never calls the reader for these).
+            r = MHD_create_response_from_callback(static_cast<uint64_t>(f.content_length), 4096, &content_reader, this,
+                                                  &content_reader_free);
+            callback = true;
+        } else if (f.send_content_length || head_.status == 204) {
+            r = MHD_create_response_from_buffer(0, nullptr, MHD_RESPMEM_PERSISTENT);
+        } else {
+            // No length to state (HEAD of a body of unknown length, 304 without one):
+            // libmicrohttpd would invent "Content-Length: 0" for a known size and send a
+            // terminal chunk for an unknown one. Unknown size in HTTP/1.0-compatible mode
+            // sends neither; the price is that the connection closes after this response.
+            r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, &content_reader, this, &content_reader_free);
+            callback = true;
+            length_free = true;
+        }
+    } else if (f.framing == core::Framing::length && !aborted_ &&
+               out_.size() == static_cast<uint64_t>(f.content_length)) {
+        // The whole body is already here (the common small response): a buffer response
+        // lets libmicrohttpd send head and body in one system call.
+        r = MHD_create_response_from_buffer(out_.size(), const_cast<char *>(out_.data()), MHD_RESPMEM_MUST_COPY);
+        if (r != nullptr) out_.clear();
+    } else {
+        // Streamed through the content reader: a fixed length, or chunked (HTTP/1.1) or
+        // close-delimited (HTTP/1.0) for MHD_SIZE_UNKNOWN, as libmicrohttpd decides from the
+        // request version the same way the core did.
+        uint64_t size = f.framing == core::Framing::length ? static_cast<uint64_t>(f.content_length) : MHD_SIZE_UNKNOWN;
+        r = MHD_create_response_from_callback(size, kBlock, &content_reader, this, &content_reader_free);
+        callback = true;
+    }
+    if (r == nullptr) return nullptr;
+    if (callback) ref(); // released by content_reader_free when libmicrohttpd drops the response
+    if (length_free) MHD_set_response_options(r, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
+    for (const core::Header &h : head_.headers) {
+        // libmicrohttpd writes Content-Length from the response size and refuses one from us.
+        if (core::iequals(h.name, "content-length")) continue;
+        // It also refuses empty values; a single space is the same field once the client
+        // strips the optional whitespace (RFC 9110 section 5.5).
+        const char *value = h.value.empty() ? " " : h.value.c_str();
+        if (MHD_add_response_header(r, h.name.c_str(), value) != MHD_YES) {
+            srv_.ctx().log().warning(fmt::format("{}: libmicrohttpd dropped response header '{}'",
+                                                 target_.substr(0, 200), h.name.substr(0, 64)));
+        }
+    }
+    return r;
+}
+
+ssize_t Bridge::content_reader(void *cls, uint64_t, char *buf, size_t max)
+{
+    return static_cast<Bridge *>(cls)->on_read_response(buf, max);
+}
+
+void Bridge::content_reader_free(void *cls)
+{
+    static_cast<Bridge *>(cls)->unref();
+}
+
+ssize_t Bridge::on_read_response(char *buf, size_t max)
+{
+    std::lock_guard<std::mutex> lk(mu_);
+    if (peer_gone_ || stopping_) return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t n = out_.pop(buf, max);
+    if (n > 0) {
+        out_cv_.notify_one();
+        return static_cast<ssize_t>(n);
+    }
+    // RESP-ERR-2: after the bytes the app wrote, an aborted response ends without its proper
+    // end: libmicrohttpd closes the connection without the terminal chunk, or short of the
+    // Content-Length.
+    if (aborted_) return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (ended_) return MHD_CONTENT_READER_END_OF_STREAM;
+    // Nothing yet: park the connection until the app writes (returning 0 while suspended
+    // is the documented way; libmicrohttpd calls again after the resume).
+    return suspend_locked(Wait::output) ? 0 : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+bool Bridge::suspend_locked(Wait why)
+{
+    if (stopping_ || srv_.hard_stopping() || conn_ == nullptr) return false;
+    MHD_suspend_connection(conn_);
+    suspended_ = true;
+    wait_ = why;
+    // A writer blocked on a full FIFO may now be waiting for a body nobody reads.
+    if (why == Wait::input_room) out_cv_.notify_all();
+    return true;
+}
+
+void Bridge::resume_locked()
+{
+    if (!suspended_ || conn_ == nullptr) return;
+    suspended_ = false;
+    wait_ = Wait::none;
+    MHD_resume_connection(conn_);
+}
+
+void Bridge::wake_locked(unsigned events)
+{
+    if (!suspended_) return;
+    bool go = false;
+    switch (wait_) {
+    case Wait::none:
+        break;
+    case Wait::held:
+        go = (events & (kWantBody | kEnd)) || (committed_ && (events & kOutput));
+        break;
+    case Wait::response:
+    case Wait::output:
+        go = (events & (kOutput | kEnd)) != 0;
+        break;
+    case Wait::input_room:
+        go = (events & (kInputRoom | kEnd)) != 0;
+        break;
+    }
+    if (go) resume_locked();
+}
+
+void Bridge::on_completed(MHD_RequestTerminationCode toe)
+{
+    int32_t outcome = CWSGI_OK;
+    bool run_finished = false;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        // A body still arriving when the connection ended was cut short (INPUT-READ-4).
+        const bool body_open = (phase_ == Phase::body || phase_ == Phase::held) && has_body_ && !in_eof_ && !draining_;
+        switch (toe) {
+        case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+            break;
+        case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+            // Only a head or body that stalled can time out: suspended connections do not.
+            // libmicrohttpd would just close; answer 408 first (LIMIT-5, INPUT-READ-4).
+            if (!queued_) answer_timeout_locked();
+            disconnected_ = true;
+            if (body_open) read_error_ = CWSGI_E_TIMEOUT;
+            outcome = CWSGI_E_DISCONNECTED;
+            break;
+        case MHD_REQUEST_TERMINATED_WITH_ERROR:
+            if (aborted_) {
+                outcome = CWSGI_E_IO; // we cut it (RESP-ERR-2)
+            } else if (!queued_ && body_open) {
+                // libmicrohttpd found the body malformed (a bad chunk) and answered 400 itself.
+                read_error_ = CWSGI_E_BODY;
+                outcome = CWSGI_E_IO;
+            } else {
+                disconnected_ = true; // sending failed: the peer is gone
+                outcome = CWSGI_E_DISCONNECTED;
+            }
+            break;
+        case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+        case MHD_REQUEST_TERMINATED_READ_ERROR:
+            disconnected_ = true;
+            if (body_open) read_error_ = CWSGI_E_BODY;
+            outcome = CWSGI_E_DISCONNECTED;
+            break;
+        default: // daemon shutdown
+            disconnected_ = true;
+            outcome = CWSGI_E_DISCONNECTED;
+            break;
+        }
+        if (peer_gone_) {
+            disconnected_ = true;
+            outcome = CWSGI_E_DISCONNECTED;
+        }
+        if (read_error_ == 0) read_error_ = CWSGI_E_DISCONNECTED;
+        completed_ = true;
+        conn_ = nullptr;
+        conn_info_ = nullptr; // libmicrohttpd frees it with the connection, maybe before us
+        suspended_ = false;
+        wait_ = Wait::none;
+        in_cv_.notify_all();
+        out_cv_.notify_all();
+        run_finished = app_done_;
+    }
+    srv_.remove_live(this);
+    if (!req_) return; // refused before the app, or libmicrohttpd answered the head itself
+    if (run_finished && srv_.app_has_request_end()) {
+        // The app is done, so this completion would run on_request_end here, on an
+        // event-loop thread: hand it to the pool instead.
+        ref();
+        srv_.submit({this, AppPool::Kind::complete, outcome});
+    } else {
+        req_->complete(outcome);
+    }
+}
+
+void Bridge::answer_timeout_locked()
+{
+    // libmicrohttpd reports the timeout before it shuts the socket down, and sends nothing
+    // itself at this point (a stalled head or body), so the 408 can go out directly.
+    const int fd = conn_info_ != nullptr ? conn_info_->fd : -1;
+    if (fd < 0) return;
+    core::ErrorResponse err = core::make_error_response(408);
+    std::string wire = fmt::format("HTTP/1.1 408 {}\r\n", err.reason);
+    for (const core::Header &h : err.headers)
+        wire += h.name + ": " + h.value + "\r\n";
+    wire += "\r\n";
+    wire += err.body;
+    ssize_t n = ::send(fd, wire.data(), wire.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)n; // best effort: the connection closes right after either way
+    const char *what = phase_ == Phase::fresh ? "head" : "body";
+    srv_.ctx().log().info(fmt::format("408 for a stalled request {} from {} ({} {})", what,
+                                      conn_info_->remote_addr.empty() ? "?" : conn_info_->remote_addr,
+                                      req_ ? req_->head().method : "", target_.substr(0, 200)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// App pool side
+
+void Bridge::run_app()
+{
+    req_->run();
+    std::lock_guard<std::mutex> lk(mu_);
+    app_done_ = true;
+}
+
+void Bridge::complete_on_pool(int32_t outcome)
+{
+    req_->complete(outcome);
+}
+
+void Bridge::force_stop()
+{
+    std::lock_guard<std::mutex> lk(mu_);
+    stopping_ = true;
+    in_cv_.notify_all();
+    out_cv_.notify_all();
+    resume_locked();
+}
+
+// ---------------------------------------------------------------------------------------------
+// core::Exchange, on the app thread
+
+void Bridge::continue_body()
+{
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!want_body_) {
+        want_body_ = true;
+        wake_locked(kWantBody);
+    }
+}
+
+int64_t Bridge::read_body(void *buf, size_t cap)
+{
+    std::unique_lock<std::mutex> lk(mu_);
+    if (!want_body_) {
+        want_body_ = true;
+        wake_locked(kWantBody);
+    }
+    in_cv_.wait(lk, [&] { return !in_.empty() || in_eof_ || read_error_ != 0 || completed_ || peer_gone_; });
+    if (!in_.empty()) {
+        size_t n = in_.pop(buf, cap);
+        // Resume the upload once half the FIFO is free, not on every byte.
+        if (in_.space(kInCap) >= kInCap / 2) wake_locked(kInputRoom);
+        return static_cast<int64_t>(n);
+    }
+    if (in_eof_) return 0;
+    if (read_error_ != 0) return read_error_;
+    return CWSGI_E_DISCONNECTED;
+}
+
+const std::vector<core::Header> *Bridge::request_trailers()
+{
+    std::lock_guard<std::mutex> lk(mu_);
+    return in_eof_ ? &trailers_ : nullptr;
+}
+
+int32_t Bridge::commit(const core::ResponseHead &head)
+{
+    std::lock_guard<std::mutex> lk(mu_);
+    if (completed_ || peer_gone_) return CWSGI_E_DISCONNECTED;
+    // Nothing goes to libmicrohttpd yet: the body bytes that follow (the core commits right
+    // before the first one, or at finish) let the Bridge pick the cheapest response kind.
+    head_ = head;
+    committed_ = true;
+    return CWSGI_OK;
+}
+
+bool Bridge::write_deadlocked_locked() const
+{
+    // The response cannot be queued before the whole body is in, the app is here writing
+    // instead of reading, and the body FIFO is full: nothing can move any more.
+    return !queued_ && phase_ == Phase::body && !in_eof_ && !draining_ && suspended_ && wait_ == Wait::input_room;
+}
+
+int32_t Bridge::send_body(const void *data, size_t len)
+{
+    std::unique_lock<std::mutex> lk(mu_);
+    if (len == 0) {
+        // A zero-length write still puts the head on the wire.
+        flush_ = true;
+        wake_locked(kOutput);
+        return completed_ || peer_gone_ ? CWSGI_E_DISCONNECTED : CWSGI_OK;
+    }
+    const char *p = static_cast<const char *>(data);
+    for (;;) {
+        if (completed_ || peer_gone_ || stopping_) return CWSGI_E_DISCONNECTED;
+        size_t n = out_.push(p, len, queued_ ? kOutCap : kOutCapEarly);
+        if (n > 0) {
+            p += n;
+            len -= n;
+            wake_locked(kOutput);
+            if (len == 0) return CWSGI_OK;
+            continue;
+        }
+        if (write_deadlocked_locked()) {
+            if (!deadlock_logged_) {
+                deadlock_logged_ = true;
+                srv_.ctx().log().warning(
+                    fmt::format("{}: the app wrote more than {} KiB of response before reading the request body to its "
+                                "end; libmicrohttpd cannot start a response before the whole request arrived",
+                                target_.substr(0, 200), kOutCapEarly / 1024));
+            }
+            return CWSGI_E_IO;
+        }
+        out_cv_.wait(lk);
+    }
+}
+
+int32_t Bridge::send_file(int fd, int64_t offset, int64_t count)
+{
+    std::lock_guard<std::mutex> lk(mu_);
+    if (completed_ || peer_gone_) return CWSGI_E_DISCONNECTED;
+    // Zero-copy only when this file range is the whole body (the core enforces the length,
+    // so nothing can follow it) and nothing went out before it; otherwise the core's read
+    // loop sends the same bytes through send_body.
+    const core::FramingDecision &f = head_.framing;
+    if (!committed_ || f.framing != core::Framing::length || count != f.content_length || count <= 0 || queued_ ||
+        !out_.empty() || file_fd_ >= 0) {
+        return CWSGI_E_UNSUPPORTED;
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return CWSGI_E_UNSUPPORTED;
+    int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) return CWSGI_E_UNSUPPORTED;
+    file_fd_ = copy;
+    file_offset_ = offset;
+    file_count_ = count;
+    wake_locked(kOutput);
+    return CWSGI_OK;
+}
+
+int32_t Bridge::end_body()
+{
+    std::lock_guard<std::mutex> lk(mu_);
+    ended_ = true;
+    if (phase_ == Phase::body && !in_eof_ && !draining_) {
+        // The app is done but the body is not: read and drop the rest, so that the response
+        // can be queued (libmicrohttpd answers only once the whole request is in).
+        draining_ = true;
+        in_.clear();
+    }
+    wake_locked(kEnd);
+    return peer_gone_ || (completed_ && disconnected_) ? CWSGI_E_DISCONNECTED : CWSGI_OK;
+}
+
+void Bridge::abort_body()
+{
+    std::lock_guard<std::mutex> lk(mu_);
+    aborted_ = true;
+    wake_locked(kEnd);
+}
+
+bool Bridge::disconnected() const
+{
+    if (disconnected_.load(std::memory_order_acquire)) return true;
+    // Probing records what it finds and wakes the event loop, so it needs the mutable Bridge;
+    // the interface is const because callers only ask.
+    auto *self = const_cast<Bridge *>(this);
+    std::lock_guard<std::mutex> lk(self->mu_);
+    return self->peer_gone_locked();
+}
+
+bool Bridge::peer_gone_locked()
+{
+    if (completed_ || peer_gone_) return disconnected_;
+    // While the connection is suspended libmicrohttpd does not watch the socket, so look at it
+    // here: end-of-stream or an error with nothing left to read means the client went away
+    // (a client that only half-closed looks the same; HTTP/1.1 gives it no reason to).
+    // When not suspended, libmicrohttpd reads or writes the socket and reports a dead peer
+    // through the completion notification.
+    if (!suspended_ || fd_ < 0) return false;
+    char c;
+    ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    bool gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    if (!gone) return false;
+    peer_gone_ = true;
+    disconnected_ = true;
+    in_cv_.notify_all();
+    out_cv_.notify_all();
+    resume_locked(); // libmicrohttpd then closes the connection and reports the end
+    return true;
+}
+
+} // namespace cwsgi::adapters::mhd

@@ -1,0 +1,49 @@
+// microhttpd.cc: the adapter's entry in cwsgi-serve's table and its serve() function.
+#include "microhttpd.hh"
+
+#include <memory>
+#include <string>
+
+#include "server.hh"
+
+namespace cwsgi::adapters {
+
+namespace {
+
+/// Serves until a stop is requested, then stops gracefully (core::AdapterOps::serve).
+int serve(core::Context &ctx, std::vector<core::Listener> &listeners)
+{
+    auto server = std::make_unique<mhd::Server>(ctx);
+    std::string error;
+    if (!server->start(listeners, error)) {
+        ctx.log().error(error);
+        return 1;
+    }
+    ctx.wait_for_stop(-1);
+    if (!server->stop()) {
+        // App threads are still inside the app and may still reach the server's state:
+        // keep it (the process is about to exit).
+        (void)server.release();
+    }
+    return 0;
+}
+
+} // namespace
+
+const core::AdapterOps &microhttpd_ops()
+{
+    // CWSGI_CAP_PIPELINING: libmicrohttpd keeps bytes that follow a request in its buffer and
+    // answers them in order. No CWSGI_CAP_INFORMATIONAL: it has no way to send a 1xx.
+    static const core::AdapterOps ops{
+        "microhttpd",
+        "libmicrohttpd: epoll threads + an app thread pool (the simple embeddable one)",
+        true,
+        nullptr,
+        CWSGI_CAP_SENDFILE | CWSGI_CAP_DISCONNECT | CWSGI_CAP_THREADS | CWSGI_CAP_REQUEST_TRAILERS |
+            CWSGI_CAP_PIPELINING,
+        &serve,
+    };
+    return ops;
+}
+
+} // namespace cwsgi::adapters
