@@ -709,9 +709,7 @@ int32_t Request::send_informational(uint32_t status, const cwsgi_header *headers
     if ((head_.http_major == 1 && head_.http_minor == 0) || !(ctx_.capabilities() & CWSGI_CAP_INFORMATIONAL)) {
         return CWSGI_DROPPED;
     }
-    int32_t rc = ex_.send_informational(status, hs);
-    if (rc == CWSGI_OK) info_sent_ = true;
-    return rc;
+    return ex_.send_informational(status, hs);
 }
 
 int32_t Request::is_disconnected() const { return ex_.disconnected() ? 1 : 0; }

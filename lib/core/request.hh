@@ -163,7 +163,6 @@ private:
     uint32_t sent_status_ = 0;
     bool keep_alive_ = true;
     bool aborted_ = false;
-    bool info_sent_ = false;
     bool handle_failed_ = false;
 
     // Ending.
