@@ -47,6 +47,8 @@ typedef struct cwsgi_test_request {
     uint32_t read_piece;         /* deliver the body in pieces of at most this size; 0 = all */
     int64_t disconnect_after;    /* > 0: the client goes away after this many response body
                                     bytes; 0 or negative: it stays */
+    const cwsgi_header *trailers; /* request trailers, delivered after the body (with chunked) */
+    size_t n_trailers;
 } cwsgi_test_request;
 
 /** What came back. Owned by the host; free with cwsgi_test_response_free. */

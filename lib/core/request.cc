@@ -91,6 +91,22 @@ void split_authority(std::string_view a, std::string &host, std::string &port)
 
 constexpr size_t kFileChunk = 64 * 1024;
 
+// Fields RFC 9110 6.5.1 does not allow in trailers: framing, routing, request modifiers,
+// authentication and content metadata. The server drops them (EXT-TRAILERS-2).
+bool is_forbidden_trailer(std::string_view lc_name)
+{
+    static constexpr std::string_view kForbidden[] = {
+        "content-length", "transfer-encoding", "host", "trailer", "te", "connection", "keep-alive",
+        "upgrade", "proxy-connection", "expect", "max-forwards", "cache-control", "pragma", "range",
+        "authorization", "proxy-authorization", "cookie", "content-type", "content-encoding",
+        "content-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "if-range",
+    };
+    for (auto f : kForbidden) {
+        if (lc_name == f) return true;
+    }
+    return false;
+}
+
 // Handle slots. A finished request's slot goes to the back of a FIFO and is reused only when
 // more than kReuseDelay slots wait, so a stale handle stays harmless for at least that many
 // later requests. The pool only grows to peak concurrency + kReuseDelay slots (8 bytes each).
@@ -424,11 +440,21 @@ int64_t Request::read(void *buf, size_t cap)
             body_error_status_ = 400;
             return body_error_;
         }
-        body_eof_ = true;
         trailers_lc_.clear();
         if (const auto *t = ex_.request_trailers()) {
-            for (const Header &h : *t) trailers_lc_.push_back({to_lower(h.name), h.value});
+            for (const Header &h : *t) {
+                // INPUT-READ-4: a malformed trailer is a malformed body.
+                if (!is_token(h.name) || !is_field_value(h.value)) {
+                    body_error_ = CWSGI_E_BODY;
+                    body_error_status_ = 400;
+                    return body_error_;
+                }
+                std::string name = to_lower(h.name);
+                if (is_forbidden_trailer(name)) continue; // EXT-TRAILERS-2: dropped, never merged
+                trailers_lc_.push_back({std::move(name), h.value});
+            }
         }
+        body_eof_ = true;
         return 0;
     }
     if (n < 0) {

@@ -5,6 +5,7 @@
 // every real adapter, so tests written against it hold for the servers too.
 #include "cwsgi/testhost.h"
 
+#include <cstddef>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -287,6 +288,13 @@ int32_t cwsgi_testhost_request(cwsgi_testhost *host, const cwsgi_test_request *r
     }
     std::string body(static_cast<const char *>(req->body ? req->body : ""), req->body ? req->body_len : 0);
     MemoryExchange ex(std::move(body), req->read_piece, req->disconnect_after);
+    // Fields added after 1.0 of this struct are read only when the caller's struct has them.
+    if (req->struct_size >= offsetof(cwsgi_test_request, n_trailers) + sizeof req->n_trailers) {
+        for (size_t i = 0; i < req->n_trailers; ++i) {
+            const cwsgi_header &t = req->trailers[i];
+            ex.trailers_.push_back({std::string(t.name, t.name_len), std::string(t.value, t.value_len)});
+        }
+    }
     auto request = Request::create(ctx, std::move(head), check, ex);
     request->run();
     request->complete(ex.disconnected_ ? CWSGI_E_DISCONNECTED : (ex.aborted_ ? CWSGI_E_IO : CWSGI_OK));

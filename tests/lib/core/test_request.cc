@@ -263,6 +263,23 @@ int32_t app_handle(void *, cwsgi_request *req)
         rec(g_api->log(req, 7, "bad level", 9));
         return start_text(req);
     }
+    if (p == "/trailers-read") { // rule: EXT-TRAILERS-1, EXT-TRAILERS-2, INPUT-READ-4
+        auto *ext = static_cast<const cwsgi_ext_request_trailers *>(
+            g_api->get_extension(CWSGI_EXT_REQUEST_TRAILERS, 1));
+        char buf[64];
+        int64_t n;
+        while ((n = g_api->read(req, buf, sizeof buf)) > 0) {
+        }
+        rec(n);
+        g_read.clear();
+        cwsgi_str k{}, v{};
+        for (size_t i = 0; ext->trailer_at(req, i, &k, &v) == CWSGI_OK; ++i) {
+            g_read += std::string(k.ptr, k.len) + "=" + std::string(v.ptr, v.len) + ";";
+        }
+        // Trailers never show among the headers.
+        rec(g_api->header_find(req, "x-checksum", 0, &v));
+        return n < 0 ? static_cast<int32_t>(n) : start_text(req);
+    }
     if (p == "/trailers") { // rule: EXT-TRAILERS-1
         auto *ext = static_cast<const cwsgi_ext_request_trailers *>(
             g_api->get_extension(CWSGI_EXT_REQUEST_TRAILERS, 1));
@@ -676,6 +693,39 @@ void test_request__trailers_extension(void **)
     assert_int_equal(g_rc[4], CWSGI_E_NOTFOUND);
 }
 
+Resp run_with_trailers(std::vector<cwsgi_header> trailers)
+{
+    g_rc.clear();
+    cwsgi_test_request q{};
+    q.struct_size = sizeof q;
+    q.method = "POST";
+    q.target = "/trailers-read";
+    q.body = "abc";
+    q.body_len = 3;
+    q.chunked = 1;
+    q.trailers = trailers.data();
+    q.n_trailers = trailers.size();
+    Resp r;
+    assert_int_equal(cwsgi_testhost_request(g_host, &q, &r.r), CWSGI_OK);
+    return r;
+}
+
+void test_request__trailers_checked_and_filtered(void **) // rule: EXT-TRAILERS-2, INPUT-READ-4
+{
+    Resp r = run_with_trailers({hdr("X-Checksum", "abc"), hdr("Content-Length", "5"), hdr("Host", "evil"),
+                                hdr("Server-Timing", "db;dur=5")});
+    assert_int_equal(g_rc[0], 0);
+    assert_string_equal(g_read.c_str(), "x-checksum=abc;server-timing=db;dur=5;");
+    assert_int_equal(g_rc[1], CWSGI_E_NOTFOUND);
+    assert_int_equal(r.r->status, 200);
+    Resp bad = run_with_trailers({hdr("Bad Name", "x")});
+    assert_int_equal(g_rc[0], CWSGI_E_BODY);
+    assert_int_equal(bad.r->status, 400);
+    Resp bad_value = run_with_trailers({hdr("X-A", "a\rb")});
+    assert_int_equal(g_rc[0], CWSGI_E_BODY);
+    assert_int_equal(bad_value.r->status, 400);
+}
+
 void test_request__end_exactly_once(void **) // rule: LIFE-END-1
 {
     const char *paths[] = {"/hello", "/error-before-commit", "/error-after-commit", "/no-response", "/cl-underrun"};
@@ -748,6 +798,7 @@ int main(void)
         cmocka_unit_test(test_request__info_structs),
         cmocka_unit_test(test_request__log),
         cmocka_unit_test(test_request__trailers_extension),
+        cmocka_unit_test(test_request__trailers_checked_and_filtered),
         cmocka_unit_test(test_request__end_exactly_once),
         cmocka_unit_test(test_request__functions_without_capabilities),
     };
