@@ -91,15 +91,15 @@ void split_authority(std::string_view a, std::string &host, std::string &port)
 
 constexpr size_t kFileChunk = 64 * 1024;
 
-// Fields RFC 9110 6.5.1 does not allow in trailers: framing, routing, request modifiers,
-// authentication and content metadata. The server drops them (EXT-TRAILERS-2).
+// Fields a trailer must not carry (RFC 9110 6.5.1): framing, routing, hop-by-hop control and
+// credentials. The server drops them (EXT-TRAILERS-2). Content metadata such as Content-Type
+// is passed on: clients send it, gunicorn accepts it, and it cannot change how the body
+// was framed.
 bool is_forbidden_trailer(std::string_view lc_name)
 {
     static constexpr std::string_view kForbidden[] = {
-        "content-length", "transfer-encoding", "host", "trailer", "te", "connection", "keep-alive",
-        "upgrade", "proxy-connection", "expect", "max-forwards", "cache-control", "pragma", "range",
-        "authorization", "proxy-authorization", "cookie", "content-type", "content-encoding",
-        "content-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "if-range",
+        "content-length", "transfer-encoding", "trailer", "host", "te", "connection", "keep-alive",
+        "upgrade", "proxy-connection", "expect", "authorization", "proxy-authorization", "cookie",
     };
     for (auto f : kForbidden) {
         if (lc_name == f) return true;
