@@ -356,20 +356,27 @@ void error_before(Ctx &ctx, const std::string &when)
     check_eq(s["tag"]["outcome"].get<int64_t>(), int64_t(CWSGI_E_APP), "RESP-ERR-1: outcome");
 }
 
-void error_after_chunked(Ctx &ctx)
+/// Sends `raw` on a fresh connection and checks what every cut response shares (RESP-ERR-2):
+/// the committed 200, the 100 bytes written before the failure, and a connection that closes.
+Response read_cut_response(Ctx &ctx, const std::string &raw)
 {
-    // rule: RESP-ERR-2: chunked: close without the last chunk.
-    std::string tag = ctx.tag("err-after");
     Conn c = ctx.connect();
-    std::string raw = ctx.req("GET", "/t/fail?when=after&w=100&tag=" + tag);
     ctx.note_request(raw);
     c.send(raw);
     Response r = c.read_response({});
     if (r.status != 200) fail("expected the committed 200, got " + r.summary());
-    if (r.framing != Framing::chunked) fail(std::string("expected chunked framing, got ") + framing_name(r.framing));
-    if (r.complete) fail("RESP-ERR-2: the body ended with the last chunk: the failure is invisible to the client");
     if (r.error == "timeout") fail("RESP-ERR-2: the connection was left open after the failure");
     check_eq(r.body_bytes, uint64_t(100), "RESP-ERR-2: bytes written before the failure");
+    return r;
+}
+
+void error_after_chunked(Ctx &ctx)
+{
+    // rule: RESP-ERR-2: chunked: close without the last chunk.
+    std::string tag = ctx.tag("err-after");
+    Response r = read_cut_response(ctx, ctx.req("GET", "/t/fail?when=after&w=100&tag=" + tag));
+    if (r.framing != Framing::chunked) fail(std::string("expected chunked framing, got ") + framing_name(r.framing));
+    if (r.complete) fail("RESP-ERR-2: the body ended with the last chunk: the failure is invisible to the client");
     json s = ctx.wait_ends(tag, 1, 3000);
     check_eq(s["tag"]["outcome"].get<int64_t>(), int64_t(CWSGI_E_ABORTED), "RESP-ERR-2: outcome");
 }
@@ -378,16 +385,9 @@ void error_after_length(Ctx &ctx)
 {
     // rule: RESP-ERR-2: Content-Length: close before all bytes.
     std::string tag = ctx.tag("err-after-cl");
-    Conn c = ctx.connect();
-    std::string raw = ctx.req("GET", "/t/fail?when=after&w=100&cl=1000&tag=" + tag);
-    ctx.note_request(raw);
-    c.send(raw);
-    Response r = c.read_response({});
-    if (r.status != 200) fail("expected the committed 200, got " + r.summary());
+    Response r = read_cut_response(ctx, ctx.req("GET", "/t/fail?when=after&w=100&cl=1000&tag=" + tag));
     check_eq(r.header("Content-Length").value_or(""), std::string("1000"), "Content-Length");
     if (r.complete) fail("RESP-ERR-2: the response looks complete");
-    if (r.error == "timeout") fail("RESP-ERR-2: the connection was left open after the failure");
-    check_eq(r.body_bytes, uint64_t(100), "RESP-ERR-2: bytes before the cut");
     json s = ctx.wait_ends(tag, 1, 3000);
     check_eq(s["tag"]["outcome"].get<int64_t>(), int64_t(CWSGI_E_ABORTED), "RESP-ERR-2: outcome");
 }
@@ -395,14 +395,7 @@ void error_after_length(Ctx &ctx)
 void error_after_http10(Ctx &ctx)
 {
     // rule: RESP-ERR-2: HTTP/1.0 close-delimited: the connection closes (the client cannot tell).
-    Conn c = ctx.connect();
-    std::string raw = "GET /t/fail?when=after&w=100 HTTP/1.0\r\n\r\n";
-    ctx.note_request(raw);
-    c.send(raw);
-    Response r = c.read_response({});
-    if (r.status != 200) fail("expected the committed 200, got " + r.summary());
-    if (r.error == "timeout") fail("RESP-ERR-2: the connection was left open after the failure");
-    check_eq(r.body_bytes, uint64_t(100), "RESP-ERR-2: bytes before the close");
+    read_cut_response(ctx, "GET /t/fail?when=after&w=100 HTTP/1.0\r\n\r\n");
 }
 
 void send_file_case(Ctx &ctx, const std::string &query, uint64_t offset, size_t len, bool want_cl)
