@@ -27,11 +27,6 @@ std::string_view trim(std::string_view v)
     return v;
 }
 
-bool iequals(std::string_view a, std::string_view b)
-{
-    return core::iequals(a, b);
-}
-
 struct Collector {
     std::vector<core::Header> *out;
     MhdFraming *framing;
@@ -73,9 +68,9 @@ MHD_Result collect_one(void *cls, MHD_ValueKind, const char *key, size_t key_siz
     }
     std::string_view name(key, key_size);
     std::string_view raw(value, value_size);
-    if (c->framing != nullptr && iequals(name, "transfer-encoding")) {
+    if (c->framing != nullptr && core::iequals(name, "transfer-encoding")) {
         // libmicrohttpd reads only the first Transfer-Encoding field and compares it whole.
-        if (c->framing->te_fields++ == 0) c->framing->te_chunked = iequals(raw, "chunked");
+        if (c->framing->te_fields++ == 0) c->framing->te_chunked = core::iequals(raw, "chunked");
     }
     std::string_view trimmed = trim(raw);
     c->out->push_back({std::string(name), std::string(trimmed)});

@@ -346,7 +346,11 @@ int main(int argc, char **argv)
         }
         std::string line;
         while (std::getline(in, line)) {
-            if (line.empty() || line[0] == '#') continue;
+            // "NAME REASON": the name up to the first blank, the reason after the blanks that
+            // follow it; trailing blanks (and a CR from a CRLF file) are not part of either.
+            size_t end = line.find_last_not_of(" \t\r");
+            if (end == std::string::npos || line[0] == '#') continue;
+            line.erase(end + 1);
             size_t sp = line.find_first_of(" \t");
             std::string name = line.substr(0, sp);
             std::string why = sp == std::string::npos ? "" : line.substr(line.find_first_not_of(" \t", sp));
