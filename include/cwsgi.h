@@ -34,12 +34,12 @@ extern "C" {
 /** ABI major: a change here means old apps no longer load (ABI-VER-1). */
 #define CWSGI_ABI_MAJOR 1
 /** ABI minor: grows when the table or a struct grows at its end (ABI-VER-2). */
-#define CWSGI_ABI_MINOR 0
+#define CWSGI_ABI_MINOR 1
 /** Release version of this CWSGI distribution (header, core, adapters, tools). */
 #define CWSGI_VERSION_MAJOR 1
-#define CWSGI_VERSION_MINOR 0
+#define CWSGI_VERSION_MINOR 1
 #define CWSGI_VERSION_PATCH 0
-#define CWSGI_VERSION_STRING "1.0.0"
+#define CWSGI_VERSION_STRING "1.1.0"
 /** One integer for comparisons: 0xMMmmpp. */
 #define CWSGI_VERSION_HEX \
     ((CWSGI_VERSION_MAJOR << 16) | (CWSGI_VERSION_MINOR << 8) | CWSGI_VERSION_PATCH)
@@ -147,6 +147,23 @@ static inline const char *cwsgi_err_name(int32_t code)
 #define CWSGI_THREADS_SERIAL UINT32_C(0) /* server calls handle from one thread at a time */
 #define CWSGI_THREADS_SAFE UINT32_C(1)   /* handle may run concurrently on many threads   */
 
+/**
+ * Execution flags an app declares in cwsgi_app_desc.flags (since 1.1, THR-5).
+ * CWSGI_APP_COOPERATIVE is the cooperative promise: handle() and on_request_end block only
+ * inside calls of the server's table (read, write, send_file, finish, wait_fd), never in their
+ * own I/O, sleeps or locks held across those calls. The server may then run handle() on a
+ * fiber on its event-loop thread, switching away whenever one of those calls must wait.
+ */
+#define CWSGI_APP_COOPERATIVE UINT32_C(0x1)
+
+/** How the server runs handle() (cwsgi_server_info.execution, since 1.1; THR-5). */
+#define CWSGI_EXEC_THREADS UINT32_C(0)     /* on a thread pool; every 1.0 server */
+#define CWSGI_EXEC_COOPERATIVE UINT32_C(1) /* on fibers on the event-loop threads */
+
+/** Events for wait_fd (since 1.1). */
+#define CWSGI_WAIT_READ UINT32_C(0x1)  /* the fd is readable (or at end of stream, or failed) */
+#define CWSGI_WAIT_WRITE UINT32_C(0x2) /* the fd is writable (or failed) */
+
 /** Flags for start_response. */
 #define CWSGI_RESPONSE_REPLACE UINT32_C(0x1) /* WSGI exc_info: replace an uncommitted response */
 
@@ -227,6 +244,10 @@ typedef struct cwsgi_server_info {
     uint32_t graceful_timeout_ms;
     cwsgi_str adapter;            /* "microhttpd", "h2o", "forking", "testhost" */
     cwsgi_str server_software;    /* e.g. "cwsgi-serve/1.0.0 (microhttpd)" */
+    /* Since 1.1 (a 1.0 server leaves these zero: threads mode). */
+    uint32_t execution;           /* CWSGI_EXEC_THREADS or CWSGI_EXEC_COOPERATIVE */
+    uint32_t loop_threads;        /* event-loop threads per worker (0: not an event-loop engine) */
+    uint64_t stack_size;          /* bytes of each fiber stack in cooperative mode, else 0 */
 } cwsgi_server_info;
 
 typedef struct cwsgi_server_api cwsgi_server_api;
@@ -236,7 +257,9 @@ typedef struct cwsgi_server_api cwsgi_server_api;
  * present when offsetof(field) < struct_size. Every function is safe to call with a request
  * handle in any state: misuse returns a negative code and is logged, never corrupts memory
  * (RESP-STATE-1). Unless a function says otherwise, calls on one request must come from the
- * thread running that request's handle() (THR-2).
+ * execution context running that request's handle(): its thread, or its fiber in cooperative
+ * mode (THR-2). In cooperative mode read, write, send_file, finish and wait_fd may suspend the
+ * calling fiber until they can go on; no other function ever suspends (THR-5).
  */
 struct cwsgi_server_api {
     uint32_t struct_size;
@@ -414,6 +437,29 @@ struct cwsgi_server_api {
      * Ownership: the table is static for the process. Threads: any. Since: 1.0.
      */
     const void *(*get_extension)(const char *name, uint32_t min_version);
+
+    /* --- since 1.1 ------------------------------------------------------------------------ */
+
+    /**
+     * Waits until the app's own descriptor `fd` (an upstream socket, a database client's
+     * non-blocking fd) is ready for `events`, through the server: in cooperative mode the
+     * request's fiber yields to the event loop meanwhile; in threads mode the calling thread
+     * polls. This is how a cooperative app talks to other services without breaking its
+     * promise (THR-5).
+     * @param fd a descriptor the app owns; the server never reads, writes or closes it. -1
+     *        (with events 0) waits for the timeout alone: a sleep that keeps the promise.
+     * @param events CWSGI_WAIT_READ and/or CWSGI_WAIT_WRITE (at least one), or 0 with fd -1.
+     * @param timeout_ms milliseconds to wait at most; -1 waits without a limit (the graceful
+     *        deadline still ends the wait).
+     * @return the ready events (a non-empty subset of `events`; an error or hang-up on the fd
+     *         reports every requested event, so the app's next call sees the failure),
+     *         CWSGI_E_TIMEOUT, CWSGI_E_SHUTDOWN when the graceful deadline passed while waiting
+     *         (LIFE-STOP-5), CWSGI_E_INVAL for an fd below -1, empty or unknown events, a
+     *         timeout below -1, or a stale handle. It may be called in any response state.
+     * Ownership: nothing changes hands. Threads: the request's thread. Since: 1.1.
+     * Rule: THR-6.
+     */
+    int32_t (*wait_fd)(cwsgi_request *req, int fd, uint32_t events, int32_t timeout_ms);
 };
 
 /**
@@ -472,7 +518,8 @@ typedef struct cwsgi_app_desc {
 
     /**
      * The application callable (WSGI's app(environ, start_response)). Runs on a server thread
-     * and may block. Before returning it calls start_response and writes the body; finish is
+     * and may block there; in cooperative mode (CWSGI_APP_COOPERATIVE, since 1.1) it runs on a
+     * fiber on an event-loop thread and may block only inside the server's calls. Before returning it calls start_response and writes the body; finish is
      * implied by a CWSGI_OK return (RESP-END-1). A negative return means failure: before
      * commit the server answers 500 (RESP-ERR-1); after commit it aborts the response on the
      * wire as RESP-ERR-2 says. The app must not throw C++ exceptions or longjmp out.
@@ -487,6 +534,11 @@ typedef struct cwsgi_app_desc {
      *        CWSGI_E_ABORTED (the response was cut after commit) or CWSGI_E_APP (500 sent).
      */
     void (*on_request_end)(void *app_state, cwsgi_request *req, int32_t outcome);
+
+    /* Since 1.1. An app that sets any of these declares abi_minor >= 1: a 1.0 server refuses
+     * a descriptor with non-zero bytes past its own size (ABI-STRUCT-4). */
+    uint32_t flags;     /* CWSGI_APP_* (CWSGI_APP_COOPERATIVE) */
+    uint32_t reserved2; /* must be 0 */
 } cwsgi_app_desc;
 
 /**

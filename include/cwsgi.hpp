@@ -39,7 +39,10 @@
 
 #include "cwsgi.h"
 
+#include <poll.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -528,6 +531,46 @@ public:
         }
     }
 
+    /// Waits until the app's own descriptor `fd` is ready for `events` (CWSGI_WAIT_READ and/or
+    /// CWSGI_WAIT_WRITE), through the server: a cooperative app's fiber yields meanwhile (THR-6).
+    /// On a 1.0 server, which has no wait_fd and runs every app on threads, it polls here.
+    /// @param timeout_ms at most this long; -1 without a limit.
+    /// @return the ready events, or 0 when the timeout passed.
+    /// @throws Error with CWSGI_E_SHUTDOWN at the graceful deadline, or another failure.
+    /// Since: 1.1 (works on 1.0 servers too).
+    uint32_t wait_fd(int fd, uint32_t events, int32_t timeout_ms = -1) const
+    {
+        int32_t rc;
+        if (api_->struct_size >= offsetof(cwsgi_server_api, wait_fd) + sizeof(cwsgi_server_api::wait_fd)) {
+            rc = api_->wait_fd(req_, fd, events, timeout_ms);
+        } else {
+            struct pollfd p = {fd, static_cast<short>(((events & CWSGI_WAIT_READ) ? POLLIN : 0) |
+                                                      ((events & CWSGI_WAIT_WRITE) ? POLLOUT : 0)),
+                               0};
+            int n;
+            do {
+                n = ::poll(&p, 1, timeout_ms);
+            } while (n < 0 && errno == EINTR);
+            if (n < 0) {
+                rc = CWSGI_E_IO;
+            } else if (n == 0) {
+                rc = CWSGI_E_TIMEOUT;
+            } else if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) {
+                rc = static_cast<int32_t>(events);
+            } else {
+                rc = static_cast<int32_t>(((p.revents & POLLIN) ? CWSGI_WAIT_READ : 0) |
+                                          ((p.revents & POLLOUT) ? CWSGI_WAIT_WRITE : 0));
+            }
+        }
+        if (rc == CWSGI_E_TIMEOUT) {
+            return 0;
+        }
+        if (rc < 0) {
+            throw Error(rc, "wait_fd");
+        }
+        return static_cast<uint32_t>(rc);
+    }
+
     /// Whether the client has gone away (LIFE-DISC-1). Threads: any.
     bool is_disconnected() const noexcept { return api_->is_disconnected(req_) == 1; }
     /// Whether the server has begun a graceful stop (LIFE-STOP-3). Threads: any.
@@ -1007,6 +1050,7 @@ inline Router &Router::mount(const Group &group)
 /// router(). To change what the descriptor declares, hide the static functions:
 ///   static constexpr uint32_t thread_safety() { return CWSGI_THREADS_SAFE; }
 ///   static constexpr uint64_t required_caps() { return CWSGI_CAP_SENDFILE; }
+///   static constexpr bool cooperative() { return true; }  // the cooperative promise (THR-5)
 /// Threads: init, worker_start and worker_stop run on one thread; handle and on_request_end on
 /// request threads, concurrently when thread_safety() is CWSGI_THREADS_SAFE.
 class App {
@@ -1020,6 +1064,13 @@ public:
     static constexpr uint32_t thread_safety() { return CWSGI_THREADS_SERIAL; }
     /// The default: no capability required.
     static constexpr uint64_t required_caps() { return 0; }
+    /// The default: no cooperative promise (THR-5), so the server runs handle() on threads.
+    /// Return true only when handle() and on_request_end block nowhere but inside the
+    /// server's calls (Request::read, Response::write..., Request::wait_fd): no sleeps, no
+    /// blocking sockets or files of your own, no lock held across those calls. The server may
+    /// then run them on fibers on its event-loop threads. Declaring it makes the descriptor
+    /// need ABI 1.1 (a 1.0 server refuses it); not declaring it keeps ABI 1.0.
+    static constexpr bool cooperative() { return false; }
 
     /// Once, after construction, with api() set (LIFE-LOAD-1). Throw to refuse to start: the
     /// message becomes the server's error line.
@@ -1248,7 +1299,10 @@ struct AppGlue {
         cwsgi_app_desc d{};
         d.struct_size = sizeof(cwsgi_app_desc);
         d.abi_major = CWSGI_ABI_MAJOR;
-        d.abi_minor = CWSGI_ABI_MINOR;
+        // The lowest minor this app needs (ABI-VER-2), not the header's: an app rebuilt against
+        // a newer cwsgi.h that uses nothing new still loads on older servers. The layer itself
+        // needs only 1.0 (wait_fd falls back to poll); the cooperative flag is a 1.1 field.
+        d.abi_minor = A::cooperative() ? 1 : 0;
         d.name = name;
         d.version = version;
         d.thread_safety = A::thread_safety();
@@ -1261,6 +1315,8 @@ struct AppGlue {
         d.destroy = &AppGlue::destroy;
         d.handle = &AppGlue::handle;
         d.on_request_end = &AppGlue::on_request_end;
+        d.flags = A::cooperative() ? CWSGI_APP_COOPERATIVE : 0;
+        d.reserved2 = 0;
         return d;
     }
 

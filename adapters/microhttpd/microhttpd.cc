@@ -36,12 +36,13 @@ const core::AdapterOps &microhttpd_ops()
     // answers them in order. No CWSGI_CAP_INFORMATIONAL: it has no way to send a 1xx.
     static const core::AdapterOps ops{
         "microhttpd",
-        "libmicrohttpd: epoll threads + an app thread pool (the simple embeddable one)",
+        "libmicrohttpd: epoll threads, handle() on fibers or an app thread pool (the simple embeddable one)",
         true,
         nullptr,
         CWSGI_CAP_SENDFILE | CWSGI_CAP_DISCONNECT | CWSGI_CAP_THREADS | CWSGI_CAP_REQUEST_TRAILERS |
             CWSGI_CAP_PIPELINING,
         &serve,
+        true,
     };
     return ops;
 }

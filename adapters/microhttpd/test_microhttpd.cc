@@ -133,7 +133,9 @@ const cwsgi_app_desc k_desc = {sizeof(cwsgi_app_desc),
                                nullptr,
                                nullptr,
                                app_handle,
-                               nullptr};
+                               nullptr,
+                               0,
+                               0};
 
 int32_t app_entry(const cwsgi_server_api *, const cwsgi_app_desc **out)
 {

@@ -1527,6 +1527,8 @@ static const cwsgi_app_desc probe_desc = {
     probe_destroy,
     probe_handle,
     probe_on_request_end,
+    0,
+    0,
 };
 
 CWSGI_EXPORT int32_t cwsgi_app_entry(const cwsgi_server_api *api, const cwsgi_app_desc **desc_out)

@@ -158,7 +158,8 @@ void check_shape(const json &doc)
     // rule: ENV-KEYS-7
     if (!all_digits(m["cwsgi.request_id"])) fail("ENV-KEYS-7: cwsgi.request_id is not decimal: " + m["cwsgi.request_id"]);
     if (!all_digits(m["SERVER_PORT"])) fail("ENV-KEYS-5: SERVER_PORT is not decimal: " + m["SERVER_PORT"]);
-    check_eq(m["cwsgi.version"], std::string("1.0"), "cwsgi.version");
+    // The ABI version the server implements: the one this driver was built with.
+    check_eq(m["cwsgi.version"], std::to_string(CWSGI_ABI_MAJOR) + "." + std::to_string(CWSGI_ABI_MINOR), "cwsgi.version");
 }
 
 void get_keys(Ctx &ctx)

@@ -23,6 +23,9 @@ struct AdapterOps {
     /// requests for up to graceful_timeout. Returns a process exit code. The app's
     /// worker_start has run; worker_stop runs after serve returns.
     int (*serve)(Context &ctx, std::vector<Listener> &listeners);
+    /// True when the adapter can run handle() on fibers on its event loops (THR-5); without
+    /// it every app runs in threads mode.
+    bool cooperative;
 };
 
 /// The adapter table (src/cwsgi-serve/adapters.cc), terminated by an entry with name nullptr.

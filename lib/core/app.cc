@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -20,7 +22,11 @@ namespace cwsgi::core {
 namespace {
 
 // The descriptor as CWSGI 1.0 defines it: apps built against 1.0 have at least this size.
-constexpr size_t kDescV1Size = sizeof(cwsgi_app_desc);
+// The descriptor as CWSGI 1.0 defined it (everything before the 1.1 `flags`), and as this
+// server knows it.
+constexpr size_t kDescV10Size = offsetof(cwsgi_app_desc, flags);
+constexpr size_t kDescKnownSize = sizeof(cwsgi_app_desc);
+constexpr uint32_t kKnownAppFlags = CWSGI_APP_COOPERATIVE;
 
 std::string errbuf_text(const char *buf)
 {
@@ -107,21 +113,33 @@ std::unique_ptr<App> App::check(const cwsgi_app_desc *desc, const cwsgi_server_a
                                desc->abi_major, desc->abi_minor, api->abi_major, api->abi_minor),
                    "ABI-VER-2");
     }
-    if (desc->struct_size < kDescV1Size) {
+    if (desc->struct_size < kDescV10Size) {
         return bad(fmt::format("its descriptor is {} bytes, smaller than the {} bytes of CWSGI 1.0", desc->struct_size,
-                               kDescV1Size),
+                               kDescV10Size),
                    "ABI-STRUCT-1");
     }
     // ABI-STRUCT-4: a newer app's descriptor may be larger; unknown trailing fields must be
     // zero, or the app relies on something this server does not know.
     const unsigned char *bytes = reinterpret_cast<const unsigned char *>(desc);
-    for (size_t i = kDescV1Size; i < desc->struct_size; ++i) {
+    for (size_t i = kDescKnownSize; i < desc->struct_size; ++i) {
         if (bytes[i] != 0) {
-            return bad(fmt::format("its descriptor sets fields past the {} bytes this server knows", kDescV1Size),
+            return bad(fmt::format("its descriptor sets fields past the {} bytes this server knows", kDescKnownSize),
                        "ABI-STRUCT-4");
         }
     }
     if (desc->reserved != 0) return bad("its descriptor's reserved field is not 0", "ABI-STRUCT-4");
+    // A 1.0 descriptor ends before `flags`: read only the bytes the app has (ABI-STRUCT-1).
+    cwsgi_app_desc copy{};
+    std::memcpy(&copy, desc, std::min<size_t>(desc->struct_size, kDescKnownSize));
+    if (copy.flags != 0 && copy.abi_minor < 1) {
+        // A 1.0 server would refuse these bytes (ABI-STRUCT-4); say so here rather than there.
+        return bad("its descriptor sets flags, a CWSGI 1.1 field, but declares abi_minor 0: declare abi_minor 1",
+                   "ABI-STRUCT-5");
+    }
+    if ((copy.flags & ~kKnownAppFlags) != 0 || copy.reserved2 != 0) {
+        return bad(fmt::format("its descriptor sets unknown flags 0x{:x}", copy.flags & ~kKnownAppFlags),
+                   "ABI-STRUCT-4");
+    }
     if (desc->handle == nullptr) return bad("its descriptor has no handle callback", "ABI-LOAD-4");
     if (desc->thread_safety != CWSGI_THREADS_SERIAL && desc->thread_safety != CWSGI_THREADS_SAFE) {
         return bad(fmt::format("unknown thread_safety value {}", desc->thread_safety), "ABI-LOAD-6");
@@ -141,7 +159,7 @@ std::unique_ptr<App> App::check(const cwsgi_app_desc *desc, const cwsgi_server_a
         }
     }
     auto app = std::unique_ptr<App>(new App());
-    app->desc_ = *desc;
+    app->desc_ = copy;
     app->origin_ = std::move(origin);
     app->api_ = api;
     return app;
@@ -161,6 +179,7 @@ std::string App::describe() const
                        "version:        {}\n"
                        "abi:            {}.{} (server implements {}.{})\n"
                        "thread-safety:  {}\n"
+                       "cooperative:    {}\n"
                        "requires caps:  {}\n"
                        "requires exts:  {}\n"
                        "callbacks:      init={} worker_start={} worker_stop={} destroy={} on_request_end={}\n",
@@ -168,6 +187,7 @@ std::string App::describe() const
                        desc_.abi_major, desc_.abi_minor, CWSGI_ABI_MAJOR, CWSGI_ABI_MINOR,
                        desc_.thread_safety == CWSGI_THREADS_SAFE ? "safe (concurrent handle calls)"
                                                                   : "serial (one handle call at a time)",
+                       cooperative() ? "yes (handle blocks only inside CWSGI calls)" : "no",
                        capabilities_to_string(desc_.required_caps), exts.empty() ? "none" : exts,
                        desc_.init ? "yes" : "no", desc_.worker_start ? "yes" : "no", desc_.worker_stop ? "yes" : "no",
                        desc_.destroy ? "yes" : "no", desc_.on_request_end ? "yes" : "no");

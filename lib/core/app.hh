@@ -31,6 +31,8 @@ public:
 
     const cwsgi_app_desc &desc() const { return desc_; }
     const std::string &origin() const { return origin_; }
+    /// Whether the app keeps the cooperative promise (CWSGI_APP_COOPERATIVE, THR-5).
+    bool cooperative() const { return (desc_.flags & CWSGI_APP_COOPERATIVE) != 0; }
     /// One paragraph for --check: name, version, ABI, thread-safety, caps, extensions.
     std::string describe() const;
 

@@ -135,6 +135,12 @@ int32_t api_is_shutting_down(void)
     return ctx && ctx->shutting_down() ? 1 : 0;
 }
 
+int32_t api_wait_fd(cwsgi_request *r, int fd, uint32_t events, int32_t timeout_ms)
+{
+    Request *q = live(r, "wait_fd");
+    return q ? q->wait_fd(fd, events, timeout_ms) : CWSGI_E_INVAL;
+}
+
 int32_t ext_trailer_at(cwsgi_request *r, size_t i, cwsgi_str *n, cwsgi_str *v)
 {
     Request *q = live(r, "trailer_at");
@@ -182,7 +188,27 @@ cwsgi_server_api make_api_table(uint64_t capabilities)
     api.server_info = api_server_info;
     api.is_shutting_down = api_is_shutting_down;
     api.get_extension = api_get_extension;
+    api.wait_fd = api_wait_fd;
     return api;
+}
+
+bool parse_worker_class(const std::string &name, std::optional<ExecMode> &out)
+{
+    if (name.empty() || name == "auto") {
+        out.reset();
+    } else if (name == "gthread" || name == "threads") {
+        out = ExecMode::threads;
+    } else if (name == "gevent" || name == "cooperative") {
+        out = ExecMode::cooperative;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+const char *exec_mode_name(ExecMode mode)
+{
+    return mode == ExecMode::cooperative ? "cooperative" : "threads";
 }
 
 std::string capabilities_to_string(uint64_t caps)
@@ -263,6 +289,10 @@ int32_t Context::fill_server_info(cwsgi_server_info *info) const
     full.graceful_timeout_ms = config_.graceful_timeout_ms;
     full.adapter = {adapter_name_.c_str(), adapter_name_.size()};
     full.server_software = {server_software_.c_str(), server_software_.size()};
+    // LIFE-INFO-2 (since 1.1): the execution mode the app runs under.
+    full.execution = exec_mode_ == ExecMode::cooperative ? CWSGI_EXEC_COOPERATIVE : CWSGI_EXEC_THREADS;
+    full.loop_threads = loop_threads_;
+    full.stack_size = exec_mode_ == ExecMode::cooperative ? config_.stack_size : 0;
     size_t n = std::min<size_t>(info->struct_size, sizeof full);
     uint32_t caller_size = info->struct_size;
     std::memcpy(info, &full, n);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,11 +22,25 @@ namespace cwsgi::core {
 
 class App;
 
+/// How handle() runs (THR-5): on a thread pool, or on fibers on the event-loop threads.
+enum class ExecMode : uint8_t { threads, cooperative };
+
+/// The worker classes -k/--worker-class accepts, gunicorn's names first: "gthread" is the
+/// threads mode, "gevent" the cooperative one; "threads" and "cooperative" say the same.
+/// Empty means "auto": cooperative when the app declares CWSGI_APP_COOPERATIVE, else threads.
+bool parse_worker_class(const std::string &name, std::optional<ExecMode> &out);
+
+/// "threads" or "cooperative".
+const char *exec_mode_name(ExecMode mode);
+
 /// Everything cwsgi-serve's command line sets that the core or an adapter reads.
 struct Config {
     std::string adapter = "microhttpd";
     std::vector<std::string> binds;         // empty = 127.0.0.1:8000
-    uint32_t threads = 4;                   // request threads per worker
+    uint32_t threads = 4;                   // threads mode: app threads per worker
+    uint32_t loop_threads = 0;              // event-loop threads per worker; 0 = the adapter's choice
+    std::optional<ExecMode> worker_class;   // -k; nullopt = auto (see parse_worker_class)
+    uint64_t stack_size = 256 * 1024;       // bytes of each fiber stack (cooperative mode)
     uint32_t workers = 1;                   // worker processes (the arbiter's; 1 = none)
     uint32_t graceful_timeout_ms = 30000;
     uint32_t keepalive_ms = 2000;           // idle time of a kept-alive connection
@@ -63,6 +78,12 @@ public:
     App *app() const { return app_; }
     void set_app(App *app) { app_ = app; }
 
+    /// How handle() runs in this process; decided once the app is loaded (choose_exec_mode).
+    ExecMode exec_mode() const { return exec_mode_; }
+    void set_exec_mode(ExecMode mode) { exec_mode_ = mode; }
+    /// The event-loop threads the adapter runs (server_info.loop_threads); set by the adapter.
+    void set_loop_threads(uint32_t n) { loop_threads_ = n; }
+
     uint32_t worker_id() const { return worker_id_; }
     void set_worker_id(uint32_t id) { worker_id_ = id; }
 
@@ -90,6 +111,8 @@ private:
     AccessLog access_;
     App *app_ = nullptr;
     uint32_t worker_id_ = 0;
+    ExecMode exec_mode_ = ExecMode::threads;
+    uint32_t loop_threads_ = 0;
     std::atomic<bool> shutting_down_{false};
     std::atomic<uint64_t> next_request_id_{0};
     int stop_pipe_[2] = {-1, -1};

@@ -81,6 +81,18 @@ public:
 
     /// True once the client is known to be gone. Any thread.
     virtual bool disconnected() const = 0;
+
+    /// The app's wait_fd (THR-6), arguments already checked by the core: waits until `fd` is
+    /// ready for `events` (CWSGI_WAIT_*) or `timeout_ms` (-1: no limit) passed. Returns the
+    /// ready events, CWSGI_E_TIMEOUT or CWSGI_E_SHUTDOWN. The default polls on the calling
+    /// thread (poll_fd); an adapter that runs fibers lets the request's fiber yield instead.
+    virtual int32_t wait_fd(int fd, uint32_t events, int32_t timeout_ms);
 };
+
+/// Polls `fd` for `events` (CWSGI_WAIT_*) on the calling thread for up to `timeout_ms` (-1: no
+/// limit), and also `wake_fd` when it is >= 0: once that becomes readable the wait ends with
+/// CWSGI_E_SHUTDOWN. An error or hang-up on `fd` reports every requested event. Returns the
+/// ready events, CWSGI_E_TIMEOUT, CWSGI_E_SHUTDOWN or CWSGI_E_INVAL (POLLNVAL). Threads: any.
+int32_t poll_fd(int fd, uint32_t events, int32_t timeout_ms, int wake_fd);
 
 } // namespace cwsgi::core

@@ -5,6 +5,7 @@
 // same app.so behaves the same on every adapter. Rule IDs refer to spec/*.md.
 #include "request.hh"
 
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -746,6 +747,49 @@ int32_t Request::send_informational(uint32_t status, const cwsgi_header *headers
 }
 
 int32_t Request::is_disconnected() const { return ex_.disconnected() ? 1 : 0; }
+
+int32_t Request::wait_fd(int fd, uint32_t events, int32_t timeout_ms)
+{
+    constexpr uint32_t kKnown = CWSGI_WAIT_READ | CWSGI_WAIT_WRITE;
+    if (fd < -1) return misuse(CWSGI_E_INVAL, "THR-6", "wait_fd with a negative fd");
+    if (fd == -1 && events != 0) return misuse(CWSGI_E_INVAL, "THR-6", "wait_fd on fd -1 with events");
+    if ((fd >= 0 && events == 0) || (events & ~kKnown) != 0) {
+        return misuse(CWSGI_E_INVAL, "THR-6", fmt::format("wait_fd with events 0x{:x}", events));
+    }
+    if (timeout_ms < -1) return misuse(CWSGI_E_INVAL, "THR-6", fmt::format("wait_fd with timeout {}", timeout_ms));
+    return ex_.wait_fd(fd, events, timeout_ms);
+}
+
+int32_t Exchange::wait_fd(int fd, uint32_t events, int32_t timeout_ms)
+{
+    return poll_fd(fd, events, timeout_ms, -1);
+}
+
+int32_t poll_fd(int fd, uint32_t events, int32_t timeout_ms, int wake_fd)
+{
+    struct pollfd p[2] = {};
+    p[0].fd = fd;
+    p[0].events = static_cast<short>(((events & CWSGI_WAIT_READ) ? POLLIN : 0) | ((events & CWSGI_WAIT_WRITE) ? POLLOUT : 0));
+    p[1].fd = wake_fd;
+    p[1].events = POLLIN;
+    nfds_t n = wake_fd >= 0 ? 2 : 1;
+    // EINTR restarts the wait with what is left of the timeout, so a signal never shortens it.
+    int64_t deadline = timeout_ms < 0 ? -1 : now_us() / 1000 + timeout_ms;
+    for (;;) {
+        int wait = -1;
+        if (deadline >= 0) wait = static_cast<int>(std::max<int64_t>(0, deadline - now_us() / 1000));
+        int rc = ::poll(p, n, wait);
+        if (rc < 0 && errno == EINTR) continue;
+        if (rc < 0) return CWSGI_E_IO;
+        if (n == 2 && (p[1].revents & POLLIN)) return CWSGI_E_SHUTDOWN;
+        if (rc == 0) return CWSGI_E_TIMEOUT;
+        short r = p[0].revents;
+        if (r & POLLNVAL) return CWSGI_E_INVAL;
+        if (r & (POLLERR | POLLHUP)) return static_cast<int32_t>(events);
+        uint32_t ready = ((r & POLLIN) ? CWSGI_WAIT_READ : 0) | ((r & POLLOUT) ? CWSGI_WAIT_WRITE : 0);
+        if ((ready & events) != 0) return static_cast<int32_t>(ready & events);
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Running and ending

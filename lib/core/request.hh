@@ -110,6 +110,7 @@ public:
     int32_t finish();
     int32_t send_informational(uint32_t status, const cwsgi_header *headers, size_t n);
     int32_t is_disconnected() const;
+    int32_t wait_fd(int fd, uint32_t events, int32_t timeout_ms);
     void *alloc(size_t size) { return arena_.alloc(size); }
     void set_user_data(void *p) { user_data_ = p; }
     void *get_user_data() const { return user_data_; }

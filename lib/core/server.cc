@@ -36,6 +36,31 @@ void install_stop_signals()
     sigaction(SIGPIPE, &ign, nullptr);
 }
 
+ExecMode choose_exec_mode(const Config &config, const AdapterOps &ops, bool app_cooperative, std::string &note)
+{
+    if (config.worker_class == ExecMode::cooperative && !ops.cooperative) {
+        note = fmt::format("threads (the {} adapter cannot run handle() on fibers; -k gevent ignored)", ops.name);
+        return ExecMode::threads;
+    }
+    if (config.worker_class) {
+        ExecMode mode = *config.worker_class;
+        if (mode == ExecMode::cooperative && !app_cooperative) {
+            note = "cooperative (-k gevent), but the app does not declare CWSGI_APP_COOPERATIVE: a handle that "
+                   "blocks outside CWSGI calls stalls its whole event-loop thread";
+        } else {
+            note = fmt::format("{} (-k)", exec_mode_name(mode));
+        }
+        return mode;
+    }
+    if (app_cooperative && ops.cooperative) {
+        note = "cooperative (the app declares CWSGI_APP_COOPERATIVE)";
+        return ExecMode::cooperative;
+    }
+    note = app_cooperative ? fmt::format("threads (the {} adapter has no fibers)", ops.name)
+                           : "threads (the app does not declare CWSGI_APP_COOPERATIVE)";
+    return ExecMode::threads;
+}
+
 int run_server(const Config &config, const std::string &app_path, const AdapterOps &ops)
 {
     Context ctx(config, ops.name, ops.capabilities);
@@ -53,6 +78,14 @@ int run_server(const Config &config, const std::string &app_path, const AdapterO
     if (!app) {
         ctx.log().error(error);
         return kExitAppLoadError;
+    }
+    // Decided before init, so that server_info already reports it there (LIFE-INFO-2).
+    std::string note;
+    ctx.set_exec_mode(choose_exec_mode(config, ops, app->cooperative(), note));
+    if (ctx.exec_mode() == ExecMode::cooperative && !app->cooperative()) {
+        ctx.log().warning("Execution: " + note);
+    } else {
+        ctx.log().info("Execution: " + note);
     }
     if (app->init(error) != CWSGI_OK) {
         ctx.log().error(error);

@@ -20,6 +20,11 @@ inline constexpr int kExitUsage = 2;
 inline constexpr int kExitWorkerBootError = 3;
 inline constexpr int kExitAppLoadError = 4;
 
+/// Decides how handle() runs (THR-5): the operator's -k choice, else cooperative when the app
+/// declares CWSGI_APP_COOPERATIVE and the adapter can run fibers, else threads. `note` gets one
+/// line for the log and --check that says what was chosen and why.
+ExecMode choose_exec_mode(const Config &config, const AdapterOps &ops, bool app_cooperative, std::string &note);
+
 /// Runs the whole server for `app_path` with adapter `ops` and returns the exit code.
 /// Logs every failure as one line to the error log.
 int run_server(const Config &config, const std::string &app_path, const AdapterOps &ops);

@@ -16,7 +16,7 @@ namespace {
 
 AdapterOps missing(const char *name, const char *summary, const char *reason)
 {
-    return AdapterOps{name, summary, false, reason, 0, nullptr};
+    return AdapterOps{name, summary, false, reason, 0, nullptr, false};
 }
 
 const AdapterOps *build_table()
@@ -32,7 +32,7 @@ const AdapterOps *build_table()
 #endif
         missing("forking", "pre-fork workers with a strict HTTP/1.1 parser and crash isolation",
                 "the forking adapter is not part of this build yet"),
-        AdapterOps{nullptr, nullptr, false, nullptr, 0, nullptr},
+        AdapterOps{nullptr, nullptr, false, nullptr, 0, nullptr, false},
     };
     return table;
 }

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <string>
 
@@ -42,6 +44,30 @@ const AdapterOps *default_adapter()
     return nullptr;
 }
 
+// "262144", "256k", "1m" (powers of 1024); false when it is not such a number.
+bool parse_size(const std::string &s, uint64_t &out)
+{
+    size_t used = 0;
+    unsigned long long n = 0;
+    try {
+        n = std::stoull(s, &used, 10);
+    } catch (const std::exception &) {
+        return false;
+    }
+    std::string unit = s.substr(used);
+    uint64_t scale = 1;
+    if (unit == "k" || unit == "K") {
+        scale = 1024;
+    } else if (unit == "m" || unit == "M") {
+        scale = 1024 * 1024;
+    } else if (!unit.empty()) {
+        return false;
+    }
+    if (n > UINT64_MAX / scale) return false;
+    out = n * scale;
+    return true;
+}
+
 uint32_t parse_level(const std::string &s)
 {
     if (s == "debug") return CWSGI_LOG_DEBUG;
@@ -61,13 +87,15 @@ int check_app(const std::string &path, const AdapterOps &ops, const Config &cfg)
         std::fprintf(stderr, "cwsgi-serve: %s\n", error.c_str());
         return kExitAppLoadError;
     }
+    std::string mode_note;
+    ctx.set_exec_mode(choose_exec_mode(cfg, ops, app->cooperative(), mode_note));
     if (app->init(error) != CWSGI_OK) {
         std::fprintf(stderr, "cwsgi-serve: %s\n", error.c_str());
         return kExitAppLoadError;
     }
     app->destroy();
-    std::printf("%sadapter:        %s (offers: %s)\nresult:         ok, the app loads and initialises\n",
-                app->describe().c_str(), ops.name, capabilities_to_string(ops.capabilities).c_str());
+    std::printf("%sadapter:        %s (offers: %s)\nexecution:      %s\nresult:         ok, the app loads and initialises\n",
+                app->describe().c_str(), ops.name, capabilities_to_string(ops.capabilities).c_str(), mode_note.c_str());
     return kExitOk;
 }
 
@@ -80,7 +108,7 @@ int main(int argc, char **argv)
                "\nSignals: TERM or INT stop gracefully (in-flight requests finish within --graceful-timeout).\n"
                "Docs: docs/deployment.md; the spec: spec/README.md");
     Config cfg;
-    std::string app_path, adapter_name, log_level = "info";
+    std::string app_path, adapter_name, log_level = "info", worker_class, stack_size = "256k";
     bool check = false, version = false, list = false;
     double graceful = 30, keepalive = 2, timeout = 30;
     int64_t body_limit = 0;
@@ -91,7 +119,19 @@ int main(int argc, char **argv)
                    "Address to listen on: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N; repeatable (default 127.0.0.1:8000)")
         ->allow_extra_args(false)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-    cli.add_option("--threads", cfg.threads, "Request threads per worker")->check(CLI::Range(1, 1024))->capture_default_str();
+    cli.add_option("-k,--worker-class", worker_class,
+                   "How handle() runs: gthread (a thread pool of --threads) or gevent (fibers on the event-loop "
+                   "threads; the app must block only inside CWSGI calls). Default: gevent when the app declares "
+                   "CWSGI_APP_COOPERATIVE, else gthread")
+        ->check(CLI::IsMember({"auto", "gthread", "gevent", "threads", "cooperative"}));
+    cli.add_option("--threads", cfg.threads, "App threads per worker in gthread mode")->check(CLI::Range(1, 1024))->capture_default_str();
+    cli.add_option("--loop-threads", cfg.loop_threads,
+                   "Event-loop threads per worker (default: the adapter's choice: every CPU in gevent mode)")
+        ->check(CLI::Range(1, 256));
+    cli.add_option("--stack-size", stack_size,
+                   "Fiber stack size in gevent mode, bytes or with a k/m suffix (64k..64m); an overflow ends the "
+                   "process with a message that names the request")
+        ->capture_default_str();
     cli.add_option("--graceful-timeout", graceful, "Seconds in-flight requests get to finish on stop")
         ->check(CLI::Range(0.0, 86400.0))->capture_default_str();
     cli.add_option("--keep-alive", keepalive, "Seconds an idle kept-alive connection stays open")
@@ -139,7 +179,7 @@ int main(int argc, char **argv)
     const AdapterOps *ops = adapter_name.empty() ? default_adapter() : find_adapter(adapter_name.c_str());
     // --check without an adapter in this build checks the ABI handshake alone, against a
     // server that offers no optional capability.
-    static const AdapterOps kNone{"none", "no adapter (ABI check only)", true, nullptr, 0, nullptr};
+    static const AdapterOps kNone{"none", "no adapter (ABI check only)", true, nullptr, 0, nullptr, false};
     if (check && ops == nullptr && adapter_name.empty()) ops = &kNone;
     if (ops == nullptr || !ops->built) {
         if (ops) {
@@ -153,6 +193,14 @@ int main(int argc, char **argv)
         return kExitUsage;
     }
     cfg.adapter = ops->name;
+    if (!parse_worker_class(worker_class, cfg.worker_class)) {
+        std::fprintf(stderr, "cwsgi-serve: unknown worker class '%s'\n", worker_class.c_str());
+        return kExitUsage;
+    }
+    if (!parse_size(stack_size, cfg.stack_size) || cfg.stack_size < 64 * 1024 || cfg.stack_size > 64 * 1024 * 1024) {
+        std::fprintf(stderr, "cwsgi-serve: --stack-size '%s' is not a size from 64k to 64m\n", stack_size.c_str());
+        return kExitUsage;
+    }
     cfg.graceful_timeout_ms = static_cast<uint32_t>(graceful * 1000);
     cfg.keepalive_ms = static_cast<uint32_t>(keepalive * 1000);
     cfg.timeout_ms = static_cast<uint32_t>(timeout * 1000);

@@ -43,7 +43,7 @@ int32_t init(const cwsgi_server_api *api, void **, char *, size_t)
 }
 
 const cwsgi_app_desc kDesc = {sizeof(cwsgi_app_desc), CWSGI_ABI_MAJOR, 0, "environ-test", "1", CWSGI_THREADS_SAFE,
-                              0, 0, nullptr, init, nullptr, nullptr, nullptr, handle, nullptr};
+                              0, 0, nullptr, init, nullptr, nullptr, nullptr, handle, nullptr, 0, 0};
 int32_t entry(const cwsgi_server_api *, const cwsgi_app_desc **out)
 {
     *out = &kDesc;
@@ -106,7 +106,7 @@ void test_environ__get_keys(void **) // rule: ENV-KEYS-1, ENV-KEYS-2, ENV-KEYS-4
     assert_string_equal(env("REMOTE_PORT"), "54321");
     assert_string_equal(env("cwsgi.url_scheme"), "http");
     assert_string_equal(env("cwsgi.raw_path"), "/a/b");
-    assert_string_equal(env("cwsgi.version"), "1.0");
+    assert_string_equal(env("cwsgi.version"), "1.1"); // the ABI version the server implements
     assert_non_null(env("cwsgi.request_id"));
     assert_string_equal(env("HTTP_USER_AGENT"), "t");
     assert_null(env("CONTENT_TYPE"));   // rule: ENV-KEYS-3

@@ -10,12 +10,14 @@
 
 #include <cstdio>
 #include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "core/app.hh"
 #include "core/context.hh"
+#include "core/server.hh"
 
 using namespace cwsgi::core;
 
@@ -70,12 +72,12 @@ void test_loader__no_entry_symbol(void **) // rule: ABI-LOAD-1
 
 void test_loader__wrong_major(void **) // rule: ABI-VER-1, ABI-VER-5
 {
-    expect_error("fixture_wrong_major.so", "built for CWSGI ABI 2.x; this server implements ABI 1.0: rebuild the app");
+    expect_error("fixture_wrong_major.so", "built for CWSGI ABI 2.x; this server implements ABI 1.1: rebuild the app");
 }
 
 void test_loader__newer_minor(void **) // rule: ABI-VER-2, ABI-VER-5
 {
-    expect_error("fixture_newer_minor.so", "needs CWSGI ABI 1.99; this server implements 1.0: upgrade the server");
+    expect_error("fixture_newer_minor.so", "needs CWSGI ABI 1.99; this server implements 1.1: upgrade the server");
 }
 
 void test_loader__same_or_older_minor_loads(void **) // rule: ABI-VER-3
@@ -142,6 +144,72 @@ void test_loader__init_fails(void **) // rule: LIFE-LOAD-2
     expect_error("fixture_init_fails.so", "model file /nonexistent/model.bin is missing");
 }
 
+void test_loader__v10_app_loads(void **) // rule: ABI-VER-2, ABI-STRUCT-1
+{
+    // Built against the 1.0 header: a 96-byte descriptor, read without touching bytes past it.
+    Context ctx(Config{}, "test", 0);
+    Context::set_current(&ctx);
+    std::string error;
+    auto app = App::load(fixture("fixture_v10.so"), ctx.api(), error);
+    assert_non_null(app.get());
+    assert_int_equal(app->desc().struct_size, offsetof(cwsgi_app_desc, flags));
+    assert_int_equal(app->desc().flags, 0);
+    assert_false(app->cooperative());
+    Context::set_current(nullptr);
+}
+
+void test_loader__flags_need_minor_1(void **) // rule: ABI-STRUCT-5
+{
+    expect_error("fixture_flags_minor0.so", "declares abi_minor 0: declare abi_minor 1");
+    expect_error("fixture_unknown_flags.so", "unknown flags 0x80");
+    assert_string_equal(load_error("fixture_cooperative.so").c_str(), "");
+}
+
+void test_loader__exec_mode_choice(void **) // rule: THR-5
+{
+    AdapterOps fibers{"fib", "", true, nullptr, 0, nullptr, true};
+    AdapterOps nofibers{"nofib", "", true, nullptr, 0, nullptr, false};
+    Config auto_cfg;
+    std::string note;
+    // Auto: cooperative only for a declaring app on an adapter with fibers.
+    assert_true(choose_exec_mode(auto_cfg, fibers, true, note) == ExecMode::cooperative);
+    assert_true(choose_exec_mode(auto_cfg, fibers, false, note) == ExecMode::threads);
+    assert_true(choose_exec_mode(auto_cfg, nofibers, true, note) == ExecMode::threads);
+    // -k wins, with a warning note when it overrides the app's (missing) declaration.
+    Config k = auto_cfg;
+    assert_true(parse_worker_class("gthread", k.worker_class));
+    assert_true(choose_exec_mode(k, fibers, true, note) == ExecMode::threads);
+    assert_true(parse_worker_class("gevent", k.worker_class));
+    assert_true(choose_exec_mode(k, fibers, false, note) == ExecMode::cooperative);
+    assert_non_null(std::strstr(note.c_str(), "does not declare"));
+    assert_true(choose_exec_mode(k, nofibers, true, note) == ExecMode::threads);
+    assert_false(parse_worker_class("eventlet", k.worker_class));
+}
+
+void test_loader__server_info_mode(void **) // rule: LIFE-INFO-2
+{
+    Config cfg;
+    cfg.stack_size = 128 * 1024;
+    Context ctx(cfg, "test", 0);
+    cwsgi_server_info info{};
+    info.struct_size = sizeof info;
+    assert_int_equal(ctx.fill_server_info(&info), CWSGI_OK);
+    assert_int_equal(info.execution, CWSGI_EXEC_THREADS);
+    assert_int_equal(info.stack_size, 0);
+    ctx.set_exec_mode(ExecMode::cooperative);
+    ctx.set_loop_threads(2);
+    assert_int_equal(ctx.fill_server_info(&info), CWSGI_OK);
+    assert_int_equal(info.execution, CWSGI_EXEC_COOPERATIVE);
+    assert_int_equal(info.loop_threads, 2);
+    assert_int_equal(info.stack_size, 128 * 1024);
+    // A 1.0 app's smaller struct gets only the 1.0 fields (ABI-STRUCT-2).
+    cwsgi_server_info small{};
+    small.struct_size = offsetof(cwsgi_server_info, execution);
+    small.execution = 77;
+    assert_int_equal(ctx.fill_server_info(&small), CWSGI_OK);
+    assert_int_equal(small.execution, 77);
+}
+
 // `cwsgi-serve --check`: exit status and output.
 int run_check(const char *name, std::string &out)
 {
@@ -165,10 +233,13 @@ void test_loader__serve_check(void **) // rule: ABI-LOAD-3, ABI-LOAD-7
     assert_int_equal(run_check("fixture_good.so", out), 0);
     assert_non_null(std::strstr(out.c_str(), "thread-safety:"));
     assert_non_null(std::strstr(out.c_str(), "abi:            1.0"));
+    assert_non_null(std::strstr(out.c_str(), "execution:      threads (the app does not declare"));
+    assert_int_equal(run_check("fixture_cooperative.so", out), 0);
+    assert_non_null(std::strstr(out.c_str(), "cooperative:    yes"));
     const char *broken[] = {"fixture_no_entry.so", "fixture_wrong_major.so", "fixture_newer_minor.so",
                             "fixture_init_fails.so", "fixture_no_handle.so", "not_an_elf.so",
                             "fixture_entry_refuses.so", "fixture_nonzero_tail.so", "fixture_bad_threads.so",
-                            "missing.so"};
+                            "fixture_flags_minor0.so", "fixture_unknown_flags.so", "missing.so"};
     for (const char *b : broken) {
         int rc = run_check(b, out);
         if (rc != 4) fail_msg("--check %s: exit %d, output '%s'", b, rc, out.c_str());
@@ -198,6 +269,10 @@ int main(void)
         cmocka_unit_test(test_loader__missing_capability),
         cmocka_unit_test(test_loader__nonzero_tail),
         cmocka_unit_test(test_loader__init_fails),
+        cmocka_unit_test(test_loader__v10_app_loads),
+        cmocka_unit_test(test_loader__flags_need_minor_1),
+        cmocka_unit_test(test_loader__exec_mode_choice),
+        cmocka_unit_test(test_loader__server_info_mode),
         cmocka_unit_test(test_loader__serve_check),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);

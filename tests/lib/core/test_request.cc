@@ -316,7 +316,7 @@ int32_t app_init(const cwsgi_server_api *api, void **, char *, size_t)
 
 const cwsgi_app_desc kDesc = {
     sizeof(cwsgi_app_desc), CWSGI_ABI_MAJOR, 0, "state-machine-test", "1", CWSGI_THREADS_SAFE, 0, 0, nullptr,
-    app_init, nullptr, nullptr, nullptr, app_handle, app_end,
+    app_init, nullptr, nullptr, nullptr, app_handle, app_end, 0, 0,
 };
 
 int32_t entry(const cwsgi_server_api *, const cwsgi_app_desc **out)
