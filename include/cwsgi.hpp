@@ -81,34 +81,12 @@ private:
     int32_t code_;
 };
 
-/// The standard reason phrase of an HTTP status ("Not Found"), or "Unknown" for codes it lacks.
+/// The standard reason phrase of an HTTP status ("Not Found"), or "Unknown" for codes it lacks:
+/// cwsgi_reason_phrase of cwsgi.h, so the C++ layer and the server core never disagree.
 /// Threads: any.
 inline std::string_view reason_phrase(uint32_t status) noexcept
 {
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 418: return "I'm a teapot";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
-    }
+    return cwsgi_reason_phrase(status);
 }
 
 /// Thrown by a handler to answer with an HTTP error status: before commit the trampoline sends

@@ -14,7 +14,8 @@
  * Endpoints (query parameters in brackets; all optional):
  *   /t/env       environ + headers + info + body as JSON [r=read size, tag]
  *   /t/echo      streams the body back [r, cl=1 to declare the request's Content-Length]
- *   /t/read      reads the body, answers its length and FNV-1a hash [r, tag]
+ *   /t/read      reads the body, answers its length and FNV-1a hash [r, tag; answer=1: a
+ *                200 report even after a read error, instead of failing before commit]
  *   /t/stream    n writes of m pattern bytes [n, m, delay_ms, pre_delay_ms, cl=1, tag]
  *   /t/file      send_file of a generated file [n=file size, offset, count, cl=0, tag]
  *   /t/status    chosen status and headers [s, h=Name:Value (repeatable), body, cl, tag,
@@ -725,7 +726,7 @@ static int32_t h_read(probe_state *p, rctx *rc, cwsgi_request *req, cwsgi_str qs
     read_body(p, req, (size_t)qs_int(qs, "r", 65536), 0, &br);
     note_int(p, rc, "read_rc", br.rc);
     note_int(p, rc, "body_len", br.total);
-    if (br.rc < 0) {
+    if (br.rc < 0 && qs_int(qs, "answer", 0) != 1) {
         return (int32_t)br.rc;
     }
     jb_open(&j, "{");

@@ -47,6 +47,26 @@ void http10_default_close(Ctx &ctx)
     if (!c.wait_closed(3000)) fail("RESP-FRAME-6: an HTTP/1.0 connection without keep-alive stayed open");
 }
 
+void http10_length_framed_close(Ctx &ctx)
+{
+    // rule: RESP-FRAME-6: an HTTP/1.0 request without keep-alive, answered with a length: the
+    // server knows at commit that the connection will close, so the head says Connection: close
+    // (a 1.0 client that assumes keep-alive from a length alone would otherwise wait).
+    Conn c = ctx.connect();
+    std::string raw = "GET /t/stream?n=1&m=10&cl=1 HTTP/1.0\r\n\r\n";
+    ctx.note_request(raw);
+    c.send(raw);
+    Response r = c.read_response({});
+    if (r.status != 200 || !r.complete) fail("expected a complete 200, got " + r.summary());
+    if (r.framing != Framing::length) fail("expected a length-framed body, got " + r.summary());
+    if (!r.has_token("Connection", "close")) {
+        fail("RESP-FRAME-6: the length-framed answer to an HTTP/1.0 request without keep-alive lacks Connection: close (got " +
+             fields_str(r.headers) + ")");
+    }
+    if (r.has_token("Connection", "keep-alive")) fail("RESP-FRAME-6: Connection says both close and keep-alive");
+    if (!c.wait_closed(3000)) fail("RESP-FRAME-6: the server said Connection: close but kept the connection open");
+}
+
 void pipelining(Ctx &ctx)
 {
     // ABI-CAP-4 with CWSGI_CAP_PIPELINING: every pipelined request is answered, in order.
@@ -142,6 +162,7 @@ void add_connection_cases(std::vector<Case> &out)
     out.push_back({"RESP-FRAME-6", "keep-alive", profile::base, 0, false, keep_alive});
     out.push_back({"RESP-FRAME-6", "connection-close", profile::base, 0, false, connection_close});
     out.push_back({"RESP-FRAME-6", "http10-closes-by-default", profile::base, 0, false, http10_default_close});
+    out.push_back({"RESP-FRAME-6", "http10-length-says-close", profile::base, 0, false, http10_length_framed_close});
     out.push_back({"ABI-CAP-4", "pipelining-in-order", profile::base, CWSGI_CAP_PIPELINING, false, pipelining});
     out.push_back({"ABI-CAP-4", "pipelining-not-declared", profile::base, 0, false, pipelining_fallback});
     out.push_back({"THR-4", "fifty-connections", profile::base, 0, false, many_connections});

@@ -276,6 +276,28 @@ void pct2f(Ctx &ctx)
     expect_key(doc, "REQUEST_URI", target, "ENV-PATH-3");
 }
 
+void pct_lowercase(Ctx &ctx)
+{
+    // rule: ENV-PATH-2: hex digits of an escape are case-insensitive: %2f is '/', %7e is '~'.
+    std::string target = "/t/env/a%2fb%7ec%2Ad%3a";
+    json doc = env_doc(ctx, ctx.req("GET", target));
+    check_shape(doc);
+    expect_key(doc, "PATH_INFO", "/t/env/a/b~c*d:", "ENV-PATH-2");
+    expect_key(doc, "cwsgi.raw_path", target, "ENV-PATH-3");
+}
+
+void content_length_zero(Ctx &ctx)
+{
+    // rule: ENV-KEYS-3: Content-Length: 0 is a field the client sent, so CONTENT_LENGTH is "0".
+    for (const char *method : {"POST", "GET"}) {
+        json doc = env_doc(ctx, ctx.req(method, "/t/env", "Content-Length: 0\r\n"));
+        check_shape(doc);
+        expect_key(doc, "CONTENT_LENGTH", "0", "ENV-KEYS-3");
+        expect_absent(doc, "HTTP_CONTENT_LENGTH", "ENV-HDR-3");
+        check_eq(doc["info"]["content_length"].get<int64_t>(), int64_t(0), "ENV-INFO-2: info.content_length");
+    }
+}
+
 void query_strings(Ctx &ctx)
 {
     const std::pair<std::string, std::string> cases[] = {
@@ -401,6 +423,8 @@ void add_environ_cases(std::vector<Case> &out)
     out.push_back({"ENV-KEYS-5", "environ-absolute-form", profile::base, 0, false, absolute_form});
     out.push_back({"ENV-PATH-3", "environ-absolute-form-no-path", profile::base, 0, false, absolute_form_no_path});
     out.push_back({"ENV-PATH-2", "environ-percent-2f", profile::base, 0, false, pct2f});
+    out.push_back({"ENV-PATH-2", "environ-percent-lowercase-hex", profile::base, 0, false, pct_lowercase});
+    out.push_back({"ENV-KEYS-3", "environ-content-length-zero", profile::base, 0, false, content_length_zero});
     out.push_back({"ENV-PATH-3", "environ-query-strings", profile::base, 0, false, query_strings});
     out.push_back({"ENV-PATH-3", "environ-fragment", profile::base, 0, false, fragment});
     out.push_back({"ENV-HDR-4", "environ-duplicate-headers", profile::base, 0, false, dup_headers});

@@ -273,6 +273,102 @@ void expect_http10(Ctx &ctx)
     check_read_report(d, 5, "hello");
 }
 
+void expect_http10_waits(Ctx &ctx)
+{
+    // rule: INPUT-EXPECT-3: an HTTP/1.0 client that waits after its head gets no 100 while it
+    // waits, and the body it then sends is read as usual.
+    Conn c = ctx.connect();
+    std::string head = "POST /t/expect?mode=read HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+    ctx.note_request(head + "hello");
+    c.send(head);
+    if (c.data_within(800)) {
+        Interim i;
+        std::string err;
+        if (c.read_interim(1000, &i, &err) && i.status >= 100 && i.status < 200) {
+            fail("INPUT-EXPECT-3: an HTTP/1.0 client got a " + std::to_string(i.status) + " while it held its body back");
+        }
+        fail("INPUT-EXPECT-3: the server answered before the HTTP/1.0 body arrived (status " + std::to_string(i.status) + ")");
+    }
+    c.send("hello");
+    Response r = c.read_response({});
+    if (!r.interim.empty()) fail("INPUT-EXPECT-3: an HTTP/1.0 client got a " + std::to_string(r.interim[0].status));
+    json d = read_doc(ctx, r, "HTTP/1.0 upload with Expect, body sent late");
+    check_read_report(d, 5, "hello");
+}
+
+void trailer_forbidden_dropped(Ctx &ctx)
+{
+    // rule: EXT-TRAILERS-2: trailer fields that RFC 9110 6.5.1 forbids (framing, routing) never
+    // reach the header list or the environ, and do not change the body. Dropping them from
+    // trailer_at too is a MAY: noted, not failed.
+    std::string raw = ctx.req("POST", "/t/env", "Transfer-Encoding: chunked\r\n",
+                              chunked("abcdef", 4, "Content-Length: 99\r\nX-Sum: 42\r\nHost: evil.example\r\n"));
+    ctx.note_request(raw);
+    json d = read_doc(ctx, ctx.exchange(raw), "chunked body with forbidden trailers");
+    check_eq(b64decode(d["body_b64"].get<std::string>()), std::string("abcdef"), "INPUT-READ-3: body before the trailers");
+    auto env = environ_map(d);
+    if (env.count("CONTENT_LENGTH")) fail("EXT-TRAILERS-2: a Content-Length trailer became CONTENT_LENGTH " + env["CONTENT_LENGTH"]);
+    check_eq(env["HTTP_HOST"], ctx.t.host + ":" + std::to_string(ctx.t.port), "EXT-TRAILERS-2: HTTP_HOST after a Host trailer");
+    for (const auto &h : d["headers"]) {
+        std::string name = h[0].get<std::string>(), value = h[1].get<std::string>();
+        if ((name == "content-length" && value == "99") || (name == "host" && value == "evil.example") || name == "x-sum") {
+            fail("EXT-TRAILERS-2: the trailer '" + name + ": " + value + "' appears in the header list");
+        }
+    }
+    if (!d["trailers_ext"].get<bool>()) return; // without the extension the app sees no trailers at all
+    bool allowed = false;
+    for (const auto &t : d["trailers"]) {
+        std::string name = t[0].get<std::string>();
+        if (name == "content-length" || name == "host") ctx.diag.push_back("the forbidden trailer '" + name + "' reached trailer_at (a MAY)");
+        allowed = allowed || (name == "x-sum" && t[1].get<std::string>() == "42");
+    }
+    if (!allowed) fail("EXT-TRAILERS-1: the allowed trailer x-sum: 42 is missing, got " + d["trailers"].dump());
+}
+
+void trailer_malformed(Ctx &ctx)
+{
+    // rule: INPUT-READ-4: a malformed trailer line is a malformed body: the server answers 400
+    // itself, or the app's read returns CWSGI_E_BODY (and the app's failure becomes a 400).
+    const std::string bad[] = {"No-Colon-Here\r\n", "Bad Name: v\r\n", " folded: v\r\n"};
+    for (const std::string &trailer : bad) {
+        std::string tag = ctx.tag("badtrailer");
+        Conn c = ctx.connect();
+        std::string raw = ctx.req("POST", "/t/read?tag=" + tag, "Transfer-Encoding: chunked\r\n", chunked("abc", 3, trailer));
+        ctx.note_request(raw);
+        c.send(raw);
+        Response r = c.read_response({});
+        if (r.status != 400) fail("INPUT-READ-4: expected 400 for the trailer '" + escape_bytes(trailer) + "', got " + r.summary());
+        json s = ctx.wait_ends(tag, 1, 3000);
+        if (!s["tag"].is_null()) {
+            check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_BODY),
+                     "INPUT-READ-4: read result for the trailer '" + escape_bytes(trailer) + "'");
+        }
+        if (!c.wait_closed(3000)) fail("INPUT-READ-5: the connection must close after a body error");
+    }
+}
+
+void read_error_then_answer(Ctx &ctx)
+{
+    // rule: INPUT-READ-5: after a body error the connection closes, also when the app answers
+    // with a response of its own (here a length-framed 200) instead of failing. The error is a
+    // stalled body (CWSGI_E_TIMEOUT): a malformed chunk would do too, but an engine that parses
+    // chunks itself (libmicrohttpd) then answers 400 on its own before the app's answer.
+    std::string tag = ctx.tag("readerr");
+    Conn c = ctx.connect();
+    std::string raw = ctx.req("POST", "/t/read?answer=1&tag=" + tag, "Content-Length: 100\r\n") + std::string(10, 'x');
+    ctx.note_request(raw);
+    c.send(raw);
+    ReadOptions ro;
+    ro.read_timeout_ms = (kLimitTimeoutS + 5) * 1000;
+    Response r = c.read_response(ro);
+    json s = ctx.wait_ends(tag, 1, 5000);
+    if (s["tag"].is_null()) fail("the request never reached the app");
+    check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_TIMEOUT), "INPUT-READ-4: read result for a stalled body");
+    if (r.status != 200 || !r.complete) fail("expected the app's complete 200, got " + r.summary());
+    if (!r.has_token("Connection", "close")) fail("INPUT-READ-5: the answer after a body error lacks Connection: close (got " + fields_str(r.headers) + ")");
+    if (!c.wait_closed(3000)) fail("INPUT-READ-5: the connection must close after a body error");
+}
+
 /// Samples the server's RSS while `work` runs; returns the growth in KiB (or -1).
 struct RssWatch {
     ServerProc *proc;
@@ -399,6 +495,10 @@ void add_input_cases(std::vector<Case> &out)
     out.push_back({"INPUT-EXPECT-1", "expect-100-never-read", profile::base, 0, false, expect_not_read});
     out.push_back({"INPUT-EXPECT-1", "expect-100-empty-body", profile::base, 0, false, expect_empty_body});
     out.push_back({"INPUT-EXPECT-3", "expect-100-http10", profile::base, 0, false, expect_http10});
+    out.push_back({"INPUT-EXPECT-3", "expect-100-http10-body-held-back", profile::base, 0, false, expect_http10_waits});
+    out.push_back({"EXT-TRAILERS-2", "trailers-forbidden-dropped", profile::base, 0, false, trailer_forbidden_dropped});
+    out.push_back({"INPUT-READ-4", "trailers-malformed-400", profile::base, 0, false, trailer_malformed});
+    out.push_back({"INPUT-READ-5", "body-stall-then-answer-closes", profile::limits, 0, false, read_error_then_answer});
     out.push_back({"RESP-BODY-2", "upload-large-bounded-memory", profile::base, 0, false, upload_large});
     out.push_back({"INPUT-LIMIT-1", "body-limit-content-length-413", profile::limits, 0, false, limit_cl_413});
     out.push_back({"INPUT-LIMIT-2", "body-limit-chunked-413", profile::limits, 0, false, limit_chunked_413});

@@ -153,6 +153,70 @@ void head_without_length(Ctx &ctx)
     connection_still_usable(ctx, c, h, "RESP-NOBODY-3: after HEAD");
 }
 
+/// Header names of `r` in order, lowercased, without the per-response Date.
+std::vector<std::string> header_names(const Response &r)
+{
+    std::vector<std::string> out;
+    for (const auto &f : r.headers) {
+        if (iequals(f.name, "Date")) continue;
+        std::string n = f.name;
+        for (char &ch : n) ch = static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        out.push_back(std::move(n));
+    }
+    return out;
+}
+
+void head_same_headers_as_get(Ctx &ctx)
+{
+    // rule: RESP-NOBODY-3: HEAD gets the status and headers GET gets, no body bytes on the wire,
+    // and the connection carries the next request as if nothing had been skipped.
+    const std::string target = "/t/status?s=200&cl=5&body=hello&h=X-Probe:head";
+    Conn c = ctx.connect();
+    std::string get = ctx.req("GET", target), head = ctx.req("HEAD", target);
+    ctx.note_request(get + head + get);
+    c.send(get);
+    Response g = c.read_response({});
+    if (g.status != 200 || !g.complete || g.body != "hello") fail("GET: expected a complete 200 'hello', got " + g.summary());
+    if (g.has_token("Connection", "close")) fail("GET on HTTP/1.1 closed the connection: the HEAD case needs keep-alive");
+    c.send(head);
+    ReadOptions ro;
+    ro.head = true;
+    Response h = c.read_response(ro);
+    if (h.status != 200) fail("HEAD: expected 200, got " + h.summary());
+    check_eq(h.header("Content-Length").value_or("<none>"), std::string("5"), "RESP-NOBODY-3: Content-Length of the HEAD response");
+    auto gn = header_names(g), hn = header_names(h);
+    if (gn != hn) fail("RESP-NOBODY-3: HEAD headers differ from GET's: GET " + fields_str(g.headers) + " / HEAD " + fields_str(h.headers));
+    for (const auto &f : g.headers) {
+        if (iequals(f.name, "Date")) continue;
+        check_eq(h.header(f.name).value_or("<none>"), f.value, "RESP-NOBODY-3: HEAD value of " + f.name);
+    }
+    if (c.data_within(300)) fail("RESP-NOBODY-3: bytes followed the HEAD response's head (a body sent for HEAD?)");
+    c.send(get);
+    Response again = c.read_response({});
+    if (again.status != 200 || !again.complete || again.body != "hello") {
+        fail("RESP-NOBODY-3: the GET after HEAD on the same connection got " + again.summary());
+    }
+}
+
+void head_no_length_no_body(Ctx &ctx)
+{
+    // rule: RESP-NOBODY-3, RESP-FRAME-2: the app gives no length and writes nothing. GET gets
+    // Content-Length: 0; HEAD gets no Content-Length (the server cannot know what GET sends).
+    Response g = must(ctx, ctx.req("GET", "/t/status?s=200"), 200);
+    check_eq(g.header("Content-Length").value_or("<none>"), std::string("0"), "RESP-FRAME-2: Content-Length of the empty GET");
+    Conn c = ctx.connect();
+    std::string raw = ctx.req("HEAD", "/t/status?s=200");
+    ctx.note_request(raw);
+    c.send(raw);
+    ReadOptions ro;
+    ro.head = true;
+    Response h = c.read_response(ro);
+    if (h.status != 200) fail("HEAD: expected 200, got " + h.summary());
+    if (h.header("Content-Length")) fail("RESP-NOBODY-3: the server added Content-Length " + *h.header("Content-Length") + " to a HEAD response without a length");
+    if (h.header("Transfer-Encoding")) fail("RESP-NOBODY-3: the server added Transfer-Encoding to a HEAD response");
+    connection_still_usable(ctx, c, h, "RESP-NOBODY-3: after an empty HEAD");
+}
+
 void no_body_status(Ctx &ctx, int status)
 {
     std::string tag = ctx.tag("nobody");
@@ -520,6 +584,8 @@ void add_response_cases(std::vector<Case> &out)
     add("RESP-START-2", "deferred-commit", deferred_commit);
     add("RESP-NOBODY-3", "head-with-content-length", head_with_length);
     add("RESP-NOBODY-3", "head-without-length", head_without_length);
+    add("RESP-NOBODY-3", "head-same-headers-as-get", head_same_headers_as_get);
+    add("RESP-NOBODY-3", "head-empty-without-length", head_no_length_no_body);
     add("RESP-NOBODY-1", "status-204", [](Ctx &c) { no_body_status(c, 204); });
     add("RESP-NOBODY-1", "status-304", [](Ctx &c) { no_body_status(c, 304); });
     add("RESP-NOBODY-2", "status-304-content-length", status_304_length);

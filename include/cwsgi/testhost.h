@@ -49,6 +49,11 @@ typedef struct cwsgi_test_request {
                                     bytes; 0 or negative: it stays */
     const cwsgi_header *trailers; /* request trailers, delivered after the body (with chunked) */
     size_t n_trailers;
+    int32_t read_error;          /* < 0: once the body bytes are delivered, the next read of the
+                                    connection fails with this status (CWSGI_E_TIMEOUT,
+                                    CWSGI_E_BODY) instead of ending the body. The core stops at
+                                    a Content-Length by itself, so this shows with chunked or
+                                    with a declared length longer than body_len. Since: 1.1 */
 } cwsgi_test_request;
 
 /** What came back. Owned by the host; free with cwsgi_test_response_free. */

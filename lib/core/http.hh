@@ -69,7 +69,7 @@ bool is_token(std::string_view s);
 bool is_field_value(std::string_view s);
 /// ASCII case-insensitive equality.
 bool iequals(std::string_view a, std::string_view b);
-/// The standard reason phrase for a status ("Not Found"), or "Unknown".
+/// The standard reason phrase for a status ("Not Found"), or "Unknown": cwsgi_reason_phrase.
 const char *reason_phrase(uint32_t status);
 
 /// Checks one response header the app gave. Returns CWSGI_OK, CWSGI_E_HEADER (not a token,

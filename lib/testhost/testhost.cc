@@ -36,8 +36,8 @@ void set_error(char *err, size_t errlen, const std::string &msg)
 
 class MemoryExchange final : public Exchange {
 public:
-    MemoryExchange(std::string body, size_t piece, int64_t disconnect_after)
-        : body_(std::move(body)), piece_(piece), disconnect_after_(disconnect_after)
+    MemoryExchange(std::string body, size_t piece, int64_t disconnect_after, int32_t read_error)
+        : body_(std::move(body)), piece_(piece), disconnect_after_(disconnect_after), read_error_(read_error)
     {
     }
 
@@ -47,6 +47,7 @@ public:
     {
         if (disconnected_) return CWSGI_E_DISCONNECTED;
         size_t left = body_.size() - pos_;
+        if (left == 0 && read_error_ < 0) return read_error_;
         size_t n = std::min(left, cap);
         if (piece_ > 0) n = std::min(n, piece_);
         std::memcpy(buf, body_.data() + pos_, n);
@@ -93,6 +94,7 @@ public:
     std::string body_;
     size_t piece_;
     int64_t disconnect_after_;
+    int32_t read_error_;
     size_t pos_ = 0;
     std::vector<Header> trailers_;
     bool continue_sent_ = false;
@@ -287,8 +289,12 @@ int32_t cwsgi_testhost_request(cwsgi_testhost *host, const cwsgi_test_request *r
         return CWSGI_OK;
     }
     std::string body(static_cast<const char *>(req->body ? req->body : ""), req->body ? req->body_len : 0);
-    MemoryExchange ex(std::move(body), req->read_piece, req->disconnect_after);
     // Fields added after 1.0 of this struct are read only when the caller's struct has them.
+    int32_t read_error = 0;
+    if (req->struct_size >= offsetof(cwsgi_test_request, read_error) + sizeof req->read_error) {
+        read_error = req->read_error;
+    }
+    MemoryExchange ex(std::move(body), req->read_piece, req->disconnect_after, read_error);
     if (req->struct_size >= offsetof(cwsgi_test_request, n_trailers) + sizeof req->n_trailers) {
         for (size_t i = 0; i < req->n_trailers; ++i) {
             const cwsgi_header &t = req->trailers[i];

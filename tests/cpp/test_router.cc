@@ -101,6 +101,7 @@ public:
                      throw std::runtime_error("late boom");
                  })
             .get("/teapot", [](Request &, Response &) -> void { throw cwsgi::HttpError(418, "short and stout\n"); })
+            .get("/too-many-fields", [](Request &, Response &) -> void { throw cwsgi::HttpError(431); })
             .get("/json-error",
                  [](Request &, Response &) -> void {
                      throw cwsgi::HttpError(422, "{\"error\":\"bad\"}", "application/json");
@@ -676,6 +677,15 @@ void test_router__http_error_sets_status_and_body(void **state)
     cwsgi_test_response_free(r);
 }
 
+void test_router__http_error_body_uses_the_shared_reason_phrase(void **state)
+{
+    // HttpError's default body and the status line come from the same table (cwsgi.h).
+    cwsgi_test_response *r = get(state, "/too-many-fields");
+    expect(r, 431, "Request Header Fields Too Large\n");
+    assert_string_equal(r->reason, "Request Header Fields Too Large");
+    cwsgi_test_response_free(r);
+}
+
 void test_router__http_error_replaces_an_uncommitted_response(void **state)
 {
     cwsgi_test_response *r = get(state, "/replace");
@@ -795,6 +805,7 @@ int main(void)
         T(test_router__exception_before_commit_is_500),
         T(test_router__exception_after_commit_aborts),
         T(test_router__http_error_sets_status_and_body),
+        T(test_router__http_error_body_uses_the_shared_reason_phrase),
         T(test_router__http_error_replaces_an_uncommitted_response),
         T(test_router__http_error_after_commit_aborts),
         T(test_router__header_refused_by_server_is_500),

@@ -147,6 +147,28 @@ void test_environ__encoded_slash(void **) // rule: ENV-PATH-2, ENV-PATH-3
     assert_string_equal(env("REQUEST_URI"), "/files/a%2Fb%20c");
 }
 
+void test_environ__lowercase_percent_escapes(void **) // rule: ENV-PATH-2, ENV-PATH-3
+{
+    // RFC 3986 hex digits are case-insensitive: %2f and %2F are the same byte.
+    reopen(nullptr);
+    assert_int_equal(run("GET", "/a%2fb%7ec%2Ad%3a"), 200);
+    assert_string_equal(env("PATH_INFO"), "/a/b~c*d:");
+    assert_string_equal(env("cwsgi.raw_path"), "/a%2fb%7ec%2Ad%3a");
+}
+
+void test_environ__content_length_zero(void **) // rule: ENV-KEYS-3
+{
+    // A Content-Length field of 0 is a field the client sent: CONTENT_LENGTH shows it.
+    reopen(nullptr);
+    assert_int_equal(run("POST", "/p", {hdr("Content-Length", "0")}), 200);
+    assert_non_null(env("CONTENT_LENGTH"));
+    assert_string_equal(env("CONTENT_LENGTH"), "0");
+    assert_null(env("HTTP_CONTENT_LENGTH"));
+    assert_int_equal(run("GET", "/g", {hdr("Content-Length", "0")}), 200);
+    assert_non_null(env("CONTENT_LENGTH"));
+    assert_string_equal(env("CONTENT_LENGTH"), "0");
+}
+
 void test_environ__absolute_form(void **) // rule: ENV-KEYS-5
 {
     reopen(nullptr);
@@ -238,6 +260,8 @@ int main(void)
         cmocka_unit_test(test_environ__post_content_keys),
         cmocka_unit_test(test_environ__head_and_options),
         cmocka_unit_test(test_environ__encoded_slash),
+        cmocka_unit_test(test_environ__lowercase_percent_escapes),
+        cmocka_unit_test(test_environ__content_length_zero),
         cmocka_unit_test(test_environ__absolute_form),
         cmocka_unit_test(test_environ__fragment_dropped),
         cmocka_unit_test(test_environ__server_name_fallbacks),

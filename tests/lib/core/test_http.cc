@@ -2,12 +2,14 @@
 // (lib/core/http.cc). Each test names the spec rule it checks.
 #include "cmocka.hh"
 
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "core/http.hh"
 
 #include "cwsgi.h"
+#include "cwsgi.hpp"
 
 using namespace cwsgi::core;
 
@@ -253,6 +255,32 @@ void test_http__error_response(void **)
     assert_true(saw_close && saw_len);
 }
 
+void test_http__reason_phrases_are_one_table(void **)
+{
+    // The core (status lines, its own error answers) and the C++ layer (HttpError bodies) give
+    // every status the same phrase, and every registered code has one.
+    const uint32_t registered[] = {100, 101, 102, 103, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226,
+                                   300, 301, 302, 303, 304, 305, 307, 308, 400, 401, 402, 403, 404, 405,
+                                   406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 418, 421,
+                                   422, 423, 424, 425, 426, 428, 429, 431, 451, 500, 501, 502, 503, 504,
+                                   505, 506, 507, 508, 510, 511};
+    for (uint32_t s : registered) {
+        const char *core = cwsgi::core::reason_phrase(s);
+        assert_string_not_equal(core, "Unknown");
+        assert_string_equal(std::string(cwsgi::reason_phrase(s)).c_str(), core);
+        assert_string_equal(cwsgi_reason_phrase(s), core);
+    }
+    for (uint32_t s : {0u, 99u, 199u, 299u, 306u, 419u, 430u, 509u, 599u, 600u}) {
+        assert_string_equal(cwsgi::core::reason_phrase(s), "Unknown");
+        assert_string_equal(std::string(cwsgi::reason_phrase(s)).c_str(), "Unknown");
+    }
+    assert_string_equal(cwsgi::core::reason_phrase(431), "Request Header Fields Too Large");
+    assert_string_equal(std::string(cwsgi::reason_phrase(431)).c_str(), "Request Header Fields Too Large");
+    assert_string_equal(cwsgi::core::reason_phrase(413), "Content Too Large"); // RFC 9110, not 7231
+    assert_string_equal(cwsgi::core::reason_phrase(422), "Unprocessable Content");
+    assert_string_equal(cwsgi::core::reason_phrase(451), "Unavailable For Legal Reasons");
+}
+
 } // namespace
 
 int main(void)
@@ -277,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_http__response_header_rules),
         cmocka_unit_test(test_http__framing),
         cmocka_unit_test(test_http__error_response),
+        cmocka_unit_test(test_http__reason_phrases_are_one_table),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -191,6 +191,18 @@ int32_t app_handle(void *, cwsgi_request *req)
         rec(n);
         return n < 0 ? static_cast<int32_t>(n) : start_text(req);
     }
+    if (p == "/read-error-then-answer") { // rule: INPUT-READ-4, INPUT-READ-5
+        // The app reads until the body fails, then answers anyway: the response is its own,
+        // but the body's framing is lost, so the connection cannot carry another request.
+        char buf[16];
+        int64_t n;
+        while ((n = g_api->read(req, buf, sizeof buf)) > 0) {
+        }
+        rec(n);
+        cwsgi_header h = hdr("Content-Length", "2");
+        g_api->start_response(req, 200, nullptr, &h, 1, 0);
+        return g_api->write(req, "ok", 2);
+    }
     if (p == "/answer-without-reading") { // rule: INPUT-EXPECT-2
         start_text(req, 417);
         g_api->write(req, "no", 2);
@@ -574,6 +586,51 @@ void test_request__read_length(void **)
     assert_int_equal(r.r->status, 200);
 }
 
+void test_request__read_stops_at_content_length(void **) // rule: INPUT-READ-3
+{
+    // The exchange holds more bytes than the declared length (a pipelined request behind the
+    // body, say): read hands out exactly Content-Length bytes, then the end.
+    Resp r = run("/read", "POST", "abcdefgh", 0, nullptr, {hdr("Content-Length", "3")});
+    assert_string_equal(g_read.c_str(), "abc");
+    assert_int_equal(g_rc[2], 0);
+    assert_int_equal(g_rc[3], 0);
+    assert_int_equal(r.r->status, 200);
+}
+
+Resp run_read_error(int32_t read_error)
+{
+    g_rc.clear();
+    cwsgi_test_request q{};
+    q.struct_size = sizeof q;
+    q.method = "POST";
+    q.target = "/read-error-then-answer";
+    q.body = "abc";
+    q.body_len = 3;
+    q.chunked = 1;
+    q.read_error = read_error;
+    Resp r;
+    assert_int_equal(cwsgi_testhost_request(g_host, &q, &r.r), CWSGI_OK);
+    return r;
+}
+
+void test_request__read_error_closes_connection(void **) // rule: INPUT-READ-5, RESP-FRAME-6
+{
+    for (int32_t err : {CWSGI_E_BODY, CWSGI_E_TIMEOUT}) {
+        Resp r = run_read_error(err);
+        assert_int_equal(g_rc[0], err);
+        assert_int_equal(r.r->status, 200);
+        assert_string_equal(r.body().c_str(), "ok");
+        assert_non_null(r.header("Connection"));
+        assert_string_equal(r.header("Connection"), "close");
+        assert_false(r.r->keep_alive);
+    }
+    // The same answer after a body read to its end keeps the connection.
+    Resp ok = run_read_error(0);
+    assert_int_equal(g_rc[0], 0);
+    assert_null(ok.header("Connection"));
+    assert_true(ok.r->keep_alive);
+}
+
 void test_request__read_chunked(void **)
 {
     run("/read", "POST", "chunked body", 1);
@@ -630,6 +687,21 @@ void test_request__head_discards_body(void **)
     assert_string_equal(r.header("Content-Length"), "5");
     assert_int_equal(r.r->body_len, 0);
     assert_false(r.r->aborted);
+}
+
+void test_request__head_without_length_has_no_content_length(void **) // rule: RESP-NOBODY-3
+{
+    // The app gave no length and no body: a GET gets Content-Length: 0 (RESP-FRAME-2), but
+    // the server cannot know what GET would send for a HEAD, so it invents none.
+    Resp get = run("/implied-finish");
+    assert_string_equal(get.header("Content-Length"), "0");
+    Resp r = run("/implied-finish", "HEAD");
+    assert_int_equal(r.r->status, 200);
+    assert_null(r.header("Content-Length"));
+    assert_null(r.header("Transfer-Encoding"));
+    assert_int_equal(r.r->framing, 0);
+    assert_int_equal(r.r->body_len, 0);
+    assert_true(r.r->keep_alive);
 }
 
 void test_request__disconnect(void **) // rule: LIFE-DISC-1, LIFE-END-1
@@ -785,6 +857,8 @@ int main(void)
         cmocka_unit_test(test_request__informational),
         cmocka_unit_test(test_request__stale_handle),
         cmocka_unit_test(test_request__read_length),
+        cmocka_unit_test(test_request__read_stops_at_content_length),
+        cmocka_unit_test(test_request__read_error_closes_connection),
         cmocka_unit_test(test_request__read_chunked),
         cmocka_unit_test(test_request__read_no_body),
         cmocka_unit_test(test_request__body_limit_unknown_length),
@@ -792,6 +866,7 @@ int main(void)
         cmocka_unit_test(test_request__expect_continue_lazy),
         cmocka_unit_test(test_request__expect_continue_after_commit),
         cmocka_unit_test(test_request__head_discards_body),
+        cmocka_unit_test(test_request__head_without_length_has_no_content_length),
         cmocka_unit_test(test_request__disconnect),
         cmocka_unit_test(test_request__send_file_fallback),
         cmocka_unit_test(test_request__arena_and_user_data),
