@@ -67,6 +67,9 @@ public:
     /// Reports the wire outcome on a pool thread (so on_request_end never runs on an
     /// event-loop thread once the app is done).
     void complete_on_pool(int32_t outcome);
+    /// The pool's jobs (exec::JobFn): `arg` is the Bridge, whose job reference they drop.
+    static void run_job(void *arg, int32_t unused);
+    static void complete_job(void *arg, int32_t outcome);
 
     // ---- shutdown -------------------------------------------------------------------------
     /// Stops suspending: wakes every waiter and resumes the connection so libmicrohttpd can
