@@ -407,9 +407,13 @@ void Fiber::yield()
 // on the loop's side, so the fiber's side stays two jumps.
 void Fiber::switch_in()
 {
+    // Field by field: a 16-byte copy of what was just stored as 8 + 4 bytes stalls on store
+    // forwarding, and this runs twice per switch.
     auto *eh = static_cast<EhState *>(eh_globals());
-    const EhState loop_eh = *eh;
-    *eh = eh_;
+    void *const loop_caught = eh->caught;
+    const unsigned int loop_uncaught = eh->uncaught;
+    eh->caught = eh_.caught;
+    eh->uncaught = eh_.uncaught;
     const int loop_errno = errno;
     errno = errno_;
     t_current = this;
@@ -424,8 +428,10 @@ void Fiber::switch_in()
     t_current = nullptr;
     errno_ = errno;
     errno = loop_errno;
-    eh_ = *eh;
-    *eh = loop_eh;
+    eh_.caught = eh->caught;
+    eh_.uncaught = eh->uncaught;
+    eh->caught = loop_caught;
+    eh->uncaught = loop_uncaught;
 }
 
 void Fiber::switch_out()
