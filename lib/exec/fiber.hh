@@ -40,16 +40,17 @@ namespace cwsgi::exec {
 ///
 /// A stack is one mmap (MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE|MAP_STACK): the guard area at
 /// its low end, then the usable part. Pages are committed only as the fiber touches them, so a
-/// 256 KiB stack of which a request uses 12 KiB costs 12 KiB of memory.
+/// 256 KiB stack of which requests use 12 KiB costs 12 KiB of memory (a reused stack keeps the
+/// pages its deepest job touched: giving them back would cost a syscall per request).
 /// Threads: one thread at a time (not thread-safe); Fibers made from a pool belong to the
 /// thread that made them.
 class StackPool {
 public:
     /// The default usable size. Ordinary C++ request code (a few frames of parsing, a JSON
     /// library, fmt, a 16 KiB buffer or two) stays well under 64 KiB; 256 KiB leaves room for
-    /// recursive code and libraries with big frames, and costs only address space beyond what
-    /// is touched. It is glibc's PTHREAD_STACK_MIN times 16, a quarter of what gevent gives a
-    /// greenlet's C stack, and an app that needs more says so with --stack-size.
+    /// recursive code and libraries with big frames, since a fixed stack cannot grow the way
+    /// a goroutine's does, and costs only address space beyond what is touched. An app that
+    /// needs more says so with --stack-size.
     static constexpr size_t kDefaultStackSize = 256 * 1024;
     /// The PROT_NONE area below each stack. More than one page because a frame larger than the
     /// guard can skip over it and write into the neighbouring mapping (another fiber's stack):
