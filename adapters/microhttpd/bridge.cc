@@ -188,7 +188,7 @@ MHD_Result Bridge::first_call(MHD_Connection *conn, const char *method, const ch
     content_length_ = check.body == core::BodyKind::length ? check.content_length : -1;
     req_ = core::Request::create(srv_.ctx(), std::move(head), std::move(check), *this);
     ref(); // the app job's reference
-    srv_.submit({this, AppPool::Kind::run, 0});
+    srv_.submit(&Bridge::run_job, this);
 
     std::lock_guard<std::mutex> lk(mu_);
     if (!has_body_ && !expect_continue_) {
@@ -471,7 +471,7 @@ void Bridge::on_completed(MHD_RequestTerminationCode toe)
         // The app is done, so this completion would run on_request_end here, on an
         // event-loop thread: hand it to the pool instead.
         ref();
-        srv_.submit({this, AppPool::Kind::complete, outcome});
+        srv_.submit(&Bridge::complete_job, this, outcome);
     } else {
         req_->complete(outcome);
     }
@@ -510,6 +510,20 @@ void Bridge::run_app()
 void Bridge::complete_on_pool(int32_t outcome)
 {
     req_->complete(outcome);
+}
+
+void Bridge::run_job(void *arg, int32_t)
+{
+    auto *b = static_cast<Bridge *>(arg);
+    b->run_app();
+    b->unref();
+}
+
+void Bridge::complete_job(void *arg, int32_t outcome)
+{
+    auto *b = static_cast<Bridge *>(arg);
+    b->complete_on_pool(outcome);
+    b->unref();
 }
 
 void Bridge::force_stop()

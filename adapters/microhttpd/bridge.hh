@@ -28,9 +28,9 @@
 #include <string>
 #include <vector>
 
-#include "byte_fifo.hh"
 #include "core/exchange.hh"
 #include "core/request.hh"
+#include "exec/byte_fifo.hh"
 
 namespace cwsgi::adapters::mhd {
 
@@ -67,6 +67,9 @@ public:
     /// Reports the wire outcome on a pool thread (so on_request_end never runs on an
     /// event-loop thread once the app is done).
     void complete_on_pool(int32_t outcome);
+    /// The pool's jobs (exec::JobFn): `arg` is the Bridge, whose job reference they drop.
+    static void run_job(void *arg, int32_t unused);
+    static void complete_job(void *arg, int32_t outcome);
 
     // ---- shutdown -------------------------------------------------------------------------
     /// Stops suspending: wakes every waiter and resumes the connection so libmicrohttpd can
@@ -145,7 +148,7 @@ private:
     bool in_eof_ = false;
     bool draining_ = false;
     uint64_t drained_ = 0;
-    ByteFifo in_;
+    exec::ByteFifo in_;
     std::vector<core::Header> trailers_;
 
     // Response.
@@ -156,7 +159,7 @@ private:
     bool flush_ = false;
     bool deadlock_logged_ = false;
     core::ResponseHead head_;
-    ByteFifo out_;
+    exec::ByteFifo out_;
     int file_fd_ = -1;
     int64_t file_offset_ = 0;
     int64_t file_count_ = 0;

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "app_pool.hh"
 #include "core/context.hh"
 #include "core/listen.hh"
+#include "exec/thread_pool.hh"
 
 namespace cwsgi::adapters::mhd {
 
@@ -59,8 +59,8 @@ public:
     core::Context &ctx() { return ctx_; }
     const core::Config &config() const { return ctx_.config(); }
 
-    /// Hands a job to the app pool (the job owns one Bridge reference).
-    void submit(AppPool::Job job) { pool_.submit(job); }
+    /// Hands a job to the app pool; `arg` is a Bridge and the job owns one reference to it.
+    void submit(exec::JobFn fn, Bridge *arg, int32_t value = 0) { pool_.submit(fn, arg, value); }
     /// True when the app has an on_request_end callback (then completions of finished
     /// requests go through the pool, so app code never runs on an event-loop thread).
     bool app_has_request_end() const { return app_has_request_end_; }
@@ -90,7 +90,7 @@ private:
     void stop_daemons();
 
     core::Context &ctx_;
-    AppPool pool_;
+    exec::ThreadPool pool_;
     std::vector<std::unique_ptr<ListenerSlot>> slots_;
     bool app_has_request_end_ = false;
     unsigned request_timeout_s_ = 30;

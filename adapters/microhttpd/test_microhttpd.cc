@@ -1,7 +1,8 @@
-// test_microhttpd.cc: what is specific to the libmicrohttpd adapter: its bounded FIFO, the
-// request-line and framing checks on libmicrohttpd's parse, and, over a real socket, the
-// malformed heads that libmicrohttpd 0.9.75 accepts and the adapter must refuse (the
-// conformance suite covers the behaviour every adapter shares). Each test names the spec rule.
+// test_microhttpd.cc: what is specific to the libmicrohttpd adapter: the request-line and
+// framing checks on libmicrohttpd's parse, and, over a real socket, the malformed heads that
+// libmicrohttpd 0.9.75 accepts and the adapter must refuse (the conformance suite covers the
+// behaviour every adapter shares). Each test names the spec rule. The FIFO's tests are in
+// tests/lib/exec/test_byte_fifo.cc, with the FIFO.
 #include "cmocka.hh"
 
 #include <arpa/inet.h>
@@ -19,7 +20,6 @@
 #include "core/app.hh"
 #include "core/context.hh"
 #include "core/listen.hh"
-#include "microhttpd/byte_fifo.hh"
 #include "microhttpd/mhd_head.hh"
 #include "microhttpd/microhttpd.hh"
 
@@ -29,24 +29,6 @@ using namespace cwsgi::adapters::mhd;
 namespace {
 
 // ---- unit tests --------------------------------------------------------------------------
-
-void test_microhttpd__fifo_is_bounded_and_ordered(void **) // rule: RESP-BODY-2
-{
-    ByteFifo f(8);
-    assert_int_equal(f.push("abcdef", 6, 8), 6);
-    assert_int_equal(f.push("ghij", 4, 8), 2); // only what fits
-    assert_int_equal(f.push("x", 1, 8), 0);
-    char out[16] = {0};
-    assert_int_equal(f.pop(out, 3), 3);
-    assert_memory_equal(out, "abc", 3);
-    // A lower limit than the capacity holds back a writer without losing anything.
-    assert_int_equal(f.push("KL", 2, 5), 0);
-    assert_int_equal(f.push("KLM", 3, 8), 3); // reuses the consumed front
-    assert_int_equal(f.size(), 8u);
-    assert_int_equal(f.pop(out, sizeof out), 8);
-    assert_memory_equal(out, "defghKLM", 8);
-    assert_true(f.empty());
-}
 
 void test_microhttpd__http_version(void **) // rule: REQ-LINE-2
 {
@@ -285,7 +267,6 @@ void test_microhttpd__no_100_without_a_read(void **state) // rule: INPUT-EXPECT-
 int main()
 {
     const struct CMUnitTest unit[] = {
-        cmocka_unit_test(test_microhttpd__fifo_is_bounded_and_ordered),
         cmocka_unit_test(test_microhttpd__http_version),
         cmocka_unit_test(test_microhttpd__request_line_layout),
         cmocka_unit_test(test_microhttpd__framing_agreement),

@@ -1,23 +1,22 @@
-// app_pool.cc: the app's worker threads (see app_pool.hh).
-#include "app_pool.hh"
+// thread_pool.cc: the app's worker threads in threads mode (see thread_pool.hh).
+#include "thread_pool.hh"
 
 #include <pthread.h>
 #include <sched.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <string>
 
-#include "bridge.hh"
+namespace cwsgi::exec {
 
-namespace cwsgi::adapters::mhd {
-
-AppPool::~AppPool()
+ThreadPool::~ThreadPool()
 {
-    // stop() normally ran; this only covers an early failure in serve().
+    // stop() normally ran; this only covers an early failure of the owner.
     if (!threads_.empty()) stop(std::chrono::milliseconds(0));
 }
 
-void AppPool::start(unsigned threads)
+void ThreadPool::start(unsigned threads, const char *name)
 {
     if (threads == 0) threads = 1;
     {
@@ -25,19 +24,21 @@ void AppPool::start(unsigned threads)
         st_->alive = threads + 1;
     }
     for (unsigned i = 0; i < threads; ++i)
-        threads_.emplace_back(&AppPool::worker, st_);
-    threads_.emplace_back(&AppPool::monitor, st_);
+        threads_.emplace_back(&ThreadPool::worker, st_, std::string(name));
+    threads_.emplace_back(&ThreadPool::monitor, st_, std::string(name) + "-mon");
 }
 
 namespace {
 
 // How long the one idle worker that keeps looking for work spins (yielding the CPU at every
 // turn) before it sleeps: under load the next job comes within microseconds, and sleeping and
-// being woken for each job costs more. CWSGI_MHD_SPIN_US overrides it (0 turns it off).
+// being woken for each job costs more. CWSGI_SPIN_US overrides it (0 turns it off); the
+// microhttpd adapter's older name, CWSGI_MHD_SPIN_US, is still read when the new one is unset.
 std::chrono::microseconds spin_time()
 {
     static const long us = [] {
-        const char *e = std::getenv("CWSGI_MHD_SPIN_US");
+        const char *e = std::getenv("CWSGI_SPIN_US");
+        if (e == nullptr) e = std::getenv("CWSGI_MHD_SPIN_US");
         return e != nullptr ? std::max(0L, std::atol(e)) : 20L;
     }();
     return std::chrono::microseconds(us);
@@ -49,13 +50,19 @@ constexpr std::chrono::milliseconds kHelpAfter{1};
 // The monitor stops ticking after this long without work.
 constexpr std::chrono::milliseconds kMonitorIdle{200};
 
+// pthread_setname_np refuses names longer than 15 characters: cut them rather than lose them.
+void set_thread_name(const std::string &name)
+{
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+}
+
 } // namespace
 
-void AppPool::submit(Job job)
+void ThreadPool::submit(JobFn fn, void *arg, int32_t value)
 {
     bool wake, tick;
     {
-        job.queued_at = std::chrono::steady_clock::now();
+        Job job{fn, arg, value, std::chrono::steady_clock::now()};
         std::lock_guard<std::mutex> lk(st_->mu);
         st_->jobs.push_back(job);
         st_->queued.store(st_->jobs.size(), std::memory_order_release);
@@ -73,9 +80,9 @@ void AppPool::submit(Job job)
     if (tick) st_->tick.notify_one();
 }
 
-void AppPool::worker(std::shared_ptr<State> st)
+void ThreadPool::worker(std::shared_ptr<State> st, std::string name)
 {
-    pthread_setname_np(pthread_self(), "cwsgi-app"); // tells them apart in top and perf
+    set_thread_name(name); // tells them apart in top and perf
     std::unique_lock<std::mutex> lk(st->mu);
     bool may_spin = true;
     for (;;) {
@@ -85,12 +92,7 @@ void AppPool::worker(std::shared_ptr<State> st)
             st->queued.store(st->jobs.size(), std::memory_order_release);
             ++st->busy;
             lk.unlock();
-            if (job.kind == Kind::run) {
-                job.bridge->run_app();
-            } else {
-                job.bridge->complete_on_pool(job.outcome);
-            }
-            job.bridge->unref();
+            job.fn(job.arg, job.value);
             lk.lock();
             --st->busy;
             may_spin = true;
@@ -123,9 +125,9 @@ void AppPool::worker(std::shared_ptr<State> st)
     st->exited.notify_all();
 }
 
-void AppPool::monitor(std::shared_ptr<State> st)
+void ThreadPool::monitor(std::shared_ptr<State> st, std::string name)
 {
-    pthread_setname_np(pthread_self(), "cwsgi-app-mon");
+    set_thread_name(name);
     std::unique_lock<std::mutex> lk(st->mu);
     while (!st->stopping) {
         if (!st->ticking) {
@@ -145,7 +147,7 @@ void AppPool::monitor(std::shared_ptr<State> st)
     st->exited.notify_all();
 }
 
-bool AppPool::stop(std::chrono::milliseconds timeout)
+bool ThreadPool::stop(std::chrono::milliseconds timeout)
 {
     std::unique_lock<std::mutex> lk(st_->mu);
     st_->stopping = true;
@@ -164,4 +166,4 @@ bool AppPool::stop(std::chrono::milliseconds timeout)
     return all;
 }
 
-} // namespace cwsgi::adapters::mhd
+} // namespace cwsgi::exec

@@ -1,11 +1,12 @@
-// byte_fifo.hh: a bounded first-in first-out byte buffer, the per-request pipe between an app
-// thread and a libmicrohttpd thread (request body one way, response body the other).
+// byte_fifo.hh: a bounded first-in first-out byte buffer, the per-request pipe between the code
+// running handle() and the adapter's event loop (request body one way, response body the other).
 //
 // The buffer never holds more than its capacity, so a request's memory stays bounded whatever
 // the size of its body (the 1 GiB upload and download cases). Storage grows on demand up to the
 // capacity, so a 14-byte response costs 14 bytes, and consumed bytes are reclaimed by moving
 // the unread tail to the front only when an append would not fit otherwise.
-// Not thread-safe: the owner (Bridge) holds its mutex around every call.
+// Not thread-safe: the owner (the microhttpd adapter's Bridge, say) holds its mutex around every
+// call, or uses it from one thread only.
 #pragma once
 
 #include <algorithm>
@@ -13,7 +14,7 @@
 #include <cstring>
 #include <string>
 
-namespace cwsgi::adapters::mhd {
+namespace cwsgi::exec {
 
 class ByteFifo {
 public:
@@ -77,4 +78,4 @@ private:
     size_t capacity_;
 };
 
-} // namespace cwsgi::adapters::mhd
+} // namespace cwsgi::exec
