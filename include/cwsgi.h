@@ -535,7 +535,8 @@ struct cwsgi_server_api {
      * @return the ready events (a non-empty subset of `events`; an error or hang-up on the fd
      *         reports every requested event, so the app's next call sees the failure),
      *         CWSGI_E_TIMEOUT, CWSGI_E_SHUTDOWN when the graceful deadline passed while waiting
-     *         (LIFE-STOP-5), CWSGI_E_INVAL for an fd below -1, empty or unknown events, a
+     *         (LIFE-STOP-5), CWSGI_E_DISCONNECTED once the client's connection is gone (a
+     *         cooperative server may end a wait in progress with it), CWSGI_E_INVAL for an fd below -1, empty or unknown events, a
      *         timeout below -1, or a stale handle. It may be called in any response state.
      * Ownership: nothing changes hands. Threads: the request's thread. Since: 1.1.
      * Rule: THR-6.

@@ -47,9 +47,12 @@ void close_fd(int &fd)
 
 } // namespace
 
+const exec::Task::Hooks Bridge::kTaskHooks = {&Bridge::hook_wake, &Bridge::hook_done, &Bridge::hook_hold,
+                                               &Bridge::hook_release, &Bridge::hook_describe};
+
 Bridge::Bridge(Server &server, Conn *conn, const char *uri)
-    : srv_(server), conn_info_(conn), target_(uri ? uri : ""), uri_ptr_(reinterpret_cast<uintptr_t>(uri)), in_(kInCap),
-      out_(kOutCapEarly)
+    : srv_(server), conn_info_(conn), target_(uri ? uri : ""), uri_ptr_(reinterpret_cast<uintptr_t>(uri)),
+      task_(server.executor(), kTaskHooks, this), in_(kInCap), out_(kOutCapEarly)
 {
 }
 
@@ -71,7 +74,16 @@ void Bridge::unref()
 MHD_Result Bridge::on_access(MHD_Connection *conn, const char *method, const char *version, const char *upload,
                              size_t *upload_size)
 {
-    if (phase_ == Phase::fresh) return first_call(conn, method, version);
+    // Every callback runs what the app side can do now before and after its own step: in
+    // cooperative mode that is where the fiber runs (a no-op in threads mode).
+    task_.run_pending();
+    MHD_Result r = phase_ == Phase::fresh ? first_call(conn, method, version) : access_step(conn, upload, upload_size);
+    task_.run_pending();
+    return r;
+}
+
+MHD_Result Bridge::access_step(MHD_Connection *conn, const char *upload, size_t *upload_size)
+{
     std::lock_guard<std::mutex> lk(mu_);
     if (peer_gone_ || stopping_) return MHD_NO; // close: nobody is listening, or we stop
     switch (phase_) {
@@ -94,7 +106,7 @@ MHD_Result Bridge::on_access(MHD_Connection *conn, const char *method, const cha
             if (aborted_) return MHD_NO;
             size_t n = in_.push(upload, *upload_size, kInCap);
             *upload_size -= n;
-            if (n > 0) in_cv_.notify_one();
+            if (n > 0) task_.notify();
             if (*upload_size > 0 && !suspend_locked(Wait::input_room)) return MHD_NO;
             return MHD_YES;
         }
@@ -112,7 +124,7 @@ MHD_Result Bridge::on_access(MHD_Connection *conn, const char *method, const cha
                 trailers_ = std::move(trailers);
                 in_eof_ = true;
             }
-            in_cv_.notify_all();
+            task_.notify();
         }
         return final_locked(conn);
     case Phase::final_:
@@ -186,9 +198,19 @@ MHD_Result Bridge::first_call(MHD_Connection *conn, const char *method, const ch
         check.body == core::BodyKind::chunked || (check.body == core::BodyKind::length && check.content_length > 0);
     expect_continue_ = check.expect_continue;
     content_length_ = check.body == core::BodyKind::length ? check.content_length : -1;
+    if (!task_.prepare()) {
+        // No fiber stack could be mapped: the process is out of memory. Refuse this request
+        // rather than run the app on the loop's own stack.
+        core::HeadCheck busy;
+        busy.status = 503;
+        busy.reason = "no memory for a fiber stack";
+        busy.rule = "THR-7";
+        return reject(conn, head, std::move(busy));
+    }
     req_ = core::Request::create(srv_.ctx(), std::move(head), std::move(check), *this);
-    ref(); // the app job's reference
-    srv_.submit(&Bridge::run_job, this);
+    ref(); // the app job's reference, dropped by hook_done
+    // Cooperative mode runs the app here until it first waits (for a hello, to its end).
+    task_.start(&Bridge::job_run, this);
 
     std::lock_guard<std::mutex> lk(mu_);
     if (!has_body_ && !expect_continue_) {
@@ -275,7 +297,7 @@ MHD_Result Bridge::queue_locked(MHD_Connection *conn)
     }
     queued_ = true;
     phase_ = Phase::queued;
-    out_cv_.notify_all();
+    task_.notify();
     return MHD_YES;
 }
 
@@ -347,16 +369,29 @@ ssize_t Bridge::content_reader(void *cls, uint64_t, char *buf, size_t max)
 
 void Bridge::content_reader_free(void *cls)
 {
-    static_cast<Bridge *>(cls)->unref();
+    static_cast<Bridge *>(cls)->on_response_freed();
+}
+
+void Bridge::on_response_freed()
+{
+    unref();
 }
 
 ssize_t Bridge::on_read_response(char *buf, size_t max)
+{
+    task_.run_pending();
+    ssize_t n = read_response_step(buf, max);
+    task_.run_pending(); // a writer waiting for room writes the next piece now
+    return n;
+}
+
+ssize_t Bridge::read_response_step(char *buf, size_t max)
 {
     std::lock_guard<std::mutex> lk(mu_);
     if (peer_gone_ || stopping_) return MHD_CONTENT_READER_END_WITH_ERROR;
     size_t n = out_.pop(buf, max);
     if (n > 0) {
-        out_cv_.notify_one();
+        task_.notify();
         return static_cast<ssize_t>(n);
     }
     // RESP-ERR-2: after the bytes the app wrote, an aborted response ends without its proper
@@ -376,7 +411,7 @@ bool Bridge::suspend_locked(Wait why)
     suspended_ = true;
     wait_ = why;
     // A writer blocked on a full FIFO may now be waiting for a body nobody reads.
-    if (why == Wait::input_room) out_cv_.notify_all();
+    if (why == Wait::input_room) task_.notify();
     return true;
 }
 
@@ -392,6 +427,10 @@ void Bridge::wake_locked(unsigned events)
 {
     if (!suspended_) return;
     bool go = false;
+    if (events & kApp) {
+        resume_locked(); // the app side must run, whatever the connection waited for
+        return;
+    }
     switch (wait_) {
     case Wait::none:
         break;
@@ -461,18 +500,26 @@ void Bridge::on_completed(MHD_RequestTerminationCode toe)
         conn_info_ = nullptr; // libmicrohttpd frees it with the connection, maybe before us
         suspended_ = false;
         wait_ = Wait::none;
-        in_cv_.notify_all();
-        out_cv_.notify_all();
-        run_finished = app_done_;
+        task_.notify();
     }
     srv_.remove_live(this);
     if (!req_) return; // refused before the app, or libmicrohttpd answered the head itself
+    // A fiber waiting on this connection learns that it is gone, and may finish here. Nothing
+    // of libmicrohttpd calls this request back from now on, so its waits end now too.
+    task_.orphan(CWSGI_E_DISCONNECTED);
+    task_.run_pending();
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        run_finished = app_done_;
+    }
     if (run_finished && srv_.app_has_request_end()) {
-        // The app is done, so this completion would run on_request_end here, on an
-        // event-loop thread: hand it to the pool instead.
-        ref();
-        srv_.submit(&Bridge::complete_job, this, outcome);
+        // The app is done, so this completion would run on_request_end here, on the loop's
+        // stack: run it in the app's context instead (THR-9).
+        ref(); // the completion job's reference, dropped by hook_done
+        task_.start(&Bridge::job_complete, this, outcome);
     } else {
+        // Either there is no app callback to run (only the access log), or the app is still
+        // in handle() and its run() ends the request when it returns.
         req_->complete(outcome);
     }
 }
@@ -500,39 +547,57 @@ void Bridge::answer_timeout_locked()
 // ---------------------------------------------------------------------------------------------
 // App pool side
 
-void Bridge::run_app()
+void Bridge::job_run(void *self, int32_t)
 {
-    req_->run();
-    std::lock_guard<std::mutex> lk(mu_);
-    app_done_ = true;
+    auto *b = static_cast<Bridge *>(self);
+    b->req_->run();
+    std::lock_guard<std::mutex> lk(b->mu_);
+    b->app_done_ = true;
 }
 
-void Bridge::complete_on_pool(int32_t outcome)
+void Bridge::job_complete(void *self, int32_t outcome)
 {
-    req_->complete(outcome);
+    static_cast<Bridge *>(self)->req_->complete(outcome);
 }
 
-void Bridge::run_job(void *arg, int32_t)
+void Bridge::hook_wake(void *self)
 {
-    auto *b = static_cast<Bridge *>(arg);
-    b->run_app();
-    b->unref();
+    auto *b = static_cast<Bridge *>(self);
+    std::lock_guard<std::mutex> lk(b->mu_);
+    b->wake_locked(kApp);
 }
 
-void Bridge::complete_job(void *arg, int32_t outcome)
+void Bridge::hook_done(void *self) { static_cast<Bridge *>(self)->unref(); }
+void Bridge::hook_hold(void *self) { static_cast<Bridge *>(self)->ref(); }
+void Bridge::hook_release(void *self) { static_cast<Bridge *>(self)->unref(); }
+
+void Bridge::hook_describe(void *self, exec::DescribeBuf &out)
 {
-    auto *b = static_cast<Bridge *>(arg);
-    b->complete_on_pool(outcome);
-    b->unref();
+    // From the stack-overflow handler: plain reads of what the Bridge set before the app ran.
+    auto *b = static_cast<Bridge *>(self);
+    if (!b->req_) {
+        out.put("a request being set up");
+        return;
+    }
+    out.put("request ");
+    out.put(b->req_->id());
+    out.put(" ");
+    out.put(std::string_view(b->req_->head().method).substr(0, 32));
+    out.put(" ");
+    out.put(std::string_view(b->target_).substr(0, 200));
 }
 
 void Bridge::force_stop()
 {
-    std::lock_guard<std::mutex> lk(mu_);
-    stopping_ = true;
-    in_cv_.notify_all();
-    out_cv_.notify_all();
-    resume_locked();
+    hook_hold(this); // released by notify_from_any_thread
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        stopping_ = true;
+        task_.notify();
+        resume_locked();
+    }
+    // Cooperative mode: the request's own loop thread resumes the fiber (LIFE-STOP-5).
+    task_.notify_from_any_thread();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -554,7 +619,7 @@ int64_t Bridge::read_body(void *buf, size_t cap)
         want_body_ = true;
         wake_locked(kWantBody);
     }
-    in_cv_.wait(lk, [&] { return !in_.empty() || in_eof_ || read_error_ != 0 || completed_ || peer_gone_; });
+    task_.wait(lk, [&] { return !in_.empty() || in_eof_ || read_error_ != 0 || completed_ || peer_gone_ || stopping_; });
     if (!in_.empty()) {
         size_t n = in_.pop(buf, cap);
         // Resume the upload once half the FIFO is free, not on every byte.
@@ -563,6 +628,7 @@ int64_t Bridge::read_body(void *buf, size_t cap)
     }
     if (in_eof_) return 0;
     if (read_error_ != 0) return read_error_;
+    if (stopping_ && !completed_ && !peer_gone_) return CWSGI_E_SHUTDOWN; // LIFE-STOP-5
     return CWSGI_E_DISCONNECTED;
 }
 
@@ -601,7 +667,8 @@ int32_t Bridge::send_body(const void *data, size_t len)
     }
     const char *p = static_cast<const char *>(data);
     for (;;) {
-        if (completed_ || peer_gone_ || stopping_) return CWSGI_E_DISCONNECTED;
+        if (completed_ || peer_gone_) return CWSGI_E_DISCONNECTED;
+        if (stopping_) return CWSGI_E_SHUTDOWN; // LIFE-STOP-5
         size_t n = out_.push(p, len, queued_ ? kOutCap : kOutCapEarly);
         if (n > 0) {
             p += n;
@@ -620,7 +687,7 @@ int32_t Bridge::send_body(const void *data, size_t len)
             }
             return CWSGI_E_IO;
         }
-        out_cv_.wait(lk);
+        task_.wait_once(lk);
     }
 }
 
@@ -678,6 +745,13 @@ bool Bridge::disconnected() const
     return self->peer_gone_locked();
 }
 
+int32_t Bridge::wait_fd(int fd, uint32_t events, int32_t timeout_ms)
+{
+    // The connection needs nothing from the app meanwhile: the execution layer polls on the
+    // app thread, or parks the fiber until its watcher wakes this request (hook_wake).
+    return task_.wait_fd(fd, events, timeout_ms);
+}
+
 bool Bridge::peer_gone_locked()
 {
     if (completed_ || peer_gone_) return disconnected_;
@@ -693,8 +767,7 @@ bool Bridge::peer_gone_locked()
     if (!gone) return false;
     peer_gone_ = true;
     disconnected_ = true;
-    in_cv_.notify_all();
-    out_cv_.notify_all();
+    task_.notify();
     resume_locked(); // libmicrohttpd then closes the connection and reports the end
     return true;
 }

@@ -1,9 +1,12 @@
-// bridge.hh: one request between a libmicrohttpd thread and an app thread.
+// bridge.hh: one request between a libmicrohttpd event-loop thread and the app.
 //
-// libmicrohttpd runs a few event-loop threads; the app runs on a separate pool and may block
-// in read() and write() for as long as it likes. A Bridge is the core::Exchange of one request
-// and the glue between the two sides, built so that an event-loop thread never waits for the
-// app:
+// libmicrohttpd runs a few event-loop threads. The app runs where the execution layer puts it
+// (lib/exec, THR-5): on a thread pool, where it may block in read() and write() for as long as
+// it likes, or on a fiber on the loop thread itself, which yields inside those calls. A Bridge is
+// the core::Exchange of one request and the glue between the two sides; it drives its
+// exec::Task the same way in both modes (start, notify, run_pending at the edges of every
+// libmicrohttpd callback) and never knows which one runs. It is built so that an event-loop
+// thread never waits for the app:
 //   * the request body flows through a bounded FIFO: the access handler copies what fits and
 //     suspends the connection (MHD_suspend_connection) while the FIFO is full; the app's read
 //     resumes it once there is room again;
@@ -31,6 +34,7 @@
 #include "core/exchange.hh"
 #include "core/request.hh"
 #include "exec/byte_fifo.hh"
+#include "exec/executor.hh"
 
 namespace cwsgi::adapters::mhd {
 
@@ -61,19 +65,13 @@ public:
     /// The completion notification: reports the wire outcome to the core, exactly once.
     void on_completed(MHD_RequestTerminationCode toe);
 
-    // ---- app pool thread ---------------------------------------------------------------
-    /// Runs the app (core::Request::run) for this request.
-    void run_app();
-    /// Reports the wire outcome on a pool thread (so on_request_end never runs on an
-    /// event-loop thread once the app is done).
-    void complete_on_pool(int32_t outcome);
-    /// The pool's jobs (exec::JobFn): `arg` is the Bridge, whose job reference they drop.
-    static void run_job(void *arg, int32_t unused);
-    static void complete_job(void *arg, int32_t outcome);
+    /// libmicrohttpd dropped the response (content_reader_free): its reference goes.
+    void on_response_freed();
 
     // ---- shutdown -------------------------------------------------------------------------
-    /// Stops suspending: wakes every waiter and resumes the connection so libmicrohttpd can
-    /// close it before MHD_stop_daemon (which refuses suspended connections). Threads: any.
+    /// The graceful deadline (LIFE-STOP-4/5): stops suspending, wakes the app (its waits return
+    /// CWSGI_E_SHUTDOWN) and resumes the connection so libmicrohttpd can close it before
+    /// MHD_stop_daemon (which refuses suspended connections). Threads: any.
     void force_stop();
 
     // ---- core::Exchange (the app thread) ----------------------------------------------
@@ -86,6 +84,7 @@ public:
     int32_t end_body() override;
     void abort_body() override;
     bool disconnected() const override;
+    int32_t wait_fd(int fd, uint32_t events, int32_t timeout_ms) override;
 
     // Intrusive list of live Bridges, owned by Server (guarded by its registry mutex).
     Bridge *prev_ = nullptr;
@@ -103,13 +102,30 @@ private:
     /// Why the connection is suspended (what resumes it).
     enum class Wait : uint8_t { none, held, input_room, response, output };
     /// App-side events that may let a suspended connection go on.
-    enum Event : unsigned { kWantBody = 1, kOutput = 2, kInputRoom = 4, kEnd = 8 };
+    /// kApp: the app side must run (a wait_fd, the SERIAL turn or the deadline woke it from
+    /// another thread); every suspension yields to it.
+    enum Event : unsigned { kWantBody = 1, kOutput = 2, kInputRoom = 4, kEnd = 8, kApp = 16 };
+
+    // The execution layer's jobs and hooks (exec::Task); `self` is the Bridge.
+    static const exec::Task::Hooks kTaskHooks;
+    static void job_run(void *self, int32_t unused);
+    static void job_complete(void *self, int32_t outcome);
+    static void hook_wake(void *self);
+    static void hook_done(void *self);
+    static void hook_hold(void *self);
+    static void hook_release(void *self);
+    static void hook_describe(void *self, exec::DescribeBuf &out);
+    /// Ends the request at the core (on_request_end, access log): in the app's context when the
+    /// app has an on_request_end (THR-9), else right here.
+    void complete_request(int32_t outcome);
 
     static ssize_t content_reader(void *cls, uint64_t pos, char *buf, size_t max);
     static void content_reader_free(void *cls);
     ssize_t on_read_response(char *buf, size_t max);
 
     MHD_Result first_call(MHD_Connection *conn, const char *method, const char *version);
+    MHD_Result access_step(MHD_Connection *conn, const char *upload, size_t *upload_size);
+    ssize_t read_response_step(char *buf, size_t max);
     MHD_Result reject(MHD_Connection *conn, core::RequestHead &head, core::HeadCheck check);
     MHD_Result after_resume_locked(MHD_Connection *conn);
     MHD_Result final_locked(MHD_Connection *conn);
@@ -134,8 +150,7 @@ private:
     int64_t content_length_ = -1;
 
     mutable std::mutex mu_;
-    std::condition_variable in_cv_;  // the app waits for body bytes
-    std::condition_variable out_cv_; // the app waits for room in the response FIFO
+    exec::Task task_;                // where the app runs and waits (its waits use mu_)
     MHD_Connection *conn_ = nullptr; // null once libmicrohttpd reported completion
     int fd_ = -1;
     Phase phase_ = Phase::fresh;

@@ -31,12 +31,26 @@ size_t keep_uri(void *, MHD_Connection *, char *uri)
 
 } // namespace
 
-Server::Server(core::Context &ctx) : ctx_(ctx) {}
+namespace {
+
+exec::Executor::Options executor_options(const core::Context &ctx)
+{
+    exec::Executor::Options o;
+    o.mode = ctx.exec_mode();
+    o.threads = std::max(1u, ctx.config().threads);
+    o.stack_size = ctx.config().stack_size;
+    o.serial = ctx.app() != nullptr && ctx.app()->desc().thread_safety == CWSGI_THREADS_SERIAL;
+    return o;
+}
+
+} // namespace
+
+Server::Server(core::Context &ctx) : ctx_(ctx), executor_(executor_options(ctx)) {}
 
 Server::~Server()
 {
     stop_daemons();
-    pool_.stop(std::chrono::seconds(1));
+    executor_.stop(std::chrono::seconds(1));
 }
 
 bool Server::start(std::vector<core::Listener> &listeners, std::string &error)
@@ -46,14 +60,27 @@ bool Server::start(std::vector<core::Listener> &listeners, std::string &error)
     request_timeout_s_ = whole_seconds(cfg.timeout_ms);
     idle_timeout_s_ = whole_seconds(cfg.keepalive_ms);
 
-    // Event-loop threads: they only move bytes, so half the CPUs (the app threads and the
-    // kernel's network work need the rest), and never more than request threads.
-    // CWSGI_MHD_IO_THREADS overrides the choice.
+    // Event-loop threads. In threads mode they only move bytes, so half the CPUs (the app
+    // threads and the kernel's network work need the rest), and never more than app threads.
+    // In cooperative mode the app runs on them too: every CPU. --loop-threads (or, for old
+    // scripts, CWSGI_MHD_IO_THREADS) overrides the choice.
+    const bool cooperative = executor_.cooperative();
     unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
-    io_threads_ = std::clamp(cpus / 2, 1u, std::max(1u, cfg.threads));
+    io_threads_ = cooperative ? cpus : std::clamp(cpus / 2, 1u, std::max(1u, cfg.threads));
     if (const char *env = std::getenv("CWSGI_MHD_IO_THREADS")) {
         io_threads_ = std::clamp(static_cast<unsigned>(std::strtoul(env, nullptr, 10)), 1u, 256u);
     }
+    if (cfg.loop_threads > 0) io_threads_ = cfg.loop_threads;
+    if (cooperative && executor_.options().serial && io_threads_ > 1) {
+        // One handle at a time runs anyway (THR-8), and the turn then passes between fibers of
+        // one thread, even for a request whose connection is already gone.
+        ctx_.log().info(fmt::format("A serial app under fibers runs on one event-loop thread (not {})", io_threads_));
+        io_threads_ = 1;
+    }
+    ctx_.set_loop_threads(io_threads_);
+    // A SERIAL app under fibers is serialised by the execution layer's turn, which yields; the
+    // loader's mutex would be held across a switch (THR-8).
+    if (cooperative && ctx_.app() != nullptr) ctx_.app()->set_serialized_by_caller(true);
 
     // The connection's memory pool holds the request head (and each header's record), so it
     // must fit the heads the core's limits let through for the core to judge them (414/431)
@@ -64,7 +91,7 @@ bool Server::start(std::vector<core::Listener> &listeners, std::string &error)
     size_t head = size_t{lim.request_line} + 2 * (size_t{lim.request_field_size} + 2) + size_t{lim.request_fields} * 64;
     memory_limit_ = std::clamp<size_t>(head + 4096, 32 * 1024, 1024 * 1024);
 
-    pool_.start(std::max(1u, cfg.threads));
+    executor_.start();
     for (core::Listener &l : listeners) {
         auto slot = std::make_unique<ListenerSlot>();
         slot->server = this;
@@ -72,13 +99,19 @@ bool Server::start(std::vector<core::Listener> &listeners, std::string &error)
         slots_.push_back(std::move(slot));
         if (!start_daemon(*slots_.back(), error)) {
             stop_daemons();
-            pool_.stop(std::chrono::seconds(1));
+            executor_.stop(std::chrono::seconds(1));
             return false;
         }
     }
-    ctx_.log().debug(fmt::format("microhttpd: {} listener(s), {} event-loop thread(s) each, {} app thread(s), "
-                                 "{} KiB per connection",
-                                 slots_.size(), io_threads_, std::max(1u, cfg.threads), memory_limit_ / 1024));
+    if (cooperative) {
+        ctx_.log().debug(fmt::format("microhttpd: {} listener(s), {} event-loop thread(s) each running handle() on "
+                                     "fibers of {} KiB, {} KiB per connection",
+                                     slots_.size(), io_threads_, cfg.stack_size / 1024, memory_limit_ / 1024));
+    } else {
+        ctx_.log().debug(fmt::format("microhttpd: {} listener(s), {} event-loop thread(s) each, {} app thread(s), "
+                                     "{} KiB per connection",
+                                     slots_.size(), io_threads_, std::max(1u, cfg.threads), memory_limit_ / 1024));
+    }
     return true;
 }
 
@@ -139,6 +172,7 @@ bool Server::stop()
     // connection is resumed so that libmicrohttpd can close it (MHD_stop_daemon aborts the
     // process when it finds a suspended connection).
     hard_stop_.store(true, std::memory_order_release);
+    executor_.hard_stop(); // every wait_fd in progress returns CWSGI_E_SHUTDOWN (LIFE-STOP-5)
     std::vector<Bridge *> live;
     {
         std::lock_guard<std::mutex> lk(live_mu_);
@@ -158,7 +192,7 @@ bool Server::stop()
     auto now = std::chrono::steady_clock::now();
     auto grace = std::max(std::chrono::milliseconds(1000),
                           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
-    if (!pool_.stop(grace)) {
+    if (!executor_.stop(grace)) {
         ctx_.log().error("App threads still busy after the graceful stop; leaving them behind");
         return false;
     }

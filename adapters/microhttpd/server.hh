@@ -16,7 +16,7 @@
 
 #include "core/context.hh"
 #include "core/listen.hh"
-#include "exec/thread_pool.hh"
+#include "exec/executor.hh"
 
 namespace cwsgi::adapters::mhd {
 
@@ -60,7 +60,8 @@ public:
     const core::Config &config() const { return ctx_.config(); }
 
     /// Hands a job to the app pool; `arg` is a Bridge and the job owns one reference to it.
-    void submit(exec::JobFn fn, Bridge *arg, int32_t value = 0) { pool_.submit(fn, arg, value); }
+    /// Where and how handle() runs (threads or fibers, THR-5).
+    exec::Executor &executor() { return executor_; }
     /// True when the app has an on_request_end callback (then completions of finished
     /// requests go through the pool, so app code never runs on an event-loop thread).
     bool app_has_request_end() const { return app_has_request_end_; }
@@ -90,7 +91,7 @@ private:
     void stop_daemons();
 
     core::Context &ctx_;
-    exec::ThreadPool pool_;
+    exec::Executor executor_;
     std::vector<std::unique_ptr<ListenerSlot>> slots_;
     bool app_has_request_end_ = false;
     unsigned request_timeout_s_ = 30;

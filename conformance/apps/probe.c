@@ -349,6 +349,21 @@ typedef struct rctx {
 
 static const cwsgi_server_api *g_api;
 
+/* Sleeps through the server when it can (ABI 1.1 wait_fd with fd -1), so that the probe keeps
+ * the cooperative promise and can be served with -k gevent (THR-5); on a 1.0 server, which runs
+ * every app on threads, a plain sleep is right. Ends early at the graceful deadline. */
+static void probe_sleep(cwsgi_request *req, int64_t ms)
+{
+    if (ms <= 0) {
+        return;
+    }
+    if (CWSGI_API_HAS(g_api, wait_fd)) {
+        (void)g_api->wait_fd(req, -1, 0, (int32_t)(ms > INT32_MAX ? INT32_MAX : ms));
+        return;
+    }
+    sleep_ms(ms);
+}
+
 /* Finds or creates the slot for `tag`; the caller holds p->mu. Oldest slots are reused. */
 static int tag_slot_locked(probe_state *p, const char *tag, int create)
 {
@@ -754,11 +769,11 @@ static int32_t h_stream(probe_state *p, rctx *rc, cwsgi_request *req, cwsgi_str 
     }
     r = g_api->start_response(req, 200, NULL, h, nh, 0);
     if (r != CWSGI_OK) return r;
-    sleep_ms(pre);
+    probe_sleep(req, pre);
     buf = (unsigned char *)malloc((size_t)(m > 0 ? m : 1));
     if (buf == NULL) return CWSGI_E_NOMEM;
     for (k = 0; k < n; k++) {
-        if (k > 0) sleep_ms(delay);
+        if (k > 0) probe_sleep(req, delay);
         fill_pattern(buf, (size_t)m, (uint64_t)off);
         r = g_api->write(req, buf, (size_t)m);
         if (g_api->is_shutting_down()) saw_shutdown = 1;
@@ -899,7 +914,7 @@ static int32_t h_status(probe_state *p, rctx *rc, cwsgi_request *req, cwsgi_str 
     r = g_api->start_response(req, status, NULL, h, nh, 0);
     note_int(p, rc, "start_rc", r);
     if (r != CWSGI_OK) return r;
-    sleep_ms(qs_int(qs, "pre_delay_ms", 0));
+    probe_sleep(req, qs_int(qs, "pre_delay_ms", 0));
     if (qs_int(qs, "report_shutdown", 0) == 1) {
         /* Tells the client, in a header, whether a graceful stop had begun by the time of the
          * first write (LIFE-STOP-3); REPLACE keeps every other header. */
@@ -1159,6 +1174,7 @@ typedef struct poll_job {
     cwsgi_request *req;
     int saw;
     int polls;
+    int done_fd; /* written to when the job ends (-1: none) */
 } poll_job;
 
 /* Polls is_disconnected every 10 ms for up to 10 s. */
@@ -1170,7 +1186,11 @@ static void *poll_disconnect(void *arg)
             job->saw = 1;
             break;
         }
-        sleep_ms(10);
+        sleep_ms(10); /* a thread of the app's own: it sleeps as threads do */
+    }
+    if (job->done_fd >= 0) {
+        char one = 1;
+        (void)!write(job->done_fd, &one, 1);
     }
     return NULL;
 }
@@ -1194,15 +1214,28 @@ static int32_t h_disconnect(probe_state *p, rctx *rc, cwsgi_request *req, cwsgi_
          * this one waits, as an app computing on worker threads would. */
         poll_job job;
         pthread_t th;
+        int done[2] = {-1, -1};
         job.req = req;
         job.saw = 0;
         job.polls = 0;
+        job.done_fd = -1;
         r = g_api->write(req, buf, 16);
         note_int(p, rc, "first_write_rc", r);
+        /* The handle waits for its helper through the server (wait_fd on a pipe), so that it
+         * keeps the cooperative promise; pthread_join then returns at once. */
+        if (CWSGI_API_HAS(g_api, wait_fd) && pipe(done) == 0) job.done_fd = done[1];
         if (pthread_create(&th, NULL, poll_disconnect, &job) != 0) {
             poll_disconnect(&job);
         } else {
+            if (job.done_fd >= 0) {
+                while (g_api->wait_fd(req, done[0], CWSGI_WAIT_READ, -1) == CWSGI_E_TIMEOUT) {
+                }
+            }
             pthread_join(th, NULL);
+        }
+        if (done[0] >= 0) {
+            close(done[0]);
+            close(done[1]);
         }
         note_int(p, rc, "saw_disc", job.saw);
         note_int(p, rc, "polls", job.polls);
@@ -1222,7 +1255,7 @@ static int32_t h_disconnect(probe_state *p, rctx *rc, cwsgi_request *req, cwsgi_
             note_int(p, rc, "disc_after_fail", g_api->is_disconnected(req));
             break;
         }
-        sleep_ms(10);
+        probe_sleep(req, 10);
     }
     note_int(p, rc, "saw_disc", saw);
     note_int(p, rc, "iterations", k);
@@ -1233,7 +1266,7 @@ static int32_t h_expect(probe_state *p, rctx *rc, cwsgi_request *req, cwsgi_str 
 {
     char mode[16] = "read";
     qs_get(qs, "mode", 0, mode, sizeof mode);
-    sleep_ms(qs_int(qs, "delay_ms", 0));
+    probe_sleep(req, qs_int(qs, "delay_ms", 0));
     if (strcmp(mode, "417") == 0) {
         return respond(req, 417, "text/plain", "refused\n", 8);
     }
@@ -1265,7 +1298,7 @@ static int32_t h_sleep(probe_state *p, rctx *rc, cwsgi_request *req, cwsgi_str q
 {
     (void)p;
     (void)rc;
-    sleep_ms(qs_int(qs, "ms", 100));
+    probe_sleep(req, qs_int(qs, "ms", 100));
     return respond(req, 200, "text/plain", "slept\n", 6);
 }
 

@@ -256,6 +256,10 @@ std::vector<std::string> Suite::profile_flags(const std::string &prof) const
 std::unique_ptr<ServerProc> Suite::start_server(const std::vector<std::string> &extra, std::string *err)
 {
     std::vector<std::string> argv = {opt_.serve_bin, "--adapter", opt_.adapter, "--bind", "127.0.0.1:0"};
+    if (!opt_.worker_class.empty()) {
+        argv.push_back("-k");
+        argv.push_back(opt_.worker_class);
+    }
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(opt_.probe_path);
     return ServerProc::start(argv, 0, 15000, err);

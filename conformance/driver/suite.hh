@@ -63,6 +63,7 @@ struct Options {
     int url_port = 0;
     std::string serve_bin;  // cwsgi-serve path
     std::string probe_path; // probe.so path
+    std::string worker_class; // --worker-class: passed on as -k (gthread, gevent), "" = the server's choice
     bool quick = false;
     bool verbose = false;
     int case_timeout_s = 150;

@@ -237,7 +237,7 @@ void App::destroy()
 
 int32_t App::handle(cwsgi_request *req)
 {
-    if (desc_.thread_safety == CWSGI_THREADS_SERIAL) {
+    if (desc_.thread_safety == CWSGI_THREADS_SERIAL && !serialized_by_caller_) {
         std::lock_guard<std::mutex> lock(serial_); // THR-1
         return desc_.handle(state_, req);
     }
@@ -247,7 +247,7 @@ int32_t App::handle(cwsgi_request *req)
 void App::request_end(cwsgi_request *req, int32_t outcome)
 {
     if (desc_.on_request_end == nullptr) return;
-    if (desc_.thread_safety == CWSGI_THREADS_SERIAL) {
+    if (desc_.thread_safety == CWSGI_THREADS_SERIAL && !serialized_by_caller_) {
         std::lock_guard<std::mutex> lock(serial_); // THR-1 covers every per-request callback
         desc_.on_request_end(state_, req, outcome);
         return;

@@ -45,6 +45,11 @@ public:
     /// Runs desc.destroy once, if init succeeded.
     void destroy();
 
+    /// For a CWSGI_THREADS_SERIAL app whose callbacks the caller serialises itself (the
+    /// execution layer's turn in cooperative mode, THR-8): handle and request_end then take
+    /// no mutex, which would be held across a fiber switch. Set before serving.
+    void set_serialized_by_caller(bool yes) { serialized_by_caller_ = yes; }
+
     /// Calls desc.handle, serialised by a mutex when the app is CWSGI_THREADS_SERIAL (THR-1).
     int32_t handle(cwsgi_request *req);
     /// Calls desc.on_request_end when the app has one.
@@ -60,6 +65,7 @@ private:
     void *state_ = nullptr;
     const cwsgi_server_api *api_ = nullptr;
     bool initialised_ = false;
+    bool serialized_by_caller_ = false;
     std::mutex serial_;
 };
 
