@@ -57,16 +57,19 @@ int main(int argc, char **argv)
     NullExchange ex;
     for (long i = 0; i < n; ++i) {
         // The head a client sends with "GET / HTTP/1.1" and one Host field.
+        // The head a client sends with "GET / HTTP/1.1" and one Host field, copied into the
+        // head's arena as an adapter whose library reuses its buffers must.
         RequestHead head;
-        head.method = "GET";
-        head.target = "/";
-        head.headers.push_back({"Host", "127.0.0.1:8000"});
-        head.remote_addr = "127.0.0.1";
-        head.remote_port = "54321";
-        head.local_addr = "127.0.0.1";
-        head.local_port = "8000";
+        head.method = head.keep("GET");
+        head.target = head.keep("/");
+        head.add_header("Host", "127.0.0.1:8000");
+        head.remote_addr = head.keep("127.0.0.1");
+        head.remote_port = head.keep("54321");
+        head.local_addr = head.keep("127.0.0.1");
+        head.local_port = head.keep("8000");
         HeadCheck check = validate_request_head(head, ctx.config().limits);
-        auto req = Request::create(ctx, std::move(head), check, ex);
+        RequestPtr req = Request::create(ctx, std::move(head), check, ex);
+        if (!req) return 1;
         req->run();
         req->complete(CWSGI_OK);
     }

@@ -29,6 +29,18 @@ int32_t handle(void *, cwsgi_request *req)
         assert_int_equal(v.ptr[v.len], '\0');
         g_env[std::string(k.ptr, k.len)] = std::string(v.ptr, v.len);
         g_env_order.emplace_back(k.ptr, k.len);
+        // environ_get answers from the request's facts without the list: same value, also
+        // for joined duplicates (ENV-KEYS-1, ENV-HDR-4).
+        cwsgi_str got{};
+        assert_int_equal(g_api->environ_get(req, k.ptr, &got), CWSGI_OK);
+        assert_int_equal(got.ptr[got.len], '\0');
+        assert_string_equal(std::string(got.ptr, got.len).c_str(), std::string(v.ptr, v.len).c_str());
+    }
+    cwsgi_str none{};
+    assert_int_equal(g_api->environ_get(req, "HTTP_NOT_SENT_AT_ALL", &none), CWSGI_E_NOTFOUND);
+    assert_int_equal(g_api->environ_get(req, "NO_SUCH_KEY", &none), CWSGI_E_NOTFOUND);
+    if (g_env.count("CONTENT_TYPE") == 0) {
+        assert_int_equal(g_api->environ_get(req, "CONTENT_TYPE", &none), CWSGI_E_NOTFOUND);
     }
     for (size_t i = 0; g_api->header_at(req, i, &k, &v) == CWSGI_OK; ++i) {
         g_headers.emplace_back(std::string(k.ptr, k.len), std::string(v.ptr, v.len));

@@ -15,11 +15,12 @@ namespace {
 
 RequestHead head(std::string method, std::string target, std::vector<Header> headers, uint32_t minor = 1)
 {
+    // As an adapter builds it: copies in the head's arena, names lowercased by add_header.
     RequestHead h;
-    h.method = std::move(method);
-    h.target = std::move(target);
+    h.method = h.keep(method);
+    h.target = h.keep(target);
     h.http_minor = minor;
-    h.headers = std::move(headers);
+    for (const Header &f : headers) h.add_header(f.name, f.value);
     return h;
 }
 
