@@ -301,6 +301,7 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
     ok.query = q == std::string_view::npos ? std::string_view() : rest.substr(q + 1);
     ok.path_escaped = path.find('%') != std::string_view::npos;
     ok.scheme = (absolute ? https : head.is_tls) ? std::string_view("https") : std::string_view("http");
+    const bool h2_authority = head.http_major == 2 && !head.authority.empty();
     std::string_view host_value;
     bool saw_host = false, saw_cl = false, saw_te = false, conn_close = false, conn_keep = false;
     std::vector<std::string> codings;
@@ -325,6 +326,12 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
             if (!v.empty() && !is_authority(v)) return fail(400, "REQ-HDR-3", "Host is not a valid authority");
             saw_host = true;
             host_value = v;
+            // REQ-H2-1 / ENV-HDR-1: :authority is authoritative (RFC 9113 section 8.3.1); a
+            // host field that names the same authority is dropped by the Request, one that
+            // differs makes the request malformed.
+            if (h2_authority && !iequals(v, head.authority)) {
+                return fail(400, "REQ-H2-1", "host field differs from :authority");
+            }
         } else if (h.name == "content-type") {
             if (!ok.has_content_type) ok.content_type = h.value;
             ok.has_content_type = true;

@@ -122,7 +122,7 @@ struct HeadCheck {
 
 /// Checks a request head against RFC 9110/9112 and the limits, and collects the facts above
 /// in the same pass. Never throws. Threads: any.
-/// Rule: REQ-LINE-*, REQ-HDR-*, REQ-BODY-*, LIMIT-*; ENV-KEYS-5/6 for the facts.
+/// Rule: REQ-LINE-*, REQ-HDR-*, REQ-BODY-*, REQ-H2-1, LIMIT-*; ENV-KEYS-5/6 for the facts.
 HeadCheck validate_request_head(const RequestHead &head, const Limits &limits);
 
 /// Splits an authority into host and port: "host:port", "[v6]:port" (the host keeps its

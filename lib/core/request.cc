@@ -186,15 +186,14 @@ std::string_view Request::keep_terminated(std::string_view s)
 
 bool Request::build_facts()
 {
-    // ENV-HDR-1: HTTP/2's :authority shows as "host" when the client sent no Host field.
-    bool has_host = false;
+    // ENV-HDR-1: HTTP/2's :authority is the first field, named host; a client host field is
+    // left out (validate_request_head refused one that differs, REQ-H2-1).
     if (head_.http_major == 2 && !head_.authority.empty()) {
-        for (const Field &h : head_.headers) has_host = has_host || h.name == "host";
-    }
-    if (head_.http_major == 2 && !head_.authority.empty() && !has_host) {
         if (!headers_.reserve(head_.arena, head_.headers.size() + 1)) return false;
         headers_.push(head_.arena, {"host", keep_terminated(head_.authority)});
-        for (const Field &h : head_.headers) headers_.push(head_.arena, h);
+        for (const Field &h : head_.headers) {
+            if (h.name != "host") headers_.push(head_.arena, h);
+        }
     } else {
         headers_ = head_.headers;
     }

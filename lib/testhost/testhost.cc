@@ -264,8 +264,9 @@ int32_t cwsgi_testhost_request(cwsgi_testhost *host, const cwsgi_test_request *r
     for (size_t i = 0; i < req->n_headers; ++i) {
         const cwsgi_header &h = req->headers[i];
         std::string_view name(h.name, h.name_len), value(h.value, h.value_len);
-        // HTTP/2 carries the authority as a pseudo-header.
-        if (head.http_major == 2 && iequals(name, "host")) {
+        // HTTP/2 carries the first Host as the :authority pseudo-header; a later one is sent
+        // as a host field, the way a client can send both (ENV-HDR-1, REQ-H2-1).
+        if (head.http_major == 2 && iequals(name, "host") && head.authority.empty()) {
             head.authority = head.keep(value);
             continue;
         }

@@ -209,6 +209,32 @@ void test_environ__duplicate_headers(void **) // rule: ENV-HDR-1, ENV-HDR-3, ENV
     assert_string_equal(g_headers[4].second.c_str(), "2");
 }
 
+void test_environ__h2_authority_is_host(void **) // rule: ENV-HDR-1, REQ-H2-1
+{
+    reopen(nullptr);
+    // :authority and a host field naming the same authority: one host field, first, with
+    // :authority's value; the client's is left out.
+    assert_int_equal(run("GET", "/", {hdr("Host", "a.example:8443"), hdr("Accept", "x"), hdr("host", "A.EXAMPLE:8443")},
+                         "HTTP/2"),
+                     200);
+    assert_int_equal(g_headers.size(), 2);
+    assert_string_equal(g_headers[0].first.c_str(), "host");
+    assert_string_equal(g_headers[0].second.c_str(), "a.example:8443");
+    assert_string_equal(g_headers[1].first.c_str(), "accept");
+    assert_string_equal(env("HTTP_HOST"), "a.example:8443");
+    assert_string_equal(env("SERVER_NAME"), "a.example");
+    assert_string_equal(env("SERVER_PORT"), "8443");
+    // :authority alone is at index 0 too, whatever came before it in the client's list.
+    assert_int_equal(run("GET", "/", {hdr("Accept", "x"), hdr("Host", "b.example")}, "HTTP/2"), 200);
+    assert_string_equal(g_headers[0].first.c_str(), "host");
+    assert_string_equal(g_headers[0].second.c_str(), "b.example");
+    assert_string_equal(g_headers[1].first.c_str(), "accept");
+    // A host field naming another authority is malformed: 400, and the app never runs.
+    g_env.clear();
+    assert_int_equal(run("GET", "/", {hdr("Host", "a.example"), hdr("host", "evil.example")}, "HTTP/2"), 400);
+    assert_true(g_env.empty());
+}
+
 void test_environ__underscore_names(void **) // rule: ENV-HDR-5
 {
     reopen(nullptr);
@@ -254,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_environ__fragment_dropped),
         cmocka_unit_test(test_environ__server_name_fallbacks),
         cmocka_unit_test(test_environ__duplicate_headers),
+        cmocka_unit_test(test_environ__h2_authority_is_host),
         cmocka_unit_test(test_environ__underscore_names),
         cmocka_unit_test(test_environ__http10),
         cmocka_unit_test(test_environ__script_name),

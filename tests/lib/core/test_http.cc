@@ -125,6 +125,24 @@ void test_http__h2_authority(void **) // rule: REQ-H2-1
     assert_int_equal(status_of(h), 400);
 }
 
+void test_http__h2_host_must_match_authority(void **) // rule: REQ-H2-1, ENV-HDR-1
+{
+    RequestHead h = head("GET", "/", {{"Host", "Example.com:443"}});
+    h.http_major = 2;
+    h.http_minor = 0;
+    h.authority = "example.com:443";
+    HeadCheck c = validate_request_head(h, Limits{});
+    assert_int_equal(c.status, 0); // the same authority: accepted, the field is dropped later
+    assert_true(c.server_name == "example.com");
+    RequestHead bad = head("GET", "/", {{"Host", "other.example"}});
+    bad.http_major = 2;
+    bad.http_minor = 0;
+    bad.authority = "example.com";
+    c = validate_request_head(bad, Limits{});
+    assert_int_equal(c.status, 400);
+    assert_string_equal(c.rule, "REQ-H2-1");
+}
+
 void test_http__expect(void **) // rule: REQ-HDR-4
 {
     HeadCheck c = validate_request_head(head("POST", "/", {{"Expect", "100-continue"}, {"Content-Length", "3"}}), Limits{});
@@ -269,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_http__header_name_and_value),
         cmocka_unit_test(test_http__host),
         cmocka_unit_test(test_http__h2_authority),
+        cmocka_unit_test(test_http__h2_host_must_match_authority),
         cmocka_unit_test(test_http__expect),
         cmocka_unit_test(test_http__content_length),
         cmocka_unit_test(test_http__transfer_encoding),
