@@ -409,18 +409,19 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
         ok.keep_alive = head.http_minor >= 1 ? !conn_close : (conn_keep && !conn_close);
     }
     // ENV-KEYS-5: SERVER_NAME/PORT from the absolute-form authority, :authority, Host, or the
-    // local socket, in that order; every authority source was checked above. Without a port,
-    // SERVER_PORT is the scheme's default.
+    // local socket, in that order; every authority source was checked above. Without a port
+    // (an authority without one, or a unix socket, which has none) SERVER_PORT is the
+    // scheme's default, so that it is never empty (PEP 3333).
     std::string_view authority = !target_authority.empty() ? target_authority
                                  : !head.authority.empty() ? head.authority
                                                            : host_value;
     if (!authority.empty()) {
         split_host_port(authority, ok.server_name, ok.server_port);
-        if (ok.server_port.empty()) ok.server_port = ok.scheme == "https" ? "443" : "80";
     } else {
         ok.server_name = head.local_addr;
         ok.server_port = head.local_port;
     }
+    if (ok.server_port.empty()) ok.server_port = ok.scheme == "https" ? "443" : "80";
     return ok;
 }
 

@@ -143,6 +143,35 @@ void test_http__h2_host_must_match_authority(void **) // rule: REQ-H2-1, ENV-HDR
     assert_string_equal(c.rule, "REQ-H2-1");
 }
 
+void test_http__server_name_and_port(void **) // rule: ENV-KEYS-5
+{
+    // No authority at all: the local socket; a unix socket has no port, so SERVER_PORT is
+    // the scheme's default and never empty.
+    RequestHead h = head("GET", "/", {}, 0);
+    h.is_unix = true;
+    h.local_addr = "/run/app.sock";
+    h.local_port = "";
+    HeadCheck c = validate_request_head(h, Limits{});
+    assert_int_equal(c.status, 0);
+    assert_true(c.server_name == "/run/app.sock");
+    assert_true(c.server_port == "80");
+    h.is_tls = true;
+    c = validate_request_head(h, Limits{});
+    assert_true(c.server_port == "443");
+    // A TCP socket keeps its own port.
+    RequestHead tcp = head("GET", "/", {}, 0);
+    tcp.local_addr = "127.0.0.1";
+    tcp.local_port = "8000";
+    c = validate_request_head(tcp, Limits{});
+    assert_true(c.server_name == "127.0.0.1");
+    assert_true(c.server_port == "8000");
+    // The absolute-form authority wins over Host, split once, its scheme's default port.
+    c = validate_request_head(head("GET", "https://[::1]/x", {{"Host", "h.example:81"}}), Limits{});
+    assert_true(c.server_name == "[::1]");
+    assert_true(c.server_port == "443");
+    assert_true(c.scheme == "https");
+}
+
 void test_http__expect(void **) // rule: REQ-HDR-4
 {
     HeadCheck c = validate_request_head(head("POST", "/", {{"Expect", "100-continue"}, {"Content-Length", "3"}}), Limits{});
@@ -288,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_http__host),
         cmocka_unit_test(test_http__h2_authority),
         cmocka_unit_test(test_http__h2_host_must_match_authority),
+        cmocka_unit_test(test_http__server_name_and_port),
         cmocka_unit_test(test_http__expect),
         cmocka_unit_test(test_http__content_length),
         cmocka_unit_test(test_http__transfer_encoding),
