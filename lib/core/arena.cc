@@ -98,7 +98,7 @@ void put_block(void *p)
 
 } // namespace
 
-void *Arena::alloc(size_t size)
+void *Arena::alloc_slow(size_t size)
 {
     if (size == 0) size = 1;
     if (size > SIZE_MAX / 2) return nullptr;

@@ -30,7 +30,19 @@ public:
 
     /// Returns `size` bytes aligned for any type, valid until release(); nullptr when the
     /// heap is exhausted or `size` is absurd. Threads: one at a time (the request's owner).
-    void *alloc(size_t size);
+    void *alloc(size_t size)
+    {
+        // The common case inline: a bump in the current block.
+        size_t need = (size + kAlign - 1) & ~(kAlign - 1);
+        if (size != 0 && need <= left_ && need >= size) {
+            void *p = next_;
+            next_ += need;
+            left_ -= need;
+            used_ += need;
+            return p;
+        }
+        return alloc_slow(size);
+    }
     /// Copies `s` with a terminating NUL after it (ABI-TYPE-2) and returns the copy (an empty
     /// view of "" when out of memory, so callers never see a dangling pointer).
     std::string_view copy(std::string_view s);
@@ -43,6 +55,9 @@ public:
     static constexpr size_t kBlockSize = 4096;
 
 private:
+    static constexpr size_t kAlign = alignof(std::max_align_t);
+    void *alloc_slow(size_t size);
+
     struct Block {
         Block *next;
         size_t size; // bytes after the header

@@ -71,6 +71,18 @@ bool is_passthrough_coding(std::string_view c)
     return c == "gzip" || c == "x-gzip" || c == "deflate" || c == "compress" || c == "x-compress";
 }
 
+// RFC 3986 reg-name characters: unreserved, sub-delims and '%' (of pct-encoded).
+constexpr std::array<bool, 256> make_reg_name_table()
+{
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+    for (char c : std::string_view("-._~!$&'()*+,;=%")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+}
+constexpr auto kRegName = make_reg_name_table();
+
 // RFC 3986 authority without userinfo: reg-name or IP-literal, then an optional ":port".
 bool is_authority(std::string_view a)
 {
@@ -82,10 +94,8 @@ bool is_authority(std::string_view a)
         }
     } else {
         for (char c : host) {
-            bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                              c == '-' || c == '.' || c == '_' || c == '~';
-            bool sub_delim = std::string_view("!$&'()*+,;=%").find(c) != std::string_view::npos;
-            if (!unreserved && !sub_delim) return false; // '@' (userinfo), '/', ':' and the rest
+            // Refuses '@' (userinfo), '/', ':' and the rest.
+            if (!kRegName[static_cast<unsigned char>(c)]) return false;
         }
     }
     for (char c : port) {
@@ -172,15 +182,6 @@ bool is_field_value(std::string_view s)
     for (char ch : s) {
         auto c = static_cast<unsigned char>(ch);
         if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-    }
-    return true;
-}
-
-bool iequals(std::string_view a, std::string_view b)
-{
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) return false;
     }
     return true;
 }
@@ -486,14 +487,19 @@ int32_t check_response_header(std::string_view name, std::string_view value)
     for (char c : value) {
         if (c == '\r' || c == '\n' || c == '\0') return CWSGI_E_HEADER;
     }
-    // RESP-HDR-3: hop-by-hop fields and framing belong to the server.
-    static constexpr std::string_view kForbidden[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-        "te", "trailer", "upgrade", "status",
-    };
-    for (auto f : kForbidden) {
-        if (iequals(name, f)) return CWSGI_E_FORBIDDEN;
+    // RESP-HDR-3: hop-by-hop fields and framing belong to the server. The length picks the
+    // one or two names worth comparing (this runs for every header of every response).
+    std::string_view a, b;
+    switch (name.size()) {
+    case 2: a = "te"; break;
+    case 6: a = "status"; break;
+    case 7: a = "trailer", b = "upgrade"; break;
+    case 10: a = "connection", b = "keep-alive"; break;
+    case 16: a = "proxy-connection"; break;
+    case 17: a = "transfer-encoding"; break;
+    default: return CWSGI_OK;
     }
+    if (iequals(name, a) || (!b.empty() && iequals(name, b))) return CWSGI_E_FORBIDDEN;
     return CWSGI_OK;
 }
 
