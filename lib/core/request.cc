@@ -14,7 +14,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -103,32 +102,46 @@ bool is_forbidden_trailer(std::string_view lc_name)
 
 // Handle slots. A finished request's slot goes to the back of a FIFO and is reused only when
 // more than kReuseDelay slots wait, so a stale handle stays harmless for at least that many
-// later requests. The pool only grows to peak concurrency + kReuseDelay slots (8 bytes each).
+// later requests. The pool only grows to peak concurrency + kReuseDelay slots; the FIFO is
+// linked through the slots themselves, so a request allocates nothing here once it is warm.
 class HandlePool {
 public:
     cwsgi_request *acquire()
     {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (free_.size() > kReuseDelay) {
-            cwsgi_request *s = free_.front();
-            free_.pop_front();
-            return s;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (waiting_ > kReuseDelay) {
+                cwsgi_request *s = head_;
+                head_ = s->next_free;
+                if (head_ == nullptr) tail_ = nullptr;
+                --waiting_;
+                s->next_free = nullptr;
+                return s;
+            }
         }
-        all_.push_back(std::make_unique<cwsgi_request>());
-        return all_.back().get();
+        // Never freed: a handle kept by an app must stay readable memory (RESP-STATE-1).
+        return new cwsgi_request();
     }
     void release(cwsgi_request *s)
     {
         s->self.store(nullptr, std::memory_order_release);
         std::lock_guard<std::mutex> lock(mutex_);
-        free_.push_back(s);
+        s->next_free = nullptr;
+        if (tail_ != nullptr) {
+            tail_->next_free = s;
+        } else {
+            head_ = s;
+        }
+        tail_ = s;
+        ++waiting_;
     }
 
 private:
     static constexpr size_t kReuseDelay = 4096;
     std::mutex mutex_;
-    std::deque<std::unique_ptr<cwsgi_request>> all_;
-    std::deque<cwsgi_request *> free_;
+    cwsgi_request *head_ = nullptr; // oldest waiting slot
+    cwsgi_request *tail_ = nullptr;
+    size_t waiting_ = 0;
 };
 
 HandlePool &handle_pool()

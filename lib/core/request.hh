@@ -43,6 +43,7 @@ class Request;
 /// touching freed memory (RESP-STATE-1).
 struct cwsgi_request {
     std::atomic<cwsgi::core::Request *> self{nullptr};
+    cwsgi_request *next_free = nullptr; // the pool's FIFO link while the slot waits for reuse
 };
 
 namespace cwsgi::core {
