@@ -166,7 +166,9 @@ void test_http__server_name_and_port(void **) // rule: ENV-KEYS-5
     assert_true(c.server_name == "127.0.0.1");
     assert_true(c.server_port == "8000");
     // The absolute-form authority wins over Host, split once, its scheme's default port.
-    c = validate_request_head(head("GET", "https://[::1]/x", {{"Host", "h.example:81"}}), Limits{});
+    // The check's views point into the head: it must outlive them.
+    RequestHead absolute = head("GET", "https://[::1]/x", {{"Host", "h.example:81"}});
+    c = validate_request_head(absolute, Limits{});
     assert_true(c.server_name == "[::1]");
     assert_true(c.server_port == "443");
     assert_true(c.scheme == "https");
