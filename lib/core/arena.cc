@@ -10,6 +10,17 @@
 #include <mutex>
 #include <new>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+// A block in the free list is poisoned, so that a view kept past its request is reported
+// as a use after free by ASan builds, as it would be with plain new/delete.
+#define CWSGI_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define CWSGI_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define CWSGI_POISON(p, n) ((void)(p), (void)(n))
+#define CWSGI_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 namespace cwsgi::core {
 
 namespace {
@@ -36,6 +47,17 @@ SharedList &shared_list()
     return *list;
 }
 
+// The link of a free block stays readable; the rest is poisoned while the block waits.
+void poison(FreeBlock *b)
+{
+    CWSGI_POISON(reinterpret_cast<unsigned char *>(b) + sizeof(FreeBlock), Arena::kBlockSize - sizeof(FreeBlock));
+}
+void *unpoison(FreeBlock *b)
+{
+    CWSGI_UNPOISON(b, Arena::kBlockSize);
+    return b;
+}
+
 struct ThreadCache {
     FreeBlock *head = nullptr;
     size_t count = 0;
@@ -44,7 +66,7 @@ struct ThreadCache {
         while (head != nullptr) {
             FreeBlock *b = head;
             head = b->next;
-            ::operator delete(b);
+            ::operator delete(unpoison(b));
         }
     }
 };
@@ -58,7 +80,7 @@ void *get_block()
         FreeBlock *b = tc.head;
         tc.head = b->next;
         --tc.count;
-        return b;
+        return unpoison(b);
     }
     SharedList &sl = shared_list();
     {
@@ -67,7 +89,7 @@ void *get_block()
             FreeBlock *b = sl.head;
             sl.head = b->next;
             --sl.count;
-            return b;
+            return unpoison(b);
         }
     }
     return ::operator new(Arena::kBlockSize, std::nothrow);
@@ -81,6 +103,7 @@ void put_block(void *p)
         b->next = tc.head;
         tc.head = b;
         ++tc.count;
+        poison(b);
         return;
     }
     SharedList &sl = shared_list();
@@ -90,6 +113,7 @@ void put_block(void *p)
             b->next = sl.head;
             sl.head = b;
             ++sl.count;
+            poison(b);
             return;
         }
     }
