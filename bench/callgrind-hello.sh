@@ -4,7 +4,9 @@
 # (everything else but the dynamic loader: our code plus the libc/libstdc++ calls it makes).
 #
 # Usage: bench/callgrind-hello.sh [BUILD_DIR]   (default ./build; REQUESTS=N sets the count,
-#        default 2000; THREADS the adapter's and peer's --threads, default 2)
+#        default 2000; THREADS the adapter's and peer's --threads, default 2; CWSGI_MHD_SPIN_US
+#        the app threads' spin before sleeping, default 0 here: a spin's length depends on
+#        timing, so its instructions would make the count vary from run to run)
 # Each server runs twice under valgrind --tool=callgrind, answering N and then 2N keep-alive
 # GET requests on one connection from a small deterministic client (callgrind-client.py);
 # the difference of the two totals divided by N is the cost of one request, without start-up,
@@ -17,6 +19,8 @@ BUILD=${1:-build}
 N=${REQUESTS:-2000}
 THREADS=${THREADS:-2}
 HERE=$(cd "$(dirname "$0")" && pwd)
+CWSGI_MHD_SPIN_US=${CWSGI_MHD_SPIN_US:-0}
+export CWSGI_MHD_SPIN_US
 SERVE=$BUILD/src/cwsgi-serve
 HELLO=$BUILD/apps/hello.so
 PEER=$BUILD/bench/bench_mhd_hello_peer
