@@ -63,7 +63,8 @@ struct Limits {
 /// What an adapter knows about a request before its body.
 ///
 /// Ownership: every view points into `arena` (filled through keep() and add_header()) or into
-/// memory that outlives the request (string literals). Request::create moves the head, arena
+/// memory that outlives the request (string literals); either way it is followed by a NUL,
+/// which the core relies on when it hands a view to the app (ABI-TYPE-2). Request::create moves the head, arena
 /// included, into the request, so the views stay valid for the request's whole life without
 /// any further copy, on whichever thread it ends. An adapter builds one head per request:
 ///   RequestHead head;
