@@ -159,13 +159,15 @@ MHD_Result Bridge::first_call(MHD_Connection *conn, const char *method, const ch
     }
 
     core::RequestHead head;
-    head.method = method ? method : "";
-    head.target = target_;
+    // Copies into the head's arena: libmicrohttpd reuses its buffers and frees the Conn when
+    // the connection ends, possibly while the app still runs.
+    head.method = head.keep(method ? method : "");
+    head.target = head.keep(target_);
     head.is_unix = listener.is_unix;
-    head.remote_addr = ci.remote_addr;
-    head.remote_port = ci.remote_port;
-    head.local_addr = ci.local_addr;
-    head.local_port = ci.local_port;
+    head.remote_addr = head.keep(ci.remote_addr);
+    head.remote_port = head.keep(ci.remote_port);
+    head.local_addr = head.keep(ci.local_addr);
+    head.local_port = head.keep(ci.local_port);
     parse_http_version(version, head.http_major, head.http_minor);
 
     // What libmicrohttpd hid from the head, then the core's rules, then whether
@@ -175,7 +177,7 @@ MHD_Result Bridge::first_call(MHD_Connection *conn, const char *method, const ch
         method && version ? check_request_line(method, uri_ptr_, target_.size(), version) : "malformed request line";
     const char *rule = "REQ-LINE-1";
     if (why == nullptr) {
-        why = collect_fields(conn, MHD_HEADER_KIND, head.headers, &framing, version);
+        why = collect_fields(conn, MHD_HEADER_KIND, head, &framing, version);
         rule = "REQ-HDR-2";
     }
     if (why != nullptr) {
@@ -207,7 +209,14 @@ MHD_Result Bridge::first_call(MHD_Connection *conn, const char *method, const ch
         busy.rule = "THR-7";
         return reject(conn, head, std::move(busy));
     }
-    req_ = core::Request::create(srv_.ctx(), std::move(head), std::move(check), *this);
+    req_ = core::Request::create(srv_.ctx(), std::move(head), check, *this);
+    if (!req_) {
+        check.status = 500;
+        check.reason = "out of memory";
+        check.rule = "MEM-ARENA-1";
+        core::RequestHead none;
+        return reject(conn, none, std::move(check));
+    }
     ref(); // the app job's reference, dropped by hook_done
     // Cooperative mode runs the app here until it first waits (for a hello, to its end).
     task_.start(&Bridge::job_run, this);
@@ -348,13 +357,14 @@ MHD_Response *Bridge::build_response_locked()
     if (r == nullptr) return nullptr;
     if (callback) ref(); // released by content_reader_free when libmicrohttpd drops the response
     if (length_free) MHD_set_response_options(r, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
-    for (const core::Header &h : head_.headers) {
+    for (const core::Field &h : head_.headers) {
         // libmicrohttpd writes Content-Length from the response size and refuses one from us.
         if (core::iequals(h.name, "content-length")) continue;
         // It also refuses empty values; a single space is the same field once the client
-        // strips the optional whitespace (RFC 9110 section 5.5).
-        const char *value = h.value.empty() ? " " : h.value.c_str();
-        if (MHD_add_response_header(r, h.name.c_str(), value) != MHD_YES) {
+        // strips the optional whitespace (RFC 9110 section 5.5). The core's views are
+        // NUL-terminated (ResponseHead).
+        const char *value = h.value.empty() ? " " : h.value.data();
+        if (MHD_add_response_header(r, h.name.data(), value) != MHD_YES) {
             srv_.ctx().log().warning(fmt::format("{}: libmicrohttpd dropped response header '{}'",
                                                  target_.substr(0, 200), h.name.substr(0, 64)));
         }

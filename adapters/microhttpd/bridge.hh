@@ -144,7 +144,7 @@ private:
     std::atomic<int> refs_{1};
     std::string target_;
     uintptr_t uri_ptr_;
-    std::shared_ptr<core::Request> req_;
+    core::RequestPtr req_;
     bool has_body_ = false;
     bool expect_continue_ = false;
     int64_t content_length_ = -1;

@@ -28,7 +28,8 @@ std::string_view trim(std::string_view v)
 }
 
 struct Collector {
-    std::vector<core::Header> *out;
+    core::RequestHead *head;          // the request's fields go here, or
+    std::vector<core::Header> *out;   // the trailers here
     MhdFraming *framing;
     const char *error = nullptr;
     const char *last_end = nullptr; // just past the last value seen
@@ -73,7 +74,14 @@ MHD_Result collect_one(void *cls, MHD_ValueKind, const char *key, size_t key_siz
         if (c->framing->te_fields++ == 0) c->framing->te_chunked = core::iequals(raw, "chunked");
     }
     std::string_view trimmed = trim(raw);
-    c->out->push_back({std::string(name), std::string(trimmed)});
+    if (c->head != nullptr) {
+        if (!c->head->add_header(name, trimmed)) {
+            c->error = "out of memory";
+            return MHD_NO;
+        }
+    } else {
+        c->out->push_back({std::string(name), std::string(trimmed)});
+    }
     c->last_end = value + value_size;
     return MHD_YES;
 }
@@ -104,10 +112,10 @@ const char *check_request_line(const char *method, uintptr_t uri, size_t target_
     return nullptr;
 }
 
-const char *collect_fields(MHD_Connection *conn, MHD_ValueKind kind, std::vector<core::Header> &out,
-                           MhdFraming *framing, const char *line_before)
+namespace {
+
+const char *collect(MHD_Connection *conn, MHD_ValueKind kind, Collector &c, const char *line_before)
 {
-    Collector c{&out, framing};
     MHD_get_connection_values_n(conn, kind, &collect_one, &c);
     if (c.error != nullptr) return c.error;
     // The block must end right after the last line: its CR LF, then the empty line's CR LF,
@@ -120,6 +128,22 @@ const char *collect_fields(MHD_Connection *conn, MHD_ValueKind kind, std::vector
         return "a field line with an empty name, or a block not ended by CR LF CR LF";
     }
     return nullptr;
+}
+
+} // namespace
+
+const char *collect_fields(MHD_Connection *conn, MHD_ValueKind kind, core::RequestHead &out, MhdFraming *framing,
+                           const char *line_before)
+{
+    Collector c{&out, nullptr, framing};
+    return collect(conn, kind, c, line_before);
+}
+
+const char *collect_fields(MHD_Connection *conn, MHD_ValueKind kind, std::vector<core::Header> &out,
+                           MhdFraming *framing, const char *line_before)
+{
+    Collector c{nullptr, &out, framing};
+    return collect(conn, kind, c, line_before);
 }
 
 const char *framing_mismatch(const core::HeadCheck &check, const MhdFraming &mhd)

@@ -38,7 +38,9 @@ struct MhdFraming {
 };
 
 /// Copies the fields of `kind` (MHD_HEADER_KIND or MHD_FOOTER_KIND) in arrival order,
-/// duplicates kept, values with surrounding whitespace removed (RFC 9110 section 5.5).
+/// duplicates kept, values with surrounding whitespace removed (RFC 9110 section 5.5): the
+/// request head's fields into the head's arena (add_header, names lowercased), trailers into
+/// a vector.
 /// `line_before` is the string that ends on the line before the first field (the version of
 /// the request line for headers), or nullptr when unknown; it anchors the end check when
 /// there are no fields. `framing` (may be null) receives what libmicrohttpd will do with the
@@ -47,6 +49,8 @@ struct MhdFraming {
 /// libmicrohttpd hides (obs-fold, NUL in a value, a line not ended by CR LF, a line with an
 /// empty name that libmicrohttpd takes for the end of the block).
 /// Threads: the connection's libmicrohttpd thread, inside an access-handler call.
+const char *collect_fields(MHD_Connection *conn, MHD_ValueKind kind, core::RequestHead &out,
+                           MhdFraming *framing, const char *line_before);
 const char *collect_fields(MHD_Connection *conn, MHD_ValueKind kind, std::vector<core::Header> &out,
                            MhdFraming *framing, const char *line_before);
 

@@ -39,7 +39,9 @@ typedef struct cwsgi_test_request {
     const char *method;          /* NULL = "GET" */
     const char *target;          /* NULL = "/"; the raw request-target */
     const char *protocol;        /* NULL = "HTTP/1.1"; or "HTTP/1.0", "HTTP/2" */
-    const cwsgi_header *headers; /* request headers in order (Host defaults to "localhost") */
+    const cwsgi_header *headers; /* request headers in order (Host defaults to "localhost");
+                                    for "HTTP/2" the first Host is sent as :authority and a
+                                    later one as a host field */
     size_t n_headers;
     const void *body;            /* request body bytes, or NULL */
     size_t body_len;

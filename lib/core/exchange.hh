@@ -9,7 +9,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
+#include <span>
+#include <string_view>
 #include <vector>
 
 #include "http.hh"
@@ -20,10 +21,14 @@ namespace cwsgi::core {
 /// headers the core added (Content-Length when known, Connection: close when !keep_alive).
 /// No Transfer-Encoding header is included: an adapter whose framing is `chunked` frames the
 /// body itself (or lets its library do it) and adds that header.
+/// Ownership: the reason and every header view live in the request's arena (or are static)
+/// and stay valid until the Request is destroyed, so an adapter may keep the ResponseHead
+/// (not only use it during commit) as long as it keeps the Request. Each name and value is
+/// NUL-terminated, so `name.data()` can go to a C library as it is.
 struct ResponseHead {
     uint32_t status = 200;
-    std::string reason;
-    std::vector<Header> headers;
+    std::string_view reason;
+    std::span<const Field> headers;
     FramingDecision framing;
 };
 

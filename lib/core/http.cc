@@ -71,32 +71,31 @@ bool is_passthrough_coding(std::string_view c)
     return c == "gzip" || c == "x-gzip" || c == "deflate" || c == "compress" || c == "x-compress";
 }
 
+// RFC 3986 reg-name characters: unreserved, sub-delims and '%' (of pct-encoded).
+constexpr std::array<bool, 256> make_reg_name_table()
+{
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+    for (char c : std::string_view("-._~!$&'()*+,;=%")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+}
+constexpr auto kRegName = make_reg_name_table();
+
 // RFC 3986 authority without userinfo: reg-name or IP-literal, then an optional ":port".
 bool is_authority(std::string_view a)
 {
-    if (a.empty()) return false;
-    std::string_view host = a, port;
-    if (a.front() == '[') {
-        size_t close = a.find(']');
-        if (close == std::string_view::npos) return false;
-        for (char c : a.substr(1, close - 1)) {
+    std::string_view host, port;
+    if (a.empty() || !split_host_port(a, host, port)) return false;
+    if (host.front() == '[') {
+        for (char c : host.substr(1, host.size() - 2)) {
             if (!is_hex(c) && c != ':' && c != '.') return false;
         }
-        host = a.substr(0, close + 1);
-        port = a.substr(close + 1);
-        if (!port.empty() && port.front() != ':') return false;
-        if (!port.empty()) port.remove_prefix(1);
     } else {
-        size_t colon = a.rfind(':');
-        if (colon != std::string_view::npos) {
-            host = a.substr(0, colon);
-            port = a.substr(colon + 1);
-        }
         for (char c : host) {
-            bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                              c == '-' || c == '.' || c == '_' || c == '~';
-            bool sub_delim = std::string_view("!$&'()*+,;=%").find(c) != std::string_view::npos;
-            if (!unreserved && !sub_delim) return false; // '@' (userinfo), '/', ':' and the rest
+            // Refuses '@' (userinfo), '/', ':' and the rest.
+            if (!kRegName[static_cast<unsigned char>(c)]) return false;
         }
     }
     for (char c : port) {
@@ -105,7 +104,69 @@ bool is_authority(std::string_view a)
     return port.size() <= 5;
 }
 
+// REQ-LINE-5 without building the decoded path: 0 when every escape is well-formed and none
+// decodes to NUL, 1 for a malformed escape, 2 for an escaped NUL.
+int path_escape_error(std::string_view path)
+{
+    for (size_t i = path.find('%'); i != std::string_view::npos; i = path.find('%', i + 1)) {
+        if (i + 2 >= path.size() || !is_hex(path[i + 1]) || !is_hex(path[i + 2])) return 1;
+        if (path[i + 1] == '0' && path[i + 2] == '0') return 2;
+        i += 2;
+    }
+    return 0;
+}
+
 } // namespace
+
+bool split_host_port(std::string_view a, std::string_view &host, std::string_view &port)
+{
+    host = a;
+    port = {};
+    if (!a.empty() && a.front() == '[') {
+        size_t close = a.find(']');
+        if (close == std::string_view::npos) return false;
+        host = a.substr(0, close + 1);
+        std::string_view rest = a.substr(close + 1);
+        if (!rest.empty() && rest.front() != ':') return false;
+        if (!rest.empty()) port = rest.substr(1);
+        return true;
+    }
+    size_t colon = a.rfind(':');
+    if (colon != std::string_view::npos) {
+        host = a.substr(0, colon);
+        port = a.substr(colon + 1);
+    }
+    return true;
+}
+
+bool FieldList::reserve(Arena &arena, size_t n)
+{
+    if (size_ + n <= capacity_) return true;
+    size_t cap = capacity_ ? capacity_ * 2 : 16;
+    while (cap < size_ + n) cap *= 2;
+    auto *grown = static_cast<Field *>(arena.alloc(cap * sizeof(Field)));
+    if (grown == nullptr) return false;
+    for (size_t i = 0; i < size_; ++i) grown[i] = data_[i];
+    data_ = grown;
+    capacity_ = cap;
+    return true;
+}
+
+bool FieldList::push(Arena &arena, Field f)
+{
+    if (size_ == capacity_ && !reserve(arena, 1)) return false;
+    data_[size_++] = f;
+    return true;
+}
+
+bool RequestHead::add_header(std::string_view name, std::string_view value)
+{
+    auto *n = static_cast<char *>(arena.alloc(name.size() + 1));
+    if (n == nullptr) return false;
+    for (size_t i = 0; i < name.size(); ++i) n[i] = lower(name[i]);
+    n[name.size()] = '\0';
+    return headers.push(arena, {std::string_view(n, name.size()), arena.copy(value)});
+}
 
 bool is_token(std::string_view s)
 {
@@ -121,15 +182,6 @@ bool is_field_value(std::string_view s)
     for (char ch : s) {
         auto c = static_cast<unsigned char>(ch);
         if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-    }
-    return true;
-}
-
-bool iequals(std::string_view a, std::string_view b)
-{
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) return false;
     }
     return true;
 }
@@ -161,6 +213,24 @@ std::optional<std::string> percent_decode(std::string_view s)
     return out;
 }
 
+std::optional<std::string_view> percent_decode(std::string_view s, Arena &arena)
+{
+    auto *out = static_cast<char *>(arena.alloc(s.size() + 1));
+    if (out == nullptr) return std::nullopt;
+    size_t n = 0;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] != '%') {
+            out[n++] = s[i];
+            continue;
+        }
+        if (i + 2 >= s.size() || !is_hex(s[i + 1]) || !is_hex(s[i + 2])) return std::nullopt;
+        out[n++] = static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+        i += 2;
+    }
+    out[n] = '\0';
+    return std::string_view(out, n);
+}
+
 HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
 {
     // REQ-LINE-1: the method is a token; like gunicorn we also refuse lowercase letters,
@@ -179,7 +249,7 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
         return fail(414, "LIMIT-1", "request line longer than " + std::to_string(limits.request_line) + " bytes");
     }
     // REQ-LINE-3/4: the target's form matches the method and uses only visible ASCII.
-    const std::string &t = head.target;
+    std::string_view t = head.target;
     if (t.empty()) return fail(400, "REQ-LINE-3", "empty request target");
     for (char c : t) {
         if (!is_target_char(static_cast<unsigned char>(c))) {
@@ -188,9 +258,8 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
     }
     bool origin = t[0] == '/';
     bool asterisk = t == "*";
-    bool absolute = !origin && !asterisk &&
-                    (t.rfind("http://", 0) == 0 || t.rfind("https://", 0) == 0 ||
-                     t.rfind("HTTP://", 0) == 0 || t.rfind("HTTPS://", 0) == 0);
+    bool https = t.rfind("https://", 0) == 0 || t.rfind("HTTPS://", 0) == 0;
+    bool absolute = !origin && !asterisk && (https || t.rfind("http://", 0) == 0 || t.rfind("HTTP://", 0) == 0);
     if (asterisk && head.method != "OPTIONS") {
         return fail(400, "REQ-LINE-3", "'*' target with a method other than OPTIONS");
     }
@@ -199,23 +268,24 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
     if (!origin && !asterisk && !absolute) {
         return fail(400, "REQ-LINE-3", "request target is not origin-form, absolute-form or '*'");
     }
-    // REQ-LINE-5: the path percent-decodes and holds no NUL once decoded.
-    std::string_view path = t;
+    // The split the environ uses (ENV-PATH-1): path up to '?' or '#', query up to '#'.
+    std::string_view path = t, target_authority;
     if (absolute) {
         size_t scheme_end = t.find("://") + 3;
         size_t slash = t.find_first_of("/?#", scheme_end);
-        path = slash == std::string::npos ? std::string_view() : std::string_view(t).substr(slash);
+        path = slash == std::string_view::npos ? std::string_view() : t.substr(slash);
         if (scheme_end == t.size() || slash == scheme_end) {
             return fail(400, "REQ-LINE-3", "absolute-form target without a host");
         }
-        std::string_view authority = std::string_view(t).substr(scheme_end, slash == std::string::npos ? t.npos : slash - scheme_end);
-        if (!is_authority(authority)) return fail(400, "REQ-LINE-3", "absolute-form target with an invalid authority");
+        target_authority = t.substr(scheme_end, slash == std::string_view::npos ? t.npos : slash - scheme_end);
+        if (!is_authority(target_authority)) return fail(400, "REQ-LINE-3", "absolute-form target with an invalid authority");
     }
-    path = path.substr(0, path.find_first_of("?#"));
-    auto decoded = percent_decode(path);
-    if (!decoded) return fail(400, "REQ-LINE-5", "malformed percent-escape in the path");
-    if (decoded->find('\0') != std::string::npos) {
-        return fail(400, "REQ-LINE-5", "the decoded path contains NUL");
+    std::string_view rest = path.substr(0, path.find('#'));
+    size_t q = rest.find('?');
+    path = rest.substr(0, q);
+    // REQ-LINE-5: the path percent-decodes and holds no NUL once decoded.
+    if (int bad = path_escape_error(path)) {
+        return fail(400, "REQ-LINE-5", bad == 1 ? "malformed percent-escape in the path" : "the decoded path contains NUL");
     }
 
     // REQ-H2-1: an HTTP/2 :authority is held to the same rule as Host.
@@ -228,35 +298,52 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
     }
     HeadCheck ok;
     ok.keep_alive = head.http_major == 2 || head.http_minor >= 1;
+    ok.raw_path = asterisk ? std::string_view("*") : path.empty() ? std::string_view("/") : path;
+    ok.query = q == std::string_view::npos ? std::string_view() : rest.substr(q + 1);
+    ok.path_escaped = path.find('%') != std::string_view::npos;
+    ok.scheme = (absolute ? https : head.is_tls) ? std::string_view("https") : std::string_view("http");
+    const bool h2_authority = head.http_major == 2 && !head.authority.empty();
+    std::string_view host_value;
     bool saw_host = false, saw_cl = false, saw_te = false, conn_close = false, conn_keep = false;
     std::vector<std::string> codings;
     int64_t cl = -1;
-    for (const Header &h : head.headers) {
+    for (const Field &h : head.headers) {
         // The field line as gunicorn counts it: name, ": ", value and the closing CRLF.
         if (limits.request_field_size > 0 && h.name.size() + 2 + h.value.size() + 2 > limits.request_field_size) {
-            return fail(431, "LIMIT-3", "header field '" + h.name.substr(0, 64) + "' longer than " +
+            return fail(431, "LIMIT-3", "header field '" + std::string(h.name.substr(0, 64)) + "' longer than " +
                                             std::to_string(limits.request_field_size) + " bytes");
         }
         // REQ-HDR-1: names are tokens (this also refuses whitespace before the colon).
         if (!is_token(h.name)) return fail(400, "REQ-HDR-1", "header name is not a token");
         // REQ-HDR-2: values carry no CR, LF, NUL or other control byte but HTAB.
         if (!is_field_value(h.value)) {
-            return fail(400, "REQ-HDR-2", "header '" + h.name.substr(0, 64) + "' has a control character");
+            return fail(400, "REQ-HDR-2", "header '" + std::string(h.name.substr(0, 64)) + "' has a control character");
         }
+        // Names are lowercase (RequestHead::add_header), so plain comparisons do.
         std::string_view v = trim_ows(h.value);
-        if (iequals(h.name, "host")) {
+        if (h.name == "host") {
             // REQ-HDR-3: at most one Host, and a valid authority when present.
             if (saw_host) return fail(400, "REQ-HDR-3", "duplicate Host header");
             if (!v.empty() && !is_authority(v)) return fail(400, "REQ-HDR-3", "Host is not a valid authority");
             saw_host = true;
-        } else if (iequals(h.name, "content-length")) {
+            host_value = v;
+            // REQ-H2-1 / ENV-HDR-1: :authority is authoritative (RFC 9113 section 8.3.1); a
+            // host field that names the same authority is dropped by the Request, one that
+            // differs makes the request malformed.
+            if (h2_authority && !iequals(v, head.authority)) {
+                return fail(400, "REQ-H2-1", "host field differs from :authority");
+            }
+        } else if (h.name == "content-type") {
+            if (!ok.has_content_type) ok.content_type = h.value;
+            ok.has_content_type = true;
+        } else if (h.name == "content-length") {
             // REQ-BODY-2: one Content-Length, 1*DIGIT.
             auto n = parse_content_length(v);
             if (!n) return fail(400, "REQ-BODY-2", "invalid Content-Length");
             if (saw_cl) return fail(400, "REQ-BODY-2", "more than one Content-Length");
             saw_cl = true;
             cl = *n;
-        } else if (iequals(h.name, "transfer-encoding")) {
+        } else if (h.name == "transfer-encoding") {
             saw_te = true;
             size_t pos = 0;
             while (pos <= v.size()) {
@@ -267,7 +354,7 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
                 if (!coding.empty()) codings.push_back(std::move(coding));
                 pos = comma + 1;
             }
-        } else if (iequals(h.name, "connection")) {
+        } else if (h.name == "connection") {
             size_t pos = 0;
             while (pos <= v.size()) {
                 size_t comma = v.find(',', pos);
@@ -277,7 +364,7 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
                 if (iequals(opt, "keep-alive")) conn_keep = true;
                 pos = comma + 1;
             }
-        } else if (iequals(h.name, "expect")) {
+        } else if (h.name == "expect") {
             // REQ-HDR-4: only 100-continue is understood; anything else gets 417.
             if (!iequals(v, "100-continue")) return fail(417, "REQ-HDR-4", "unsupported Expect value");
             if (head.http_major == 1 && head.http_minor >= 1) ok.expect_continue = true;
@@ -322,6 +409,20 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
     if (head.http_major == 1) {
         ok.keep_alive = head.http_minor >= 1 ? !conn_close : (conn_keep && !conn_close);
     }
+    // ENV-KEYS-5: SERVER_NAME/PORT from the absolute-form authority, :authority, Host, or the
+    // local socket, in that order; every authority source was checked above. Without a port
+    // (an authority without one, or a unix socket, which has none) SERVER_PORT is the
+    // scheme's default, so that it is never empty (PEP 3333).
+    std::string_view authority = !target_authority.empty() ? target_authority
+                                 : !head.authority.empty() ? head.authority
+                                                           : host_value;
+    if (!authority.empty()) {
+        split_host_port(authority, ok.server_name, ok.server_port);
+    } else {
+        ok.server_name = head.local_addr;
+        ok.server_port = head.local_port;
+    }
+    if (ok.server_port.empty()) ok.server_port = ok.scheme == "https" ? "443" : "80";
     return ok;
 }
 
@@ -338,14 +439,19 @@ int32_t check_response_header(std::string_view name, std::string_view value)
     for (char c : value) {
         if (c == '\r' || c == '\n' || c == '\0') return CWSGI_E_HEADER;
     }
-    // RESP-HDR-3: hop-by-hop fields and framing belong to the server.
-    static constexpr std::string_view kForbidden[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-        "te", "trailer", "upgrade", "status",
-    };
-    for (auto f : kForbidden) {
-        if (iequals(name, f)) return CWSGI_E_FORBIDDEN;
+    // RESP-HDR-3: hop-by-hop fields and framing belong to the server. The length picks the
+    // one or two names worth comparing (this runs for every header of every response).
+    std::string_view a, b;
+    switch (name.size()) {
+    case 2: a = "te"; break;
+    case 6: a = "status"; break;
+    case 7: a = "trailer", b = "upgrade"; break;
+    case 10: a = "connection", b = "keep-alive"; break;
+    case 16: a = "proxy-connection"; break;
+    case 17: a = "transfer-encoding"; break;
+    default: return CWSGI_OK;
     }
+    if (iequals(name, a) || (!b.empty() && iequals(name, b))) return CWSGI_E_FORBIDDEN;
     return CWSGI_OK;
 }
 

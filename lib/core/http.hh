@@ -13,12 +13,43 @@
 #include <string_view>
 #include <vector>
 
+#include "arena.hh"
+
 namespace cwsgi::core {
 
-/// One header field as received or as the app gave it.
+/// One header field with its own storage: trailers, informational responses, the server's
+/// error answers (the paths off the hot one).
 struct Header {
     std::string name;
     std::string value;
+};
+
+/// One header field as views; who owns the bytes is said where a Field appears. Every Field
+/// the core hands out is NUL-terminated after its name and after its value (ABI-TYPE-2).
+struct Field {
+    std::string_view name;
+    std::string_view value;
+};
+
+/// A growable array of Fields in an arena: no heap allocation per request.
+class FieldList {
+public:
+    /// Appends `f`, growing into `arena` (doubling; the old array stays in the arena until
+    /// the request ends). Returns false when the arena is out of memory.
+    bool push(Arena &arena, Field f);
+    /// Makes room for `n` more fields (false when out of memory).
+    bool reserve(Arena &arena, size_t n);
+    size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    const Field &operator[](size_t i) const { return data_[i]; }
+    const Field *begin() const { return data_; }
+    const Field *end() const { return data_ + size_; }
+    void clear() { size_ = 0; }
+
+private:
+    Field *data_ = nullptr;
+    size_t size_ = 0;
+    size_t capacity_ = 0;
 };
 
 /// Server limits (gunicorn's defaults; spec/server.md LIMIT-1..5).
@@ -29,19 +60,38 @@ struct Limits {
     int64_t request_body = -1;          // bytes; -1 = unlimited
 };
 
-/// What an adapter knows about a request before its body. Header names keep their case as
-/// received; the core lowercases them for the app.
+/// What an adapter knows about a request before its body.
+///
+/// Ownership: every view points into `arena` (filled through keep() and add_header()) or into
+/// memory that outlives the request (string literals); either way it is followed by a NUL,
+/// which the core relies on when it hands a view to the app (ABI-TYPE-2). Request::create moves the head, arena
+/// included, into the request, so the views stay valid for the request's whole life without
+/// any further copy, on whichever thread it ends. An adapter builds one head per request:
+///   RequestHead head;
+///   head.method = head.keep(method);   head.target = head.keep(target);
+///   head.add_header(name, value);      // each field, in arrival order
+///   HeadCheck check = validate_request_head(head, limits);
+///   auto req = Request::create(ctx, std::move(head), check, exchange);
 struct RequestHead {
-    std::string method;
-    std::string target;          // raw request-target as received
+    Arena arena;
+    std::string_view method;
+    std::string_view target;     // raw request-target as received
     uint32_t http_major = 1;
     uint32_t http_minor = 1;
-    std::vector<Header> headers; // arrival order, duplicates kept, no HTTP/2 pseudo-headers
-    std::string authority;       // HTTP/2 :authority (empty for HTTP/1.x)
+    FieldList headers;           // arrival order, duplicates kept, no HTTP/2 pseudo-headers;
+                                 // names lowercased by add_header
+    std::string_view authority;  // HTTP/2 :authority (empty for HTTP/1.x)
     bool is_tls = false;
     bool is_unix = false;        // the connection came through a unix socket
-    std::string remote_addr, remote_port;
-    std::string local_addr, local_port;
+    std::string_view remote_addr, remote_port;
+    std::string_view local_addr, local_port;
+
+    /// Copies `s` into the head's arena (NUL-terminated) and returns the copy.
+    std::string_view keep(std::string_view s) { return arena.copy(s); }
+    /// Appends a field: copies the name lowercased and the value as given (an adapter trims
+    /// the value's surrounding whitespace first, RFC 9110 section 5.5). Returns false when
+    /// out of memory. This is the only pass over the name besides validate_request_head's.
+    bool add_header(std::string_view name, std::string_view value);
 };
 
 /// How the request body is delimited, decided by validate_request_head.
@@ -57,18 +107,48 @@ struct HeadCheck {
     int64_t content_length = -1;  // for BodyKind::length
     bool expect_continue = false; // Expect: 100-continue on HTTP/1.1
     bool keep_alive = true;       // what the request asks for (Connection, version)
+
+    // What the one pass over a valid head found, so that the Request parses nothing again.
+    // Views into the head's memory (or static strings): valid as long as the head's arena.
+    std::string_view raw_path;     // the target's path, up to '?' or '#' ("/" when an
+                                   // absolute-form target has none; "*" for OPTIONS *)
+    std::string_view query;        // after the first '?', up to '#'
+    bool path_escaped = false;     // raw_path holds a '%' (the Request decodes it)
+    std::string_view scheme;       // "http" or "https" (ENV-KEYS-6)
+    std::string_view server_name;  // ENV-KEYS-5, already split from its port
+    std::string_view server_port;  // ENV-KEYS-5, the scheme's default when none was given
+    std::string_view content_type; // the first Content-Type value
+    bool has_content_type = false; // a Content-Type field was sent (ENV-KEYS-3)
 };
 
-/// Checks a request head against RFC 9110/9112 and the limits. Never throws.
-/// Threads: any. Rule: REQ-LINE-*, REQ-HDR-*, REQ-BODY-*, LIMIT-*.
+/// Checks a request head against RFC 9110/9112 and the limits, and collects the facts above
+/// in the same pass. Never throws. Threads: any.
+/// Rule: REQ-LINE-*, REQ-HDR-*, REQ-BODY-*, REQ-H2-1, LIMIT-*; ENV-KEYS-5/6 for the facts.
 HeadCheck validate_request_head(const RequestHead &head, const Limits &limits);
+
+/// Splits an authority into host and port: "host:port", "[v6]:port" (the host keeps its
+/// brackets), "host" (empty port). Returns false for an IP literal without its ']' or with
+/// something other than ":port" after it. Checks nothing else: is_authority does, on top of
+/// this. The one split used by validation, the environ and --bind parsing (ENV-KEYS-5).
+bool split_host_port(std::string_view authority, std::string_view &host, std::string_view &port);
 
 /// True when `s` is a non-empty RFC 9110 token (method, header name).
 bool is_token(std::string_view s);
 /// True when `s` may be a field value: no CR, LF or NUL, and no other control except HTAB.
 bool is_field_value(std::string_view s);
-/// ASCII case-insensitive equality.
-bool iequals(std::string_view a, std::string_view b);
+/// ASCII case-insensitive equality (inline: it runs for every field of every request).
+inline bool iequals(std::string_view a, std::string_view b)
+{
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        char x = a[i], y = b[i];
+        if (x == y) continue;
+        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+        if (x != y) return false;
+    }
+    return true;
+}
 /// The standard reason phrase for a status ("Not Found"), or "Unknown": cwsgi_reason_phrase.
 const char *reason_phrase(uint32_t status);
 
@@ -110,6 +190,9 @@ std::optional<int64_t> parse_content_length(std::string_view v);
 
 /// Percent-decodes a path; returns nullopt on a malformed escape. "%2F" becomes "/".
 std::optional<std::string> percent_decode(std::string_view s);
+/// The same decoding into `arena` (NUL-terminated); nullopt on a malformed escape or when
+/// out of memory.
+std::optional<std::string_view> percent_decode(std::string_view s, Arena &arena);
 
 /// The small HTML-free text body and headers the server sends for its own error answers.
 struct ErrorResponse {

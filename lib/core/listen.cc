@@ -16,6 +16,8 @@
 
 #include <fmt/format.h>
 
+#include "http.hh"
+
 namespace cwsgi::core {
 
 namespace {
@@ -65,31 +67,24 @@ bool parse_bind(const std::string &text, BindSpec &out, std::string &error)
         return true;
     }
     out.kind = BindSpec::Kind::tcp;
-    std::string_view s = text;
-    std::string_view port_text = "8000";
-    if (!s.empty() && s.front() == '[') {
-        size_t close = s.find(']');
-        if (close == std::string_view::npos) {
+    // The same split as a Host field's (ENV-KEYS-5), then the brackets come off: getaddrinfo
+    // wants the bare address.
+    std::string_view host, port_text;
+    if (!split_host_port(text, host, port_text)) {
+        if (host.size() == text.size()) {
             error = fmt::format("bad bind '{}': missing ']'", text);
-            return false;
-        }
-        out.host = std::string(s.substr(1, close - 1));
-        if (close + 1 < s.size()) {
-            if (s[close + 1] != ':') {
-                error = fmt::format("bad bind '{}': expected [ADDR]:PORT", text);
-                return false;
-            }
-            port_text = s.substr(close + 2);
-        }
-    } else {
-        size_t colon = s.rfind(':');
-        if (colon != std::string_view::npos) {
-            out.host = std::string(s.substr(0, colon));
-            port_text = s.substr(colon + 1);
         } else {
-            out.host = std::string(s);
+            error = fmt::format("bad bind '{}': expected [ADDR]:PORT", text);
         }
+        return false;
     }
+    bool bracketed = !host.empty() && host.front() == '[';
+    if (bracketed) host = host.substr(1, host.size() - 2);
+    // A bare port-less host keeps the default port; "[v6]" without ":PORT" does too.
+    if (port_text.empty() && (bracketed ? text.size() == host.size() + 2 : text.find(':') == std::string::npos)) {
+        port_text = "8000";
+    }
+    out.host = std::string(host);
     if (out.host.empty()) out.host = "0.0.0.0";
     if (!parse_port(port_text, out.port)) {
         error = fmt::format("bad bind '{}': port must be 0..65535", text);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <ctime>
 
@@ -61,7 +62,9 @@ void append_escaped(std::string &out, std::string_view s, bool escape_quote)
                 out.push_back('\\');
                 out.push_back(static_cast<char>(c));
             } else {
-                out += fmt::format("\\x{:02x}", c);
+                static constexpr char kHex[] = "0123456789abcdef";
+                char esc[4] = {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+                out.append(esc, 4);
             }
         } else {
             out.push_back(static_cast<char>(c));
@@ -123,14 +126,43 @@ bool AccessLog::open(const std::string &path, std::string &error)
     return open_append(path, fd_, owns_fd_, error);
 }
 
-std::string AccessLog::format(const AccessRecord &r, int64_t unix_time)
+namespace {
+
+// The access log's "[10/Oct/2026:13:55:36 +0000]" changes once a second: each thread keeps
+// the last one it formatted.
+struct StampCache {
+    int64_t second = -1;
+    char text[32];
+    size_t len = 0;
+};
+thread_local StampCache t_stamp;
+
+std::string_view access_stamp(int64_t t)
 {
-    // Apache combined: %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"
-    std::string line;
-    line.reserve(160);
+    StampCache &c = t_stamp;
+    if (c.second != t) {
+        time_t tt = static_cast<time_t>(t);
+        struct tm tm_utc {};
+        gmtime_r(&tt, &tm_utc);
+        c.len = std::strftime(c.text, sizeof c.text, "%d/%b/%Y:%H:%M:%S +0000", &tm_utc);
+        c.second = t;
+    }
+    return {c.text, c.len};
+}
+
+void append_number(std::string &out, uint64_t v)
+{
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, static_cast<size_t>(r.ptr - buf));
+}
+
+// Apache combined: %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"
+void append_record(std::string &line, const AccessRecord &r, int64_t unix_time)
+{
     append_escaped(line, r.remote_addr.empty() ? std::string_view("-") : r.remote_addr, true);
     line += " - - [";
-    line += timestamp(unix_time, "%d/%b/%Y:%H:%M:%S +0000");
+    line += access_stamp(unix_time);
     line += "] \"";
     append_escaped(line, r.method, true);
     line.push_back(' ');
@@ -138,21 +170,41 @@ std::string AccessLog::format(const AccessRecord &r, int64_t unix_time)
     line.push_back(' ');
     append_escaped(line, r.protocol, true);
     line += "\" ";
-    line += r.status ? std::to_string(r.status) : std::string("-");
+    if (r.status) {
+        append_number(line, r.status);
+    } else {
+        line.push_back('-');
+    }
     line.push_back(' ');
-    line += r.body_bytes ? std::to_string(r.body_bytes) : std::string("-");
+    if (r.body_bytes) {
+        append_number(line, r.body_bytes);
+    } else {
+        line.push_back('-');
+    }
     line += " \"";
     append_escaped(line, r.referer.empty() ? std::string_view("-") : r.referer, true);
     line += "\" \"";
     append_escaped(line, r.user_agent.empty() ? std::string_view("-") : r.user_agent, true);
     line.push_back('"');
+}
+
+} // namespace
+
+std::string AccessLog::format(const AccessRecord &r, int64_t unix_time)
+{
+    std::string line;
+    line.reserve(160);
+    append_record(line, r, unix_time);
     return line;
 }
 
 void AccessLog::write(const AccessRecord &r)
 {
     if (fd_ < 0) return;
-    std::string line = format(r, std::time(nullptr));
+    // One buffer per thread, reused: its capacity stays, so a line costs no allocation.
+    thread_local std::string line;
+    line.clear();
+    append_record(line, r, std::time(nullptr));
     line.push_back('\n');
     write_all(fd_, line);
 }

@@ -11,9 +11,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
-#include <deque>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -32,7 +33,8 @@ int64_t now_us()
         .count();
 }
 
-cwsgi_str str_of(const std::string &s) { return {s.c_str(), s.size()}; }
+// A view the core hands out: never a NULL pointer (ABI-TYPE-2).
+cwsgi_str str_of(std::string_view s) { return {s.data() ? s.data() : "", s.size()}; }
 
 std::string to_lower(std::string_view s)
 {
@@ -43,21 +45,32 @@ std::string to_lower(std::string_view s)
     return out;
 }
 
-// "Content-Type" -> "HTTP_CONTENT_TYPE" (ENV-HDR-3).
-std::string cgi_key(std::string_view name)
+// Whether lowercase header name `name` is `key` ("HTTP_CONTENT_TYPE" style, without the
+// "HTTP_" prefix) once turned into a CGI key (ENV-HDR-3): '-' becomes '_', letters upper.
+bool cgi_name_is(std::string_view name, std::string_view key)
 {
-    std::string key = "HTTP_";
-    for (char c : name) {
-        if (c == '-') {
-            key.push_back('_');
-        } else if (c >= 'a' && c <= 'z') {
-            key.push_back(static_cast<char>(c - 32));
-        } else {
-            key.push_back(c);
-        }
+    if (name.size() != key.size()) return false;
+    for (size_t i = 0; i < name.size(); ++i) {
+        char c = name[i];
+        char k = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c;
+        if (k != key[i]) return false;
     }
-    return key;
+    return true;
 }
+
+// The header fields that the HTTP_* keys leave out (ENV-HDR-3/5): the two with keys of their
+// own, and names with '_' ("X_Forwarded_For" would collide with "X-Forwarded-For", a known
+// header-smuggling trick).
+bool skipped_in_environ(std::string_view name)
+{
+    return name == "content-type" || name == "content-length" || name.find('_') != std::string_view::npos;
+}
+
+#define CWSGI_STR2(x) #x
+#define CWSGI_STR(x) CWSGI_STR2(x)
+constexpr std::string_view kAbiVersion = CWSGI_STR(CWSGI_ABI_MAJOR) "." CWSGI_STR(CWSGI_ABI_MINOR);
+#undef CWSGI_STR
+#undef CWSGI_STR2
 
 const char *state_name(Request::State s)
 {
@@ -68,26 +81,6 @@ const char *state_name(Request::State s)
     case Request::State::finished: return "finished";
     }
     return "?";
-}
-
-// Splits "host:port", "[v6]:port" or "host" (ENV-KEYS-5).
-void split_authority(std::string_view a, std::string &host, std::string &port)
-{
-    if (!a.empty() && a.front() == '[') {
-        size_t close = a.find(']');
-        if (close != std::string_view::npos) {
-            host = std::string(a.substr(0, close + 1));
-            if (close + 1 < a.size() && a[close + 1] == ':') port = std::string(a.substr(close + 2));
-            return;
-        }
-    }
-    size_t colon = a.rfind(':');
-    if (colon != std::string_view::npos) {
-        host = std::string(a.substr(0, colon));
-        port = std::string(a.substr(colon + 1));
-    } else {
-        host = std::string(a);
-    }
 }
 
 constexpr size_t kFileChunk = 64 * 1024;
@@ -110,32 +103,46 @@ bool is_forbidden_trailer(std::string_view lc_name)
 
 // Handle slots. A finished request's slot goes to the back of a FIFO and is reused only when
 // more than kReuseDelay slots wait, so a stale handle stays harmless for at least that many
-// later requests. The pool only grows to peak concurrency + kReuseDelay slots (8 bytes each).
+// later requests. The pool only grows to peak concurrency + kReuseDelay slots; the FIFO is
+// linked through the slots themselves, so a request allocates nothing here once it is warm.
 class HandlePool {
 public:
     cwsgi_request *acquire()
     {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (free_.size() > kReuseDelay) {
-            cwsgi_request *s = free_.front();
-            free_.pop_front();
-            return s;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (waiting_ > kReuseDelay) {
+                cwsgi_request *s = head_;
+                head_ = s->next_free;
+                if (head_ == nullptr) tail_ = nullptr;
+                --waiting_;
+                s->next_free = nullptr;
+                return s;
+            }
         }
-        all_.push_back(std::make_unique<cwsgi_request>());
-        return all_.back().get();
+        // Never freed: a handle kept by an app must stay readable memory (RESP-STATE-1).
+        return new cwsgi_request();
     }
     void release(cwsgi_request *s)
     {
         s->self.store(nullptr, std::memory_order_release);
         std::lock_guard<std::mutex> lock(mutex_);
-        free_.push_back(s);
+        s->next_free = nullptr;
+        if (tail_ != nullptr) {
+            tail_->next_free = s;
+        } else {
+            head_ = s;
+        }
+        tail_ = s;
+        ++waiting_;
     }
 
 private:
     static constexpr size_t kReuseDelay = 4096;
     std::mutex mutex_;
-    std::deque<std::unique_ptr<cwsgi_request>> all_;
-    std::deque<cwsgi_request *> free_;
+    cwsgi_request *head_ = nullptr; // oldest waiting slot
+    cwsgi_request *tail_ = nullptr;
+    size_t waiting_ = 0;
 };
 
 HandlePool &handle_pool()
@@ -147,55 +154,32 @@ HandlePool &handle_pool()
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
-// Arena
-
-void *Arena::alloc(size_t size)
-{
-    constexpr size_t kAlign = alignof(std::max_align_t);
-    constexpr size_t kBlock = 4096;
-    if (size == 0) size = 1;
-    if (size > SIZE_MAX / 2) return nullptr;
-    size_t need = (size + kAlign - 1) & ~(kAlign - 1);
-    if (need > left_) {
-        size_t block = std::max(kBlock, need);
-        auto mem = std::unique_ptr<unsigned char[]>(new (std::nothrow) unsigned char[block]);
-        if (!mem) return nullptr;
-        next_ = mem.get();
-        left_ = block;
-        blocks_.push_back(std::move(mem));
-    }
-    void *p = next_;
-    next_ += need;
-    left_ -= need;
-    used_ += need;
-    return p;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Construction and request facts
 
-std::shared_ptr<Request> Request::create(Context &ctx, RequestHead head, HeadCheck check,
-                                         Exchange &exchange)
+void RequestDeleter::operator()(Request *r) const
 {
-    return std::shared_ptr<Request>(new Request(ctx, std::move(head), std::move(check), exchange));
+    // The Request sits in its own arena: take the arena out, end the Request, then free.
+    Arena arena = std::move(r->head_.arena);
+    r->~Request();
 }
 
-Request::Request(Context &ctx, RequestHead head, HeadCheck check, Exchange &exchange)
-    : ctx_(ctx), slot_(handle_pool().acquire()), head_(std::move(head)), check_(std::move(check)), ex_(exchange)
+RequestPtr Request::create(Context &ctx, RequestHead head, const HeadCheck &check, Exchange &exchange)
+{
+    void *mem = head.arena.alloc(sizeof(Request));
+    if (mem == nullptr) return nullptr;
+    RequestPtr req(new (mem) Request(ctx, std::move(head), check, exchange));
+    if (!req->build_facts()) return nullptr;
+    return req;
+}
+
+Request::Request(Context &ctx, RequestHead &&head, const HeadCheck &check, Exchange &exchange)
+    : ctx_(ctx), slot_(handle_pool().acquire()), head_(std::move(head)), check_(check), ex_(exchange)
 {
     slot_->self.store(this, std::memory_order_release);
     id_ = ctx_.next_request_id();
-    start_us_ = now_us();
+    // The clock is read only for the access log's duration.
+    if (ctx_.access_log().enabled()) start_us_ = now_us();
     keep_alive_ = check_.keep_alive;
-    headers_lc_.reserve(head_.headers.size());
-    // ENV-HDR-1: HTTP/2's :authority shows as "host" when the client sent no Host field.
-    if (head_.http_major == 2 && !head_.authority.empty()) {
-        bool has_host = false;
-        for (const Header &h : head_.headers) has_host = has_host || iequals(h.name, "host");
-        if (!has_host) headers_lc_.push_back({"host", head_.authority});
-    }
-    for (const Header &h : head_.headers) headers_lc_.push_back({to_lower(h.name), h.value});
-    build_paths();
 }
 
 Request::~Request() { handle_pool().release(slot_); }
@@ -205,134 +189,221 @@ Request *Request::from(cwsgi_request *r)
     return r == nullptr ? nullptr : r->self.load(std::memory_order_acquire);
 }
 
-void Request::build_paths()
+std::string_view Request::keep_terminated(std::string_view s)
 {
-    // ENV-PATH-*: split the raw target into path and query, decode the path, then move the
-    // mount point (SCRIPT_NAME) out of it. validate_request_head already refused targets whose
-    // path does not decode, so decoding cannot fail here.
-    std::string_view t = head_.target;
-    std::string authority;
-    if (t == "*") {
-        raw_path_ = "*";
-    } else {
-        if (t.front() != '/') { // absolute-form: the authority comes from the target
-            size_t start = t.find("://") + 3;
-            size_t slash = t.find_first_of("/?#", start);
-            authority = std::string(t.substr(start, slash == std::string_view::npos ? t.npos : slash - start));
-            t = slash == std::string_view::npos ? std::string_view("/") : t.substr(slash);
-            scheme_ = to_lower(head_.target.substr(0, head_.target.find(':')));
+    // Views into the head end at a NUL when they end where the copied string ends; a part of
+    // one (the path before '?', a host before ':') needs its own terminated copy.
+    if (s.data() == nullptr) return std::string_view("");
+    if (s.data()[s.size()] == '\0') return s;
+    return head_.arena.copy(s);
+}
+
+bool Request::build_facts()
+{
+    // ENV-HDR-1: HTTP/2's :authority is the first field, named host; a client host field is
+    // left out (validate_request_head refused one that differs, REQ-H2-1).
+    if (head_.http_major == 2 && !head_.authority.empty()) {
+        if (!headers_.reserve(head_.arena, head_.headers.size() + 1)) return false;
+        headers_.push(head_.arena, {"host", keep_terminated(head_.authority)});
+        for (const Field &h : head_.headers) {
+            if (h.name != "host") headers_.push(head_.arena, h);
         }
-        size_t hash = t.find('#');
-        if (hash != std::string_view::npos) t = t.substr(0, hash); // fragments are not for servers
-        size_t q = t.find('?');
-        raw_path_ = std::string(t.substr(0, q));
-        if (raw_path_.empty()) raw_path_ = "/";
-        query_ = q == std::string_view::npos ? std::string() : std::string(t.substr(q + 1));
+    } else {
+        headers_ = head_.headers;
     }
-    std::string decoded = raw_path_ == "*" ? raw_path_ : percent_decode(raw_path_).value_or(raw_path_);
+    // ENV-PATH-*: the path and query validate_request_head split off the target; the path
+    // is decoded only when it has an escape, then the mount point (SCRIPT_NAME) moves out of
+    // it. Validation refused paths that do not decode.
+    raw_path_ = keep_terminated(check_.raw_path);
+    query_ = keep_terminated(check_.query);
+    std::string_view decoded = raw_path_;
+    if (check_.path_escaped) {
+        auto d = percent_decode(raw_path_, head_.arena);
+        if (!d) return false;
+        decoded = *d;
+    }
     const std::string &mount = ctx_.config().script_name;
-    if (!mount.empty() && decoded.compare(0, mount.size(), mount) == 0 &&
+    if (!mount.empty() && decoded.substr(0, mount.size()) == mount &&
         (decoded.size() == mount.size() || decoded[mount.size()] == '/')) {
         script_name_ = mount;
         path_info_ = decoded.substr(mount.size());
     } else {
-        path_info_ = std::move(decoded);
+        script_name_ = "";
+        path_info_ = decoded;
     }
-
-    if (scheme_.empty()) scheme_ = head_.is_tls ? "https" : "http";
-    // The common versions without a format call (it showed in the per-request profile).
+    scheme_ = check_.scheme.empty() ? std::string_view("http") : check_.scheme;
     if (head_.http_major == 2) {
         protocol_ = "HTTP/2";
     } else if (head_.http_major == 1 && head_.http_minor <= 1) {
         protocol_ = head_.http_minor == 1 ? "HTTP/1.1" : "HTTP/1.0";
     } else {
-        protocol_ = fmt::format("HTTP/{}.{}", head_.http_major, head_.http_minor);
+        char buf[32];
+        int n = std::snprintf(buf, sizeof buf, "HTTP/%u.%u", head_.http_major, head_.http_minor);
+        protocol_ = head_.arena.copy(std::string_view(buf, n > 0 ? static_cast<size_t>(n) : 0));
     }
+    // ENV-KEYS-5: validate_request_head picked and split the authority.
+    server_name_ = keep_terminated(check_.server_name);
+    server_port_ = keep_terminated(check_.server_port);
+    return true;
+}
 
-    // ENV-KEYS-5: SERVER_NAME/PORT from the absolute-form authority, :authority, Host, or
-    // the local socket, in that order.
-    if (authority.empty()) authority = head_.authority;
-    if (authority.empty()) {
-        for (const Header &h : headers_lc_) {
-            if (h.name == "host") {
-                authority = h.value;
-                break;
-            }
+std::string_view Request::request_id_text()
+{
+    if (id_text_.empty()) {
+        char buf[24];
+        auto r = std::to_chars(buf, buf + sizeof buf, id_);
+        id_text_ = head_.arena.copy(std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
+    }
+    return id_text_;
+}
+
+std::string_view Request::content_length_text()
+{
+    if (length_text_.empty()) {
+        char buf[24];
+        auto r = std::to_chars(buf, buf + sizeof buf, check_.content_length);
+        length_text_ = head_.arena.copy(std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
+    }
+    return length_text_;
+}
+
+bool Request::http_environ(std::string_view key, std::string_view &value)
+{
+    // ENV-HDR-3/4: the fields whose CGI key is `key`, joined with ", " ("; " for Cookie) in
+    // arrival order. One field (the common case) is handed out as it is, without a copy.
+    size_t count = 0, total = 0;
+    const Field *first = nullptr;
+    for (const Field &h : headers_) {
+        if (skipped_in_environ(h.name) || !cgi_name_is(h.name, key)) continue;
+        if (count++ == 0) first = &h;
+        total += h.value.size() + 2;
+    }
+    if (count == 0) return false;
+    if (count == 1) {
+        value = first->value;
+        return true;
+    }
+    auto *out = static_cast<char *>(head_.arena.alloc(total + 1));
+    if (out == nullptr) return false;
+    size_t n = 0;
+    std::string_view sep = first->name == "cookie" ? "; " : ", ";
+    for (const Field &h : headers_) {
+        if (skipped_in_environ(h.name) || !cgi_name_is(h.name, key)) continue;
+        if (n > 0) {
+            std::memcpy(out + n, sep.data(), sep.size());
+            n += sep.size();
         }
+        std::memcpy(out + n, h.value.data(), h.value.size());
+        n += h.value.size();
     }
-    // validate_request_head has checked every source of the authority (REQ-HDR-3, REQ-H2-1).
-    if (!authority.empty()) {
-        split_authority(authority, server_name_, server_port_);
-        if (server_port_.empty()) server_port_ = scheme_ == "https" ? "443" : "80";
-    } else {
-        server_name_ = head_.local_addr;
-        server_port_ = head_.local_port;
-    }
-    for (const Header &h : headers_lc_) {
-        if (h.name == "content-type" && content_type_.empty()) content_type_ = h.value;
-        if (h.name == "content-length") content_length_text_ = h.value;
-    }
+    out[n] = '\0';
+    value = std::string_view(out, n);
+    return true;
 }
 
 void Request::build_environ()
 {
+    // The whole environ in spec/environ.md's order, built once and only for environ_at:
+    // environ_get answers from the facts directly.
     if (environ_built_) return;
     environ_built_ = true;
+    Arena &a = head_.arena;
     auto &e = environ_;
-    e.reserve(20 + headers_lc_.size());
-    e.emplace_back("REQUEST_METHOD", head_.method);
-    e.emplace_back("SCRIPT_NAME", script_name_);
-    e.emplace_back("PATH_INFO", path_info_);
-    e.emplace_back("QUERY_STRING", query_);
+    e.reserve(a, 20 + headers_.size());
+    e.push(a, {"REQUEST_METHOD", head_.method});
+    e.push(a, {"SCRIPT_NAME", script_name_});
+    e.push(a, {"PATH_INFO", path_info_});
+    e.push(a, {"QUERY_STRING", query_});
     // ENV-KEYS-3: CONTENT_TYPE and CONTENT_LENGTH appear only when the client sent them.
-    bool has_ct = false;
-    for (const Header &h : headers_lc_) has_ct = has_ct || h.name == "content-type";
-    if (has_ct) e.emplace_back("CONTENT_TYPE", content_type_);
+    if (check_.has_content_type) e.push(a, {"CONTENT_TYPE", check_.content_type});
     if (check_.body == BodyKind::length || (check_.body == BodyKind::none && check_.content_length == 0)) {
-        e.emplace_back("CONTENT_LENGTH", std::to_string(check_.content_length));
+        e.push(a, {"CONTENT_LENGTH", content_length_text()});
     }
-    e.emplace_back("SERVER_NAME", server_name_);
-    e.emplace_back("SERVER_PORT", server_port_);
-    e.emplace_back("SERVER_PROTOCOL", protocol_);
-    e.emplace_back("REQUEST_URI", head_.target);
-    e.emplace_back("REMOTE_ADDR", head_.remote_addr);
-    e.emplace_back("REMOTE_PORT", head_.remote_port);
-    e.emplace_back("cwsgi.url_scheme", scheme_);
-    e.emplace_back("cwsgi.raw_path", raw_path_);
-    e.emplace_back("cwsgi.local_addr", head_.local_addr);
-    e.emplace_back("cwsgi.local_port", head_.local_port);
-    e.emplace_back("cwsgi.request_id", std::to_string(id_));
-    e.emplace_back("cwsgi.version", fmt::format("{}.{}", CWSGI_ABI_MAJOR, CWSGI_ABI_MINOR));
-    // ENV-HDR-3/4: HTTP_* keys, duplicates joined with ", " ("; " for Cookie), in order of
-    // first appearance. Names with '_' are left out: "X_Forwarded_For" and "X-Forwarded-For"
-    // would otherwise collide, a known header-smuggling trick (ENV-HDR-5).
-    size_t first_http = e.size();
-    for (const Header &h : headers_lc_) {
-        if (h.name == "content-type" || h.name == "content-length") continue;
-        if (h.name.find('_') != std::string::npos) continue;
-        std::string key = cgi_key(h.name);
-        auto it = std::find_if(e.begin() + static_cast<std::ptrdiff_t>(first_http), e.end(),
-                               [&](const auto &kv) { return kv.first == key; });
-        if (it == e.end()) {
-            e.emplace_back(std::move(key), h.value);
-        } else {
-            it->second += h.name == "cookie" ? "; " : ", ";
-            it->second += h.value;
+    e.push(a, {"SERVER_NAME", server_name_});
+    e.push(a, {"SERVER_PORT", server_port_});
+    e.push(a, {"SERVER_PROTOCOL", protocol_});
+    e.push(a, {"REQUEST_URI", head_.target});
+    e.push(a, {"REMOTE_ADDR", head_.remote_addr});
+    e.push(a, {"REMOTE_PORT", head_.remote_port});
+    e.push(a, {"cwsgi.url_scheme", scheme_});
+    e.push(a, {"cwsgi.raw_path", raw_path_});
+    e.push(a, {"cwsgi.local_addr", head_.local_addr});
+    e.push(a, {"cwsgi.local_port", head_.local_port});
+    e.push(a, {"cwsgi.request_id", request_id_text()});
+    e.push(a, {"cwsgi.version", kAbiVersion});
+    // ENV-HDR-3/4: one HTTP_* key per distinct name, in order of first appearance.
+    for (size_t i = 0; i < headers_.size(); ++i) {
+        const Field &h = headers_[i];
+        if (skipped_in_environ(h.name)) continue;
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; ++j) seen = headers_[j].name == h.name;
+        if (seen) continue;
+        auto *key = static_cast<char *>(a.alloc(5 + h.name.size() + 1));
+        if (key == nullptr) break;
+        std::memcpy(key, "HTTP_", 5);
+        for (size_t k = 0; k < h.name.size(); ++k) {
+            char c = h.name[k];
+            key[5 + k] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c;
         }
+        key[5 + h.name.size()] = '\0';
+        std::string_view k(key, 5 + h.name.size());
+        std::string_view v;
+        http_environ(k.substr(5), v);
+        e.push(a, {k, v});
     }
 }
 
 int32_t Request::environ_get(const char *key, cwsgi_str *out)
 {
     if (key == nullptr || out == nullptr) return CWSGI_E_INVAL;
-    build_environ();
-    for (const auto &[k, v] : environ_) {
-        if (k == key) {
-            *out = str_of(v);
-            return CWSGI_OK;
-        }
+    std::string_view k = key, v;
+    bool found = true;
+    if (k.substr(0, 5) == "HTTP_") {
+        found = http_environ(k.substr(5), v);
+    } else if (k == "REQUEST_METHOD") {
+        v = head_.method;
+    } else if (k == "SCRIPT_NAME") {
+        v = script_name_;
+    } else if (k == "PATH_INFO") {
+        v = path_info_;
+    } else if (k == "QUERY_STRING") {
+        v = query_;
+    } else if (k == "CONTENT_TYPE") {
+        found = check_.has_content_type;
+        v = check_.content_type;
+    } else if (k == "CONTENT_LENGTH") {
+        found = check_.body == BodyKind::length || (check_.body == BodyKind::none && check_.content_length == 0);
+        if (found) v = content_length_text();
+    } else if (k == "SERVER_NAME") {
+        v = server_name_;
+    } else if (k == "SERVER_PORT") {
+        v = server_port_;
+    } else if (k == "SERVER_PROTOCOL") {
+        v = protocol_;
+    } else if (k == "REQUEST_URI") {
+        v = head_.target;
+    } else if (k == "REMOTE_ADDR") {
+        v = head_.remote_addr;
+    } else if (k == "REMOTE_PORT") {
+        v = head_.remote_port;
+    } else if (k == "cwsgi.url_scheme") {
+        v = scheme_;
+    } else if (k == "cwsgi.raw_path") {
+        v = raw_path_;
+    } else if (k == "cwsgi.local_addr") {
+        v = head_.local_addr;
+    } else if (k == "cwsgi.local_port") {
+        v = head_.local_port;
+    } else if (k == "cwsgi.request_id") {
+        v = request_id_text();
+    } else if (k == "cwsgi.version") {
+        v = kAbiVersion;
+    } else {
+        found = false;
     }
-    return CWSGI_E_NOTFOUND;
+    if (!found) return CWSGI_E_NOTFOUND;
+    *out = str_of(v);
+    return CWSGI_OK;
 }
 
 int32_t Request::environ_at(size_t index, cwsgi_str *key, cwsgi_str *value)
@@ -340,24 +411,24 @@ int32_t Request::environ_at(size_t index, cwsgi_str *key, cwsgi_str *value)
     if (key == nullptr || value == nullptr) return CWSGI_E_INVAL;
     build_environ();
     if (index >= environ_.size()) return CWSGI_E_NOTFOUND;
-    *key = str_of(environ_[index].first);
-    *value = str_of(environ_[index].second);
+    *key = str_of(environ_[index].name);
+    *value = str_of(environ_[index].value);
     return CWSGI_OK;
 }
 
 int32_t Request::header_at(size_t index, cwsgi_str *name, cwsgi_str *value)
 {
     if (name == nullptr || value == nullptr) return CWSGI_E_INVAL;
-    if (index >= headers_lc_.size()) return CWSGI_E_NOTFOUND;
-    *name = str_of(headers_lc_[index].name);
-    *value = str_of(headers_lc_[index].value);
+    if (index >= headers_.size()) return CWSGI_E_NOTFOUND;
+    *name = str_of(headers_[index].name);
+    *value = str_of(headers_[index].value);
     return CWSGI_OK;
 }
 
 int32_t Request::header_find(const char *name, size_t nth, cwsgi_str *value)
 {
     if (name == nullptr || value == nullptr) return CWSGI_E_INVAL;
-    for (const Header &h : headers_lc_) {
+    for (const Field &h : headers_) {
         if (iequals(h.name, name) && nth-- == 0) {
             *value = str_of(h.value);
             return CWSGI_OK;
@@ -399,7 +470,7 @@ int32_t Request::request_info(cwsgi_request_info *info)
     return CWSGI_OK;
 }
 
-int32_t Request::misuse(int32_t code, const char *rule, const std::string &what)
+int32_t Request::misuse(int32_t code, const char *rule, std::string_view what)
 {
     ctx_.log().warning(fmt::format("request {} {} {}: {} ({}, returned {})", id_, head_.method,
                                    head_.target.substr(0, 200), what, rule, cwsgi_err_name(code)));
@@ -511,14 +582,14 @@ int32_t Request::start_response(uint32_t status, const char *reason, const cwsgi
         return misuse(CWSGI_E_STATUS, "RESP-START-1", fmt::format("status {} outside 200..599", status));
     }
     if (n > 0 && headers == nullptr) return misuse(CWSGI_E_INVAL, "RESP-HDR-1", "headers is NULL");
-    std::string why;
-    std::string reason_text = reason ? reason : reason_phrase(status);
-    if (reason_text.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+    std::string_view reason_text = reason ? std::string_view(reason) : std::string_view(reason_phrase(status));
+    if (reason_text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
         return misuse(CWSGI_E_HEADER, "RESP-START-3", "reason phrase with CR, LF or NUL");
     }
-    std::vector<Header> hs;
-    hs.reserve(n);
+    // Checked first, copied after: a refused call leaves the arena as it was. The copies are
+    // NUL-terminated for adapters that hand them to C libraries (ResponseHead).
     std::optional<int64_t> length;
+    size_t kept = 0;
     for (size_t i = 0; i < n; ++i) {
         const cwsgi_header &h = headers[i];
         if ((h.name == nullptr && h.name_len) || (h.value == nullptr && h.value_len)) {
@@ -529,7 +600,7 @@ int32_t Request::start_response(uint32_t status, const char *reason, const cwsgi
         int32_t rc = check_response_header(name, value);
         if (rc != CWSGI_OK) {
             return misuse(rc, rc == CWSGI_E_FORBIDDEN ? "RESP-HDR-3" : "RESP-HDR-2",
-                          fmt::format("header '{}' refused", std::string(name.substr(0, 64))));
+                          fmt::format("header '{}' refused", name.substr(0, 64)));
         }
         if (iequals(name, "content-length")) {
             auto v = parse_content_length(value);
@@ -539,11 +610,25 @@ int32_t Request::start_response(uint32_t status, const char *reason, const cwsgi
             if (length) continue; // the same value twice: keep one
             length = v;
         }
-        hs.push_back({std::string(name), std::string(value)});
+        ++kept;
+    }
+    Arena &a = head_.arena;
+    FieldList hs;
+    // Two more for the Content-Length and Connection fields commit() may add.
+    if (!hs.reserve(a, kept + 2)) return CWSGI_E_NOMEM;
+    bool have_length = false;
+    for (size_t i = 0; i < n; ++i) {
+        std::string_view name(headers[i].name ? headers[i].name : "", headers[i].name_len);
+        std::string_view value(headers[i].value ? headers[i].value : "", headers[i].value_len);
+        if (iequals(name, "content-length")) {
+            if (have_length) continue;
+            have_length = true;
+        }
+        hs.push(a, {a.copy(name), a.copy(value)});
     }
     status_ = status;
-    reason_ = std::move(reason_text);
-    resp_headers_ = std::move(hs);
+    reason_ = reason ? a.copy(reason_text) : reason_text;
+    resp_headers_ = hs;
     app_length_ = length;
     state_ = State::started;
     return CWSGI_OK;
@@ -570,16 +655,19 @@ int32_t Request::commit(bool finishing)
     ResponseHead head;
     head.status = status_;
     head.reason = reason_;
-    head.headers = resp_headers_;
     bool no_body_status = status_ == 204 || status_ == 304;
+    // start_response reserved room for these two, so the pushes cannot fail.
     if (framing_.send_content_length && !app_length_ && !no_body_status) {
-        head.headers.push_back({"Content-Length", std::to_string(framing_.content_length)});
+        char buf[24];
+        auto r = std::to_chars(buf, buf + sizeof buf, framing_.content_length);
+        resp_headers_.push(head_.arena, {"Content-Length", head_.arena.copy(std::string_view(buf, static_cast<size_t>(r.ptr - buf)))});
     }
     if (!framing_.keep_alive) {
-        head.headers.push_back({"Connection", "close"});
+        resp_headers_.push(head_.arena, {"Connection", "close"});
     } else if (head_.http_major == 1 && head_.http_minor == 0) {
-        head.headers.push_back({"Connection", "keep-alive"}); // RESP-FRAME-6: 1.0 must be told
+        resp_headers_.push(head_.arena, {"Connection", "keep-alive"}); // RESP-FRAME-6: 1.0 must be told
     }
+    head.headers = std::span<const Field>(resp_headers_.begin(), resp_headers_.size());
     head.framing = framing_;
     keep_alive_ = framing_.keep_alive;
     state_ = State::committed;
@@ -796,12 +884,17 @@ int32_t poll_fd(int fd, uint32_t events, int32_t timeout_ms, int wake_fd)
 
 void Request::answer_error(uint32_t status)
 {
-    // The server's own answer replaces whatever the app started but did not commit.
+    // The server's own answer replaces whatever the app started but did not commit. Its
+    // fields go to the arena, because the adapter may keep the ResponseHead.
     ErrorResponse err = make_error_response(status);
+    Arena &a = head_.arena;
+    FieldList fields;
+    fields.reserve(a, err.headers.size());
+    for (const Header &h : err.headers) fields.push(a, {a.copy(h.name), a.copy(h.value)});
     ResponseHead head;
     head.status = status;
-    head.reason = err.reason;
-    head.headers = err.headers;
+    head.reason = reason_phrase(status);
+    head.headers = std::span<const Field>(fields.begin(), fields.size());
     bool is_head = head_.method == "HEAD";
     head.framing.framing = is_head ? Framing::no_body : Framing::length;
     head.framing.content_length = static_cast<int64_t>(err.body.size());
@@ -841,8 +934,7 @@ void Request::fail_after_commit(const char *why)
 void Request::run()
 {
     // ENV-PATH-4: a path outside the mount point never reaches the app.
-    const std::string &mount = ctx_.config().script_name;
-    if (!mount.empty() && script_name_.empty()) {
+    if (!ctx_.config().script_name.empty() && script_name_.empty()) {
         answer_error(404);
         end_once();
         return;
@@ -931,9 +1023,10 @@ void Request::end_once()
         r.protocol = protocol_;
         r.status = sent_status_;
         r.body_bytes = body_sent_;
-        cwsgi_str v{};
-        if (header_find("referer", 0, &v) == CWSGI_OK) r.referer = std::string_view(v.ptr, v.len);
-        if (header_find("user-agent", 0, &v) == CWSGI_OK) r.user_agent = std::string_view(v.ptr, v.len);
+        for (const Field &h : headers_) {
+            if (r.referer.empty() && h.name == "referer") r.referer = h.value;
+            if (r.user_agent.empty() && h.name == "user-agent") r.user_agent = h.value;
+        }
         r.duration_us = now_us() - start_us_;
         ctx_.access_log().write(r);
     }
@@ -950,8 +1043,9 @@ void log_rejected(Context &ctx, const RequestHead &head, const HeadCheck &check,
         r.remote_addr = head.remote_addr;
         r.method = head.method;
         r.target = head.target;
-        std::string proto = fmt::format("HTTP/{}.{}", head.http_major, head.http_minor);
-        r.protocol = proto;
+        char proto[32];
+        int n = std::snprintf(proto, sizeof proto, "HTTP/%u.%u", head.http_major, head.http_minor);
+        r.protocol = std::string_view(proto, n > 0 ? static_cast<size_t>(n) : 0);
         r.status = check.status;
         r.body_bytes = body_bytes_sent;
         ctx.access_log().write(r);

@@ -7,11 +7,16 @@
 // the rule it breaks; it never corrupts memory. The adapter only supplies an Exchange.
 //
 // Lifecycle, driven by the adapter:
-//   auto req = Request::create(ctx, head, check, exchange);
+//   RequestPtr req = Request::create(ctx, std::move(head), check, exchange);
 //   req->run();                 // app thread: handle(), then implicit finish or error answer
 //   req->complete(outcome);     // any thread, once the response left (or failed on) the wire
+//   req.reset();                // the adapter's last use: the arena goes back to the pool
 // on_request_end and the access-log line run exactly once, after both run() and complete()
 // have happened, whichever comes last (LIFE-END-1).
+//
+// Memory: the Request lives in its own arena (the head's, taken over by create), and every
+// string it hands out (environ, headers, response head) is a NUL-terminated view into that
+// arena or into static memory. On the hello path nothing is allocated from the heap.
 #pragma once
 
 #include <atomic>
@@ -20,8 +25,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "arena.hh"
 #include "cwsgi.h"
 #include "exchange.hh"
 #include "http.hh"
@@ -36,33 +43,32 @@ class Request;
 /// touching freed memory (RESP-STATE-1).
 struct cwsgi_request {
     std::atomic<cwsgi::core::Request *> self{nullptr};
+    cwsgi_request *next_free = nullptr; // the pool's FIFO link while the slot waits for reuse
 };
 
 namespace cwsgi::core {
 
 class Context;
 
-/// A bump allocator: blocks are freed together when the request ends (MEM-ARENA-1).
-class Arena {
-public:
-    void *alloc(size_t size);
-    size_t bytes() const { return used_; }
-
-private:
-    std::vector<std::unique_ptr<unsigned char[]>> blocks_;
-    size_t left_ = 0;
-    unsigned char *next_ = nullptr;
-    size_t used_ = 0;
+/// Destroys a Request and gives its arena (which holds the Request itself) back.
+struct RequestDeleter {
+    void operator()(Request *r) const;
 };
+/// The adapter's handle on a request: one owner, no reference count.
+using RequestPtr = std::unique_ptr<Request, RequestDeleter>;
 
-class Request : public std::enable_shared_from_this<Request> {
+class Request {
 public:
     /// States of the response (spec/response.md RESP-STATE-2).
     enum class State : uint8_t { fresh, started, committed, finished };
 
-    /// Creates a request for a head that validate_request_head() accepted.
-    static std::shared_ptr<Request> create(Context &ctx, RequestHead head, HeadCheck check,
-                                           Exchange &exchange);
+    /// Creates a request for a head that validate_request_head() accepted, with the `check`
+    /// it returned. The request takes the head's arena over and is placed in it, so the
+    /// head's views stay valid and nothing is copied again. Returns nullptr only when the
+    /// arena cannot get its first block (out of memory); the adapter then answers 500.
+    /// Ownership: the adapter owns the RequestPtr and keeps the Exchange alive as long.
+    /// Threads: any; the request is then used as run() and complete() say.
+    static RequestPtr create(Context &ctx, RequestHead head, const HeadCheck &check, Exchange &exchange);
     ~Request();
     Request(const Request &) = delete;
     Request &operator=(const Request &) = delete;
@@ -111,18 +117,23 @@ public:
     int32_t send_informational(uint32_t status, const cwsgi_header *headers, size_t n);
     int32_t is_disconnected() const;
     int32_t wait_fd(int fd, uint32_t events, int32_t timeout_ms);
-    void *alloc(size_t size) { return arena_.alloc(size); }
+    void *alloc(size_t size) { return head_.arena.alloc(size); }
     void set_user_data(void *p) { user_data_ = p; }
     void *get_user_data() const { return user_data_; }
     int32_t trailer_at(size_t index, cwsgi_str *name, cwsgi_str *value);
 
     /// Logs a misuse of the API with the rule it breaks; returns `code`.
-    int32_t misuse(int32_t code, const char *rule, const std::string &what);
+    int32_t misuse(int32_t code, const char *rule, std::string_view what);
 
 private:
-    Request(Context &ctx, RequestHead head, HeadCheck check, Exchange &exchange);
-    void build_paths();
+    friend struct RequestDeleter;
+    Request(Context &ctx, RequestHead &&head, const HeadCheck &check, Exchange &exchange);
+    bool build_facts();
     void build_environ();
+    std::string_view keep_terminated(std::string_view s);
+    std::string_view request_id_text();
+    std::string_view content_length_text();
+    bool http_environ(std::string_view key, std::string_view &value);
     int32_t commit(bool finishing);
     void answer_error(uint32_t status);
     void fail_after_commit(const char *why);
@@ -136,13 +147,13 @@ private:
     uint64_t id_ = 0;
     int64_t start_us_ = 0;
 
-    // Request facts (decoded once).
-    std::vector<Header> headers_lc_;  // lowercased names
-    std::string raw_path_, query_, script_name_, path_info_;
-    std::string server_name_, server_port_, scheme_, protocol_;
-    std::string content_type_, content_length_text_;
+    // Request facts: NUL-terminated views into the arena or static memory (ABI-TYPE-2).
+    FieldList headers_;  // what header_at shows (ENV-HDR-1); names lowercase
+    std::string_view raw_path_, query_, script_name_, path_info_;
+    std::string_view server_name_, server_port_, scheme_, protocol_;
+    std::string_view id_text_, length_text_; // made on first use
     bool environ_built_ = false;
-    std::vector<std::pair<std::string, std::string>> environ_;
+    FieldList environ_;  // the whole environ, built only for environ_at
     std::vector<Header> trailers_lc_;
 
     // Input.
@@ -155,8 +166,8 @@ private:
     // Response.
     State state_ = State::fresh;
     uint32_t status_ = 0;
-    std::string reason_;
-    std::vector<Header> resp_headers_;
+    std::string_view reason_;
+    FieldList resp_headers_; // the app's, validated, plus room for the two the core adds
     std::optional<int64_t> app_length_;
     FramingDecision framing_;
     uint64_t body_written_ = 0; // bytes the app gave (counted for HEAD too)
@@ -171,7 +182,6 @@ private:
     int32_t wire_outcome_ = 0;
     int32_t outcome_ = 0;
     void *user_data_ = nullptr;
-    Arena arena_;
     bool reached_app_ = false;
     int32_t handle_result_ = 0;
 };

@@ -65,7 +65,12 @@ public:
 
     int32_t commit(const ResponseHead &head) override
     {
-        head_ = head;
+        // The head's views live as long as the Request; the response box outlives it.
+        status_ = head.status;
+        reason_ = std::string(head.reason);
+        headers_.clear();
+        for (const Field &h : head.headers) headers_.push_back({std::string(h.name), std::string(h.value)});
+        framing_ = head.framing;
         committed_ = true;
         return disconnected_ ? CWSGI_E_DISCONNECTED : CWSGI_OK;
     }
@@ -99,7 +104,10 @@ public:
     std::vector<Header> trailers_;
     bool continue_sent_ = false;
     uint32_t informational_ = 0;
-    ResponseHead head_;
+    uint32_t status_ = 0;
+    std::string reason_;
+    std::vector<Header> headers_;
+    FramingDecision framing_;
     bool committed_ = false;
     std::string out_;
     bool ended_ = false;
@@ -230,9 +238,9 @@ int32_t cwsgi_testhost_request(cwsgi_testhost *host, const cwsgi_test_request *r
     }
     *out = nullptr;
     RequestHead head;
-    head.method = req->method ? req->method : "GET";
-    head.target = req->target ? req->target : "/";
-    std::string proto = req->protocol ? req->protocol : "HTTP/1.1";
+    head.method = head.keep(req->method ? req->method : "GET");
+    head.target = head.keep(req->target ? req->target : "/");
+    std::string_view proto = req->protocol ? req->protocol : "HTTP/1.1";
     if (proto == "HTTP/1.0") {
         head.http_minor = 0;
     } else if (proto == "HTTP/2") {
@@ -243,28 +251,34 @@ int32_t cwsgi_testhost_request(cwsgi_testhost *host, const cwsgi_test_request *r
     }
     bool has_host = false, has_length = false;
     for (size_t i = 0; i < req->n_headers; ++i) {
-        const cwsgi_header &h = req->headers[i];
-        Header hd{std::string(h.name, h.name_len), std::string(h.value, h.value_len)};
-        if (iequals(hd.name, "host")) has_host = true;
-        if (iequals(hd.name, "content-length") || iequals(hd.name, "transfer-encoding")) has_length = true;
-        if (head.http_major == 2 && iequals(hd.name, "host")) {
-            head.authority = hd.value; // HTTP/2 carries the authority as a pseudo-header
-            continue;
-        }
-        head.headers.push_back(std::move(hd));
+        std::string_view name(req->headers[i].name, req->headers[i].name_len);
+        if (iequals(name, "host")) has_host = true;
+        if (iequals(name, "content-length") || iequals(name, "transfer-encoding")) has_length = true;
     }
     if (!has_host) {
+        // Host first, as a client sends it; HTTP/2 carries it as :authority.
         if (head.http_major == 2) {
             head.authority = "localhost";
         } else {
-            head.headers.insert(head.headers.begin(), Header{"Host", "localhost"});
+            head.add_header("Host", "localhost");
         }
+    }
+    for (size_t i = 0; i < req->n_headers; ++i) {
+        const cwsgi_header &h = req->headers[i];
+        std::string_view name(h.name, h.name_len), value(h.value, h.value_len);
+        // HTTP/2 carries the first Host as the :authority pseudo-header; a later one is sent
+        // as a host field, the way a client can send both (ENV-HDR-1, REQ-H2-1).
+        if (head.http_major == 2 && iequals(name, "host") && head.authority.empty()) {
+            head.authority = head.keep(value);
+            continue;
+        }
+        head.add_header(name, value);
     }
     if (!has_length && req->body_len > 0) {
         if (req->chunked && head.http_major == 1) {
-            head.headers.push_back({"Transfer-Encoding", "chunked"});
+            head.add_header("Transfer-Encoding", "chunked");
         } else if (!req->chunked) {
-            head.headers.push_back({"Content-Length", std::to_string(req->body_len)});
+            head.add_header("Content-Length", std::to_string(req->body_len));
         }
     }
     head.remote_addr = "127.0.0.1";
@@ -301,14 +315,15 @@ int32_t cwsgi_testhost_request(cwsgi_testhost *host, const cwsgi_test_request *r
             ex.trailers_.push_back({std::string(t.name, t.name_len), std::string(t.value, t.value_len)});
         }
     }
-    auto request = Request::create(ctx, std::move(head), check, ex);
+    RequestPtr request = Request::create(ctx, std::move(head), check, ex);
+    if (!request) return CWSGI_E_NOMEM;
     request->run();
     request->complete(ex.disconnected_ ? CWSGI_E_DISCONNECTED : (ex.aborted_ ? CWSGI_E_IO : CWSGI_OK));
 
-    box->c.status = ex.committed_ ? ex.head_.status : 0;
-    box->reason = ex.head_.reason;
-    box->headers = ex.head_.headers;
-    if (ex.committed_ && ex.head_.framing.framing == Framing::chunked) {
+    box->c.status = ex.committed_ ? ex.status_ : 0;
+    box->reason = ex.reason_;
+    box->headers = ex.headers_;
+    if (ex.committed_ && ex.framing_.framing == Framing::chunked) {
         box->headers.push_back({"Transfer-Encoding", "chunked"});
     }
     box->body = std::move(ex.out_);
@@ -317,7 +332,7 @@ int32_t cwsgi_testhost_request(cwsgi_testhost *host, const cwsgi_test_request *r
     box->c.continue_sent = ex.continue_sent_ ? 1 : 0;
     box->c.keep_alive = request->keep_alive() ? 1 : 0;
     box->c.informational = ex.informational_;
-    box->c.framing = static_cast<uint32_t>(ex.head_.framing.framing);
+    box->c.framing = static_cast<uint32_t>(ex.framing_.framing);
     box->c.reached_app = request->reached_app() ? 1 : 0;
     box->c.handle_result = request->handle_result();
     *out = hand_out(std::move(box));

@@ -29,6 +29,18 @@ int32_t handle(void *, cwsgi_request *req)
         assert_int_equal(v.ptr[v.len], '\0');
         g_env[std::string(k.ptr, k.len)] = std::string(v.ptr, v.len);
         g_env_order.emplace_back(k.ptr, k.len);
+        // environ_get answers from the request's facts without the list: same value, also
+        // for joined duplicates (ENV-KEYS-1, ENV-HDR-4).
+        cwsgi_str got{};
+        assert_int_equal(g_api->environ_get(req, k.ptr, &got), CWSGI_OK);
+        assert_int_equal(got.ptr[got.len], '\0');
+        assert_string_equal(std::string(got.ptr, got.len).c_str(), std::string(v.ptr, v.len).c_str());
+    }
+    cwsgi_str none{};
+    assert_int_equal(g_api->environ_get(req, "HTTP_NOT_SENT_AT_ALL", &none), CWSGI_E_NOTFOUND);
+    assert_int_equal(g_api->environ_get(req, "NO_SUCH_KEY", &none), CWSGI_E_NOTFOUND);
+    if (g_env.count("CONTENT_TYPE") == 0) {
+        assert_int_equal(g_api->environ_get(req, "CONTENT_TYPE", &none), CWSGI_E_NOTFOUND);
     }
     for (size_t i = 0; g_api->header_at(req, i, &k, &v) == CWSGI_OK; ++i) {
         g_headers.emplace_back(std::string(k.ptr, k.len), std::string(v.ptr, v.len));
@@ -219,6 +231,32 @@ void test_environ__duplicate_headers(void **) // rule: ENV-HDR-1, ENV-HDR-3, ENV
     assert_string_equal(g_headers[4].second.c_str(), "2");
 }
 
+void test_environ__h2_authority_is_host(void **) // rule: ENV-HDR-1, REQ-H2-1
+{
+    reopen(nullptr);
+    // :authority and a host field naming the same authority: one host field, first, with
+    // :authority's value; the client's is left out.
+    assert_int_equal(run("GET", "/", {hdr("Host", "a.example:8443"), hdr("Accept", "x"), hdr("host", "A.EXAMPLE:8443")},
+                         "HTTP/2"),
+                     200);
+    assert_int_equal(g_headers.size(), 2);
+    assert_string_equal(g_headers[0].first.c_str(), "host");
+    assert_string_equal(g_headers[0].second.c_str(), "a.example:8443");
+    assert_string_equal(g_headers[1].first.c_str(), "accept");
+    assert_string_equal(env("HTTP_HOST"), "a.example:8443");
+    assert_string_equal(env("SERVER_NAME"), "a.example");
+    assert_string_equal(env("SERVER_PORT"), "8443");
+    // :authority alone is at index 0 too, whatever came before it in the client's list.
+    assert_int_equal(run("GET", "/", {hdr("Accept", "x"), hdr("Host", "b.example")}, "HTTP/2"), 200);
+    assert_string_equal(g_headers[0].first.c_str(), "host");
+    assert_string_equal(g_headers[0].second.c_str(), "b.example");
+    assert_string_equal(g_headers[1].first.c_str(), "accept");
+    // A host field naming another authority is malformed: 400, and the app never runs.
+    g_env.clear();
+    assert_int_equal(run("GET", "/", {hdr("Host", "a.example"), hdr("host", "evil.example")}, "HTTP/2"), 400);
+    assert_true(g_env.empty());
+}
+
 void test_environ__underscore_names(void **) // rule: ENV-HDR-5
 {
     reopen(nullptr);
@@ -266,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_environ__fragment_dropped),
         cmocka_unit_test(test_environ__server_name_fallbacks),
         cmocka_unit_test(test_environ__duplicate_headers),
+        cmocka_unit_test(test_environ__h2_authority_is_host),
         cmocka_unit_test(test_environ__underscore_names),
         cmocka_unit_test(test_environ__http10),
         cmocka_unit_test(test_environ__script_name),

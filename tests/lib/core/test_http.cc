@@ -17,11 +17,12 @@ namespace {
 
 RequestHead head(std::string method, std::string target, std::vector<Header> headers, uint32_t minor = 1)
 {
+    // As an adapter builds it: copies in the head's arena, names lowercased by add_header.
     RequestHead h;
-    h.method = std::move(method);
-    h.target = std::move(target);
+    h.method = h.keep(method);
+    h.target = h.keep(target);
     h.http_minor = minor;
-    h.headers = std::move(headers);
+    for (const Header &f : headers) h.add_header(f.name, f.value);
     return h;
 }
 
@@ -124,6 +125,55 @@ void test_http__h2_authority(void **) // rule: REQ-H2-1
     assert_int_equal(status_of(h), 0);
     h.authority = "evil@example.com";
     assert_int_equal(status_of(h), 400);
+}
+
+void test_http__h2_host_must_match_authority(void **) // rule: REQ-H2-1, ENV-HDR-1
+{
+    RequestHead h = head("GET", "/", {{"Host", "Example.com:443"}});
+    h.http_major = 2;
+    h.http_minor = 0;
+    h.authority = "example.com:443";
+    HeadCheck c = validate_request_head(h, Limits{});
+    assert_int_equal(c.status, 0); // the same authority: accepted, the field is dropped later
+    assert_true(c.server_name == "example.com");
+    RequestHead bad = head("GET", "/", {{"Host", "other.example"}});
+    bad.http_major = 2;
+    bad.http_minor = 0;
+    bad.authority = "example.com";
+    c = validate_request_head(bad, Limits{});
+    assert_int_equal(c.status, 400);
+    assert_string_equal(c.rule, "REQ-H2-1");
+}
+
+void test_http__server_name_and_port(void **) // rule: ENV-KEYS-5
+{
+    // No authority at all: the local socket; a unix socket has no port, so SERVER_PORT is
+    // the scheme's default and never empty.
+    RequestHead h = head("GET", "/", {}, 0);
+    h.is_unix = true;
+    h.local_addr = "/run/app.sock";
+    h.local_port = "";
+    HeadCheck c = validate_request_head(h, Limits{});
+    assert_int_equal(c.status, 0);
+    assert_true(c.server_name == "/run/app.sock");
+    assert_true(c.server_port == "80");
+    h.is_tls = true;
+    c = validate_request_head(h, Limits{});
+    assert_true(c.server_port == "443");
+    // A TCP socket keeps its own port.
+    RequestHead tcp = head("GET", "/", {}, 0);
+    tcp.local_addr = "127.0.0.1";
+    tcp.local_port = "8000";
+    c = validate_request_head(tcp, Limits{});
+    assert_true(c.server_name == "127.0.0.1");
+    assert_true(c.server_port == "8000");
+    // The absolute-form authority wins over Host, split once, its scheme's default port.
+    // The check's views point into the head: it must outlive them.
+    RequestHead absolute = head("GET", "https://[::1]/x", {{"Host", "h.example:81"}});
+    c = validate_request_head(absolute, Limits{});
+    assert_true(c.server_name == "[::1]");
+    assert_true(c.server_port == "443");
+    assert_true(c.scheme == "https");
 }
 
 void test_http__expect(void **) // rule: REQ-HDR-4
@@ -296,6 +346,8 @@ int main(void)
         cmocka_unit_test(test_http__header_name_and_value),
         cmocka_unit_test(test_http__host),
         cmocka_unit_test(test_http__h2_authority),
+        cmocka_unit_test(test_http__h2_host_must_match_authority),
+        cmocka_unit_test(test_http__server_name_and_port),
         cmocka_unit_test(test_http__expect),
         cmocka_unit_test(test_http__content_length),
         cmocka_unit_test(test_http__transfer_encoding),

@@ -1,0 +1,87 @@
+#!/bin/sh
+# callgrind-hello.sh: instructions per request of apps/hello on the microhttpd adapter and of
+# the bare libmicrohttpd peer, counted by callgrind, split into libmicrohttpd and "ours"
+# (everything else but the dynamic loader: our code plus the libc/libstdc++ calls it makes).
+#
+# Usage: bench/callgrind-hello.sh [BUILD_DIR]   (default ./build; REQUESTS=N sets the count,
+#        default 2000; THREADS the adapter's and peer's --threads, default 2; CWSGI_MHD_SPIN_US
+#        the app threads' spin before sleeping, default 0 here: a spin's length depends on
+#        timing, so its instructions would make the count vary from run to run)
+# Each server runs twice under valgrind --tool=callgrind, answering N and then 2N keep-alive
+# GET requests on one connection from a small deterministic client (callgrind-client.py);
+# the difference of the two totals divided by N is the cost of one request, without start-up,
+# shutdown and idle work. When the build has bench_core_hello (the core driven without any
+# adapter, bench/core_hello.cc), it is measured the same way. This is a benchmark: it prints
+# a table and never fails on a figure. It stops only the processes it started.
+set -eu
+
+BUILD=${1:-build}
+N=${REQUESTS:-2000}
+THREADS=${THREADS:-2}
+HERE=$(cd "$(dirname "$0")" && pwd)
+CWSGI_MHD_SPIN_US=${CWSGI_MHD_SPIN_US:-0}
+export CWSGI_MHD_SPIN_US
+SERVE=$BUILD/src/cwsgi-serve
+HELLO=$BUILD/apps/hello.so
+PEER=$BUILD/bench/bench_mhd_hello_peer
+CORE=$BUILD/bench/bench_core_hello
+PY=/usr/bin/python3
+for f in "$SERVE" "$HELLO" "$PEER"; do
+    [ -e "$f" ] || { echo "callgrind-hello.sh: missing $f (build first)" >&2; exit 2; }
+done
+command -v valgrind > /dev/null || { echo "callgrind-hello.sh: valgrind not found" >&2; exit 2; }
+
+TMP=$(mktemp -d /tmp/cwsgi-callgrind.XXXXXX)
+PID=""
+cleanup() {
+    if [ -n "$PID" ]; then kill "$PID" 2> /dev/null || true; wait "$PID" 2> /dev/null || true; fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+# wait_port LOG: the port of the first "Listening at: http://127.0.0.1:PORT" line (30 s).
+wait_port() {
+    i=0
+    while [ $i -lt 300 ]; do
+        port=$(sed -n 's|.*Listening at: http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$1" | head -n 1)
+        if [ -n "$port" ]; then echo "$port"; return 0; fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# run NAME COUNT CMD...: runs CMD under callgrind, sends COUNT requests, stops it with SIGTERM
+# and leaves the profile in $TMP/NAME.COUNT.out.
+run() {
+    name=$1 count=$2
+    shift 2
+    valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$TMP/$name.$count.out" \
+        "$@" > "$TMP/$name.$count.log" 2>&1 &
+    PID=$!
+    if port=$(wait_port "$TMP/$name.$count.log"); then
+        $PY "$HERE/callgrind-client.py" 127.0.0.1 "$port" "$count" || echo "callgrind-hello.sh: $name: client failed" >&2
+    else
+        echo "callgrind-hello.sh: $name did not start:" >&2
+        cat "$TMP/$name.$count.log" >&2
+    fi
+    kill -TERM "$PID" 2> /dev/null || true
+    i=0
+    while kill -0 "$PID" 2> /dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -KILL "$PID" 2> /dev/null || true
+    wait "$PID" 2> /dev/null || true
+    PID=""
+}
+
+run adapter "$N" "$SERVE" --adapter microhttpd --threads "$THREADS" --bind=127.0.0.1:0 -- "$HELLO"
+run adapter $((2 * N)) "$SERVE" --adapter microhttpd --threads "$THREADS" --bind=127.0.0.1:0 -- "$HELLO"
+run peer "$N" "$PEER" --port 0 --threads "$THREADS"
+run peer $((2 * N)) "$PEER" --port 0 --threads "$THREADS"
+if [ -x "$CORE" ]; then
+    for c in "$N" $((2 * N)); do
+        valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$TMP/core.$c.out" \
+            "$CORE" "$HELLO" "$c" > "$TMP/core.$c.log" 2>&1 || echo "callgrind-hello.sh: bench_core_hello failed" >&2
+    done
+fi
+
+$PY "$HERE/callgrind-client.py" --table "$TMP" "$N"

@@ -1,0 +1,83 @@
+// arena.hh: per-request memory (MEM-ARENA-1): a bump allocator over fixed-size blocks that
+// come from a process-wide free list, so that a request in steady state allocates nothing
+// from the heap.
+//
+// An adapter fills a RequestHead's arena with the request's strings (RequestHead::keep and
+// add_header); Request::create takes that arena over, places the Request itself in it, and
+// releases every block at once when the request is destroyed.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+namespace cwsgi::core {
+
+class Arena {
+public:
+    Arena() = default;
+    ~Arena() { release(); }
+    Arena(Arena &&other) noexcept { take(other); }
+    Arena &operator=(Arena &&other) noexcept
+    {
+        if (this != &other) {
+            release();
+            take(other);
+        }
+        return *this;
+    }
+    Arena(const Arena &) = delete;
+    Arena &operator=(const Arena &) = delete;
+
+    /// Returns `size` bytes aligned for any type, valid until release(); nullptr when the
+    /// heap is exhausted or `size` is absurd. Threads: one at a time (the request's owner).
+    void *alloc(size_t size)
+    {
+        // The common case inline: a bump in the current block.
+        size_t need = (size + kAlign - 1) & ~(kAlign - 1);
+        if (size != 0 && need <= left_ && need >= size) {
+            void *p = next_;
+            next_ += need;
+            left_ -= need;
+            used_ += need;
+            return p;
+        }
+        return alloc_slow(size);
+    }
+    /// Copies `s` with a terminating NUL after it (ABI-TYPE-2) and returns the copy (an empty
+    /// view of "" when out of memory, so callers never see a dangling pointer).
+    std::string_view copy(std::string_view s);
+    /// Bytes handed out since the last release.
+    size_t bytes() const { return used_; }
+    /// Gives every block back: pool-sized blocks to the free list, larger ones to the heap.
+    void release();
+
+    /// The size of a pooled block, its header included.
+    static constexpr size_t kBlockSize = 4096;
+
+private:
+    static constexpr size_t kAlign = alignof(std::max_align_t);
+    void *alloc_slow(size_t size);
+
+    struct Block {
+        Block *next;
+        size_t size; // bytes after the header
+    };
+    void take(Arena &other)
+    {
+        blocks_ = other.blocks_;
+        next_ = other.next_;
+        left_ = other.left_;
+        used_ = other.used_;
+        other.blocks_ = nullptr;
+        other.next_ = nullptr;
+        other.left_ = 0;
+        other.used_ = 0;
+    }
+
+    Block *blocks_ = nullptr; // newest first
+    unsigned char *next_ = nullptr;
+    size_t left_ = 0;
+    size_t used_ = 0;
+};
+
+} // namespace cwsgi::core
