@@ -106,8 +106,10 @@ MHD_Result Bridge::access_step(MHD_Connection *conn, const char *upload, size_t 
             if (aborted_) return MHD_NO;
             size_t n = in_.push(upload, *upload_size, kInCap);
             *upload_size -= n;
+            received_ += n;
             if (n > 0) task_.notify();
             if (*upload_size > 0 && !suspend_locked(Wait::input_room)) return MHD_NO;
+            if (*upload_size == 0 && body_cut_by_peer_locked()) return MHD_NO;
             return MHD_YES;
         }
         // The call without data after the body: the request is complete, trailers included.
@@ -753,6 +755,23 @@ bool Bridge::disconnected() const
     auto *self = const_cast<Bridge *>(this);
     std::lock_guard<std::mutex> lk(self->mu_);
     return self->peer_gone_locked();
+}
+
+bool Bridge::body_cut_by_peer_locked()
+{
+    // libmicrohttpd 0.9.75 reads with edge-triggered epoll and takes a short read for "the
+    // socket is drained": when the client's FIN came in with the last body bytes it sees no
+    // further event and waits for the rest of the body until --timeout. So once it has handed
+    // over everything it read of a body that is not complete, look at the socket: nothing
+    // left but the end of the stream means the body was cut (INPUT-READ-4).
+    if (fd_ < 0 || (content_length_ >= 0 && received_ >= static_cast<uint64_t>(content_length_))) return false;
+    char c;
+    if (::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0) return false;
+    srv_.ctx().log().debug(fmt::format("{}: the client closed its side after {} body bytes", target_.substr(0, 200),
+                                       received_));
+    read_error_ = CWSGI_E_BODY;
+    task_.notify();
+    return true;
 }
 
 int32_t Bridge::wait_fd(int fd, uint32_t events, int32_t timeout_ms)

@@ -137,6 +137,7 @@ private:
     void wake_locked(unsigned events);
     bool write_deadlocked_locked() const;
     bool peer_gone_locked();
+    bool body_cut_by_peer_locked();
     void answer_timeout_locked();
 
     Server &srv_;
@@ -162,6 +163,7 @@ private:
     bool want_body_ = false;
     bool in_eof_ = false;
     bool draining_ = false;
+    uint64_t received_ = 0; // body bytes libmicrohttpd handed over
     uint64_t drained_ = 0;
     exec::ByteFifo in_;
     std::vector<core::Header> trailers_;
