@@ -38,6 +38,12 @@ constexpr size_t kBlock = 64 * 1024;
 /// read and dropped so that the connection can carry the next request; a larger one makes the
 /// response close the connection instead.
 constexpr uint64_t kDrainCap = 4 * 1024 * 1024;
+/// When the answer is already decided (a 413 for a body over the limit, an early answer) but
+/// libmicrohttpd can send it only after the whole request, the rest of the body is read and
+/// dropped for up to this long (nginx's lingering close does the same after its answer) and
+/// at most kLingerBytes; past either bound the connection closes and the answer is lost.
+constexpr auto kLingerTime = std::chrono::seconds(5);
+constexpr uint64_t kLingerBytes = uint64_t{1} << 30;
 
 void close_fd(int &fd)
 {
@@ -95,10 +101,12 @@ MHD_Result Bridge::access_step(MHD_Connection *conn, const char *upload, size_t 
             if (draining_) {
                 drained_ += *upload_size;
                 *upload_size = 0;
-                if (drained_ > kDrainCap) {
-                    srv_.ctx().log().info(
-                        fmt::format("{} {}: closing the connection after {} unread body bytes (the response is lost)",
-                                    req_ ? req_->head().method : "", target_.substr(0, 200), drained_));
+                if (drained_ > kDrainCap &&
+                    (drained_ > kLingerBytes || std::chrono::steady_clock::now() > drain_until_)) {
+                    srv_.ctx().log().warning(fmt::format(
+                        "{} {}: closing the connection after {} unread body bytes; the {} response was not sent "
+                        "(libmicrohttpd answers only after the whole request)",
+                        req_ ? req_->head().method : "", target_.substr(0, 200), drained_, head_.status));
                     return MHD_NO;
                 }
                 return MHD_YES;
@@ -269,6 +277,7 @@ MHD_Result Bridge::after_resume_locked(MHD_Connection *conn)
                      static_cast<uint64_t>(content_length_) <= kDrainCap;
         if (drain) {
             draining_ = true;
+            drain_until_ = std::chrono::steady_clock::now() + kLingerTime;
             phase_ = Phase::body;
             return MHD_YES;
         }
@@ -734,6 +743,7 @@ int32_t Bridge::end_body()
         // The app is done but the body is not: read and drop the rest, so that the response
         // can be queued (libmicrohttpd answers only once the whole request is in).
         draining_ = true;
+        drain_until_ = std::chrono::steady_clock::now() + kLingerTime;
         in_.clear();
     }
     wake_locked(kEnd);
@@ -772,6 +782,12 @@ bool Bridge::body_cut_by_peer_locked()
     read_error_ = CWSGI_E_BODY;
     task_.notify();
     return true;
+}
+
+bool Bridge::response_sent() const
+{
+    std::lock_guard<std::mutex> lk(mu_);
+    return queued_;
 }
 
 int32_t Bridge::wait_fd(int fd, uint32_t events, int32_t timeout_ms)

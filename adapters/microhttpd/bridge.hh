@@ -85,6 +85,7 @@ public:
     void abort_body() override;
     bool disconnected() const override;
     int32_t wait_fd(int fd, uint32_t events, int32_t timeout_ms) override;
+    bool response_sent() const override;
 
     // Intrusive list of live Bridges, owned by Server (guarded by its registry mutex).
     Bridge *prev_ = nullptr;
@@ -165,6 +166,7 @@ private:
     bool draining_ = false;
     uint64_t received_ = 0; // body bytes libmicrohttpd handed over
     uint64_t drained_ = 0;
+    std::chrono::steady_clock::time_point drain_until_{}; // the lingering read's deadline
     exec::ByteFifo in_;
     std::vector<core::Header> trailers_;
 

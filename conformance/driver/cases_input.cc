@@ -467,6 +467,29 @@ void limit_chunked_413(Ctx &ctx)
     if (r.status != 413) fail("INPUT-LIMIT-2: the app failed after CWSGI_E_BODY: expected 413, got " + r.summary());
 }
 
+void limit_chunked_far_over_413(Ctx &ctx)
+{
+    // rule: INPUT-LIMIT-2: a chunked upload with Expect: 100-continue far past the limit (the
+    // limit + 12 MiB) still gets its 413, and the access log says 413 only when it was sent.
+    std::string tag = ctx.tag("limit-far");
+    Conn c = ctx.connect();
+    std::string head = ctx.req("POST", "/t/read?tag=" + tag, "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n");
+    ctx.note_request(head + "<chunks totalling limit + 12 MiB>");
+    c.send(head);
+    Interim cont;
+    std::string err;
+    if (!c.read_interim(3000, &cont, &err) || cont.status != 100) {
+        fail("INPUT-LIMIT-2: expected 100 Continue before the body (" + err + ")");
+    }
+    std::string body = pattern(0, static_cast<size_t>(kLimitBody) + (12u << 20));
+    bool sent_all = c.send(chunked(body, 65536), 20000);
+    Response r = c.read_response({});
+    if (r.status != 413) {
+        fail(std::string("INPUT-LIMIT-2: expected the 413 after a body far over the limit, got ") + r.summary() +
+             (sent_all ? "" : " (the server stopped reading the body)"));
+    }
+}
+
 void limit_exact(Ctx &ctx)
 {
     std::string body = pattern(0, static_cast<size_t>(kLimitBody));
@@ -502,6 +525,7 @@ void add_input_cases(std::vector<Case> &out)
     out.push_back({"RESP-BODY-2", "upload-large-bounded-memory", profile::base, 0, false, upload_large});
     out.push_back({"INPUT-LIMIT-1", "body-limit-content-length-413", profile::limits, 0, false, limit_cl_413});
     out.push_back({"INPUT-LIMIT-2", "body-limit-chunked-413", profile::limits, 0, false, limit_chunked_413});
+    out.push_back({"INPUT-LIMIT-2", "body-limit-chunked-far-over-413", profile::limits, 0, false, limit_chunked_far_over_413});
     out.push_back({"INPUT-LIMIT-1", "body-limit-exact", profile::limits, 0, false, limit_exact});
 }
 

@@ -87,6 +87,12 @@ public:
     /// True once the client is known to be gone. Any thread.
     virtual bool disconnected() const = 0;
 
+    /// Whether the response head went out (or was handed to the engine, which sends it first):
+    /// false when the adapter committed it but had to close the connection before it could
+    /// send it. The access log then records no status (LOG-ACCESS-1: "-"), so that it never
+    /// claims a response that was not sent. Called once, when the request ends.
+    virtual bool response_sent() const { return true; }
+
     /// The app's wait_fd (THR-6), arguments already checked by the core: waits until `fd` is
     /// ready for `events` (CWSGI_WAIT_*) or `timeout_ms` (-1: no limit) passed. Returns the
     /// ready events, CWSGI_E_TIMEOUT or CWSGI_E_SHUTDOWN. The default polls on the calling

@@ -1021,7 +1021,7 @@ void Request::end_once()
         r.method = head_.method;
         r.target = head_.target;
         r.protocol = protocol_;
-        r.status = sent_status_;
+        r.status = ex_.response_sent() ? sent_status_ : 0;
         r.body_bytes = body_sent_;
         for (const Field &h : headers_) {
             if (r.referer.empty() && h.name == "referer") r.referer = h.value;
