@@ -33,13 +33,15 @@ size_t keep_uri(void *, MHD_Connection *, char *uri)
 
 namespace {
 
-exec::Executor::Options executor_options(const core::Context &ctx)
+exec::Executor::Options executor_options(core::Context &ctx)
 {
     exec::Executor::Options o;
     o.mode = ctx.exec_mode();
     o.threads = std::max(1u, ctx.config().threads);
     o.stack_size = ctx.config().stack_size;
     o.serial = ctx.app() != nullptr && ctx.app()->desc().thread_safety == CWSGI_THREADS_SERIAL;
+    // A stack overflow is reported on stderr and, when the error log is a file, there too.
+    o.log_fd = ctx.log().fd() != 2 ? ctx.log().fd() : -1;
     return o;
 }
 

@@ -31,6 +31,10 @@ public:
     /// message is one line (LOG-ERR-2). Threads: any.
     void write(uint32_t level, std::string_view msg);
 
+    /// The descriptor lines go to (2 for stderr), for reports written where no formatting is
+    /// safe (the stack-overflow handler). Valid while the Logger lives.
+    int fd() const { return fd_; }
+
     void debug(std::string_view m) { write(10, m); }
     void info(std::string_view m) { write(20, m); }
     void warning(std::string_view m) { write(30, m); }
