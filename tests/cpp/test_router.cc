@@ -360,6 +360,16 @@ void test_router__descriptor_declares_the_class_statics(void **)
     assert_int_equal(desc->required_caps, 0);
     assert_non_null(desc->handle);
     assert_non_null(desc->on_request_end);
+    // rule: ABI-VER-2: built against the 1.1 header, an app that uses nothing of 1.1 declares
+    // minor 0 and sets no 1.1 field, so a 1.0 server still loads it (ABI-STRUCT-4).
+    assert_int_equal(desc->abi_minor, 0);
+    assert_int_equal(desc->flags, 0);
+    // The cooperative promise is a 1.1 field: declaring it needs minor 1 (ABI-STRUCT-5).
+    struct Coop : cwsgi::App {
+        static constexpr bool cooperative() { return true; }
+    };
+    constexpr cwsgi_app_desc coop = cwsgi::detail::AppGlue<Coop>::descriptor("coop", "1");
+    static_assert(coop.abi_minor == 1 && coop.flags == CWSGI_APP_COOPERATIVE);
     // A table from another ABI major is refused (ABI-VER-1).
     cwsgi_server_api other{};
     other.struct_size = sizeof other;
