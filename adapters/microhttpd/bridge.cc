@@ -263,6 +263,7 @@ MHD_Result Bridge::reject(MHD_Connection *conn, core::RequestHead &head, core::H
     std::lock_guard<std::mutex> lk(mu_);
     phase_ = Phase::queued;
     queued_ = true;
+    sent_.store(ok == MHD_YES, std::memory_order_release);
     return ok;
 }
 
@@ -316,6 +317,7 @@ MHD_Result Bridge::queue_locked(MHD_Connection *conn)
         return MHD_NO;
     }
     queued_ = true;
+    sent_.store(true, std::memory_order_release);
     phase_ = Phase::queued;
     task_.notify();
     return MHD_YES;
@@ -472,7 +474,6 @@ void Bridge::wake_locked(unsigned events)
 void Bridge::on_completed(MHD_RequestTerminationCode toe)
 {
     int32_t outcome = CWSGI_OK;
-    bool run_finished = false;
     {
         std::lock_guard<std::mutex> lk(mu_);
         // A body still arriving when the connection ended was cut short (INPUT-READ-4).
@@ -529,11 +530,7 @@ void Bridge::on_completed(MHD_RequestTerminationCode toe)
     // of libmicrohttpd calls this request back from now on, so its waits end now too.
     task_.orphan(CWSGI_E_DISCONNECTED);
     task_.run_pending();
-    {
-        std::lock_guard<std::mutex> lk(mu_);
-        run_finished = app_done_;
-    }
-    if (run_finished && srv_.app_has_request_end()) {
+    if (app_done_.load(std::memory_order_acquire) && srv_.app_has_request_end()) {
         // The app is done, so this completion would run on_request_end here, on the loop's
         // stack: run it in the app's context instead (THR-9).
         ref(); // the completion job's reference, dropped by hook_done
@@ -572,8 +569,7 @@ void Bridge::job_run(void *self, int32_t)
 {
     auto *b = static_cast<Bridge *>(self);
     b->req_->run();
-    std::lock_guard<std::mutex> lk(b->mu_);
-    b->app_done_ = true;
+    b->app_done_.store(true, std::memory_order_release);
 }
 
 void Bridge::job_complete(void *self, int32_t outcome)
@@ -786,8 +782,7 @@ bool Bridge::body_cut_by_peer_locked()
 
 bool Bridge::response_sent() const
 {
-    std::lock_guard<std::mutex> lk(mu_);
-    return queued_;
+    return sent_.load(std::memory_order_acquire);
 }
 
 int32_t Bridge::wait_fd(int fd, uint32_t events, int32_t timeout_ms)

@@ -184,7 +184,8 @@ private:
     int64_t file_count_ = 0;
 
     // End.
-    bool app_done_ = false;
+    std::atomic<bool> app_done_{false}; // the run job returned (read without mu_)
+    std::atomic<bool> sent_{false};     // the response was handed to libmicrohttpd (response_sent)
     bool completed_ = false;
     bool peer_gone_ = false;
     int32_t read_error_ = 0; // what read_body returns once the connection is gone

@@ -374,9 +374,9 @@ void Task::suspend()
 
 void Task::notify()
 {
-    if (fiber_ == nullptr) {
+    if (!ex_.cooperative()) {
         cv_.notify_all();
-    } else if (waiting_) {
+    } else if (fiber_ != nullptr && waiting_) {
         pending_.store(true, std::memory_order_relaxed);
     }
 }
@@ -394,6 +394,7 @@ void Task::notify_from_any_thread()
             // Orphaned, and woken on its own loop thread (the SERIAL turn, which runs on one
             // loop thread): the next run_pending there runs it. Its reference moves to the list.
             t_ready.push_back(this);
+            t_ready_count_ = t_ready.size();
             return;
         }
         hooks.wake(arg);
@@ -401,13 +402,14 @@ void Task::notify_from_any_thread()
     hooks.release(arg);
 }
 
-void Task::run_pending()
+void Task::run_pending_slow()
 {
     step();
     // Orphans woken on this thread (see notify_from_any_thread); each holds a reference.
     while (!t_ready.empty() && Fiber::current() == nullptr) {
         Task *t = t_ready.back();
         t_ready.pop_back();
+        t_ready_count_ = t_ready.size();
         const Hooks &hooks = t->hooks_;
         void *arg = t->arg_;
         t->step();

@@ -138,7 +138,12 @@ public:
     /// Cooperative mode: resumes the fiber if it was notified, until it waits again without a
     /// new notification or its job returns. No-op in threads mode. Threads: the loop thread,
     /// with none of the adapter's locks held (the fiber takes them).
-    void run_pending();
+    void run_pending()
+    {
+        // Inline, since it runs at both edges of every engine callback: most calls find
+        // nothing to do.
+        if (pending_.load(std::memory_order_acquire) || t_ready_count_ != 0) run_pending_slow();
+    }
 
     /// App side: waits until pred() is true. `lk` is held when pred() runs and on return; it is
     /// released while waiting. Threads: inside a job of this Task.
@@ -199,6 +204,7 @@ private:
     };
     static void fiber_entry(void *job);
     static void pool_entry(void *job, int32_t);
+    void run_pending_slow();
     void suspend();
     void step();
     void release_fiber();
@@ -211,6 +217,7 @@ private:
     Fiber *fiber_ = nullptr;          // cooperative mode: the fiber running the current job
     bool waiting_ = false;            // the fiber is inside suspend()
     std::atomic<int32_t> gone_code_{0}; // set by orphan()
+    static inline thread_local size_t t_ready_count_ = 0; // orphans woken on this thread
     const void *thread_ = nullptr;    // the loop thread of a cooperative job (its fiber cache)
     // wait_fd's registration with the watcher (guarded by the watcher's mutex).
     int watch_fd_ = -1;
