@@ -110,11 +110,25 @@ public:
             ev.events = EPOLLONESHOT | ((t->watch_events_ & CWSGI_WAIT_READ) ? EPOLLIN | EPOLLRDHUP : 0u) |
                         ((t->watch_events_ & CWSGI_WAIT_WRITE) ? EPOLLOUT : 0u);
             ev.data.ptr = t;
-            if (::epoll_ctl(ep_, EPOLL_CTL_ADD, t->watch_fd_, &ev) != 0) {
+            int rc = ::epoll_ctl(ep_, EPOLL_CTL_ADD, t->watch_fd_, &ev);
+            if (rc != 0 && errno == EEXIST) {
+                // Another request waits on the same descriptor (poll lets several wait, so
+                // wait_fd does too): watch a duplicate, closed when the wait ends.
+                int dup = ::fcntl(t->watch_fd_, F_DUPFD_CLOEXEC, 0);
+                if (dup >= 0) {
+                    rc = ::epoll_ctl(ep_, EPOLL_CTL_ADD, dup, &ev);
+                    if (rc == 0) {
+                        t->watch_fd_ = dup;
+                        t->watch_dup_ = true;
+                    } else {
+                        ::close(dup);
+                    }
+                }
+            }
+            if (rc != 0) {
                 if (errno == EPERM) { // regular files and the like: always ready, as poll says
                     immediate = static_cast<int32_t>(t->watch_events_);
                 } else {
-                    // EEXIST: another request waits on the same descriptor; EBADF: not open.
                     immediate = errno == EBADF ? CWSGI_E_INVAL : CWSGI_E_IO;
                 }
                 return false;
@@ -133,7 +147,7 @@ public:
         auto it = std::find(waiting_.begin(), waiting_.end(), t);
         if (it == waiting_.end()) return false;
         waiting_.erase(it);
-        if (t->watch_fd_ >= 0) ::epoll_ctl(ep_, EPOLL_CTL_DEL, t->watch_fd_, nullptr);
+        unwatch(t);
         return true;
     }
 
@@ -161,8 +175,17 @@ private:
         auto it = std::find(waiting_.begin(), waiting_.end(), t);
         if (it == waiting_.end()) return;
         waiting_.erase(it);
-        if (t->watch_fd_ >= 0) ::epoll_ctl(ep_, EPOLL_CTL_DEL, t->watch_fd_, nullptr);
+        unwatch(t);
         t->on_fd_ready(result);
+    }
+
+    void unwatch(Task *t)
+    {
+        if (t->watch_fd_ < 0) return;
+        ::epoll_ctl(ep_, EPOLL_CTL_DEL, t->watch_fd_, nullptr);
+        if (t->watch_dup_) ::close(t->watch_fd_);
+        t->watch_dup_ = false;
+        t->watch_fd_ = -1;
     }
 
     void loop()
@@ -459,6 +482,7 @@ int32_t Task::wait_fd(int fd, uint32_t events, int32_t timeout_ms)
     if (int32_t gone = gone_code_.load(std::memory_order_relaxed)) return gone;
     if (fiber_ == nullptr) return core::poll_fd(fd, events, timeout_ms, ex_.hard_stop_fd_);
     watch_fd_ = fd;
+    watch_dup_ = false;
     watch_events_ = events;
     watch_deadline_ms_ = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
     fd_result_.store(0, std::memory_order_relaxed);

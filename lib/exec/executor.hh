@@ -221,6 +221,7 @@ private:
     const void *thread_ = nullptr;    // the loop thread of a cooperative job (its fiber cache)
     // wait_fd's registration with the watcher (guarded by the watcher's mutex).
     int watch_fd_ = -1;
+    bool watch_dup_ = false; // watch_fd_ is our duplicate of the app's descriptor
     uint32_t watch_events_ = 0;
     int64_t watch_deadline_ms_ = -1;
     std::atomic<bool> pending_{false};
