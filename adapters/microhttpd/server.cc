@@ -174,7 +174,6 @@ bool Server::stop()
     // connection is resumed so that libmicrohttpd can close it (MHD_stop_daemon aborts the
     // process when it finds a suspended connection).
     hard_stop_.store(true, std::memory_order_release);
-    executor_.hard_stop(); // every wait_fd in progress returns CWSGI_E_SHUTDOWN (LIFE-STOP-5)
     std::vector<Bridge *> live;
     {
         std::lock_guard<std::mutex> lk(live_mu_);
@@ -187,6 +186,9 @@ bool Server::stop()
         b->force_stop();
         b->unref();
     }
+    // Only now that every request's reads and writes fail: a wait_fd ended first would let a
+    // fiber write on as if nothing had happened.
+    executor_.hard_stop(); // every wait_fd in progress returns CWSGI_E_SHUTDOWN (LIFE-STOP-5)
     stop_daemons();
 
     // The app threads finish what is queued (requests whose connection is gone fail fast with

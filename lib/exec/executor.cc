@@ -455,6 +455,8 @@ void Task::step()
 void Task::orphan(int32_t code)
 {
     if (!ex_.cooperative() || fiber_ == nullptr) return;
+    // At the graceful deadline the connection closes because of the stop: say so (LIFE-STOP-5).
+    if (ex_.hard_stopped()) code = CWSGI_E_SHUTDOWN;
     gone_code_.store(code, std::memory_order_relaxed);
     if (ex_.watcher_ && ex_.watcher_->cancel(this)) {
         fd_result_.store(code, std::memory_order_release);
