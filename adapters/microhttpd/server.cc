@@ -33,13 +33,16 @@ size_t keep_uri(void *, MHD_Connection *, char *uri)
 
 namespace {
 
-exec::Executor::Options executor_options(const core::Context &ctx)
+exec::Executor::Options executor_options(core::Context &ctx)
 {
     exec::Executor::Options o;
     o.mode = ctx.exec_mode();
     o.threads = std::max(1u, ctx.config().threads);
     o.stack_size = ctx.config().stack_size;
     o.serial = ctx.app() != nullptr && ctx.app()->desc().thread_safety == CWSGI_THREADS_SERIAL;
+    // A stack overflow kills the process from a signal handler: the report must reach the
+    // --error-logfile too, where the operator looks, not only stderr.
+    o.log_fd = ctx.log().fd();
     return o;
 }
 

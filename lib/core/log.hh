@@ -26,6 +26,9 @@ public:
     void set_level(uint32_t level) { level_ = level; }
     uint32_t level() const { return level_; }
     bool enabled(uint32_t level) const { return level >= level_; }
+    /// The descriptor lines go to (2 for stderr), for writers that cannot take the lock or
+    /// allocate, such as the fiber layer's stack-overflow report. Owned by the Logger.
+    int fd() const { return fd_; }
 
     /// Writes one line at `level` (CWSGI_LOG_*); control characters in msg are escaped so one
     /// message is one line (LOG-ERR-2). Threads: any.
