@@ -8,6 +8,7 @@
  * the server frames it (chunked on HTTP/1.1).
  * A read error before any byte was written is returned as is, so the server answers it (413 for
  * a body over the limit); after that, the response is aborted (RESP-ERR-2).
+ * It blocks only inside read and write, so it declares CWSGI_APP_COOPERATIVE (THR-5).
  */
 #include <cwsgi.h>
 
@@ -77,12 +78,13 @@ static int32_t echo_handle(void *app_state, cwsgi_request *req)
 static const cwsgi_app_desc k_desc = {
     .struct_size = sizeof(cwsgi_app_desc),
     .abi_major = CWSGI_ABI_MAJOR,
-    .abi_minor = 0,
+    .abi_minor = 1, /* flags need 1.1 (ABI-STRUCT-5) */
     .name = "echo",
     .version = CWSGI_VERSION_STRING,
     .thread_safety = CWSGI_THREADS_SAFE,
     .init = echo_init,
     .handle = echo_handle,
+    .flags = CWSGI_APP_COOPERATIVE,
 };
 
 /* The entry symbol (ABI-LOAD-1): hands back the descriptor, nothing else. */

@@ -11,6 +11,7 @@
  * byte that is not part of well-formed UTF-8 becomes \u00XX, i.e. it is read as Latin-1
  * (byte 0xE9 alone becomes "\u00e9"). The output is therefore always valid JSON, and a reader
  * can tell which bytes arrived: that is the same rule as cwsgi::json_escape in cwsgi.hpp.
+ * It never blocks, so it declares CWSGI_APP_COOPERATIVE (THR-5).
  */
 #include <cwsgi.h>
 
@@ -203,12 +204,13 @@ static int32_t env_handle(void *app_state, cwsgi_request *req)
 static const cwsgi_app_desc k_desc = {
     .struct_size = sizeof(cwsgi_app_desc),
     .abi_major = CWSGI_ABI_MAJOR,
-    .abi_minor = 0,
+    .abi_minor = 1, /* flags need 1.1 (ABI-STRUCT-5) */
     .name = "env",
     .version = CWSGI_VERSION_STRING,
     .thread_safety = CWSGI_THREADS_SAFE,
     .init = env_init,
     .handle = env_handle,
+    .flags = CWSGI_APP_COOPERATIVE,
 };
 
 /* The entry symbol (ABI-LOAD-1): hands back the descriptor, nothing else. */

@@ -3,7 +3,8 @@
  * static descriptor, the exported entry symbol, an init that keeps the server's function
  * table, and a handle() that calls start_response with a Content-Length and writes the body
  * once. Returning CWSGI_OK implies finish (RESP-END-1). The only state is the table pointer,
- * written once in init before any request, so the app declares itself thread-safe.
+ * written once in init before any request, so the app declares itself thread-safe, and it
+ * never blocks, so cooperative (CWSGI_APP_COOPERATIVE: it may run on fibers, THR-5).
  */
 #include <cwsgi.h>
 
@@ -53,12 +54,13 @@ static int32_t hello_handle(void *app_state, cwsgi_request *req)
 static const cwsgi_app_desc k_desc = {
     .struct_size = sizeof(cwsgi_app_desc),
     .abi_major = CWSGI_ABI_MAJOR,
-    .abi_minor = 0,
+    .abi_minor = 1, /* flags need 1.1 (ABI-STRUCT-5) */
     .name = "hello",
     .version = CWSGI_VERSION_STRING,
     .thread_safety = CWSGI_THREADS_SAFE,
     .init = hello_init,
     .handle = hello_handle,
+    .flags = CWSGI_APP_COOPERATIVE,
 };
 
 /* The entry symbol (ABI-LOAD-1): hands back the descriptor, nothing else. */

@@ -8,7 +8,8 @@
 //   - JSON in, JSON out with nlohmann-json; bad input is answered by throwing
 //     cwsgi::HttpError with a JSON body: 400 for a body that is not the expected JSON, 422 for
 //     rows with the wrong features, 413 for a body over 1 MiB.
-// The model is read-only once loaded, so the app declares itself thread-safe.
+// The model is read-only once loaded, so the app declares itself thread-safe, and handlers
+// block only inside the server's calls, so cooperative too (THR-5).
 //
 // Where the model comes from, first match wins:
 //   1. $CWSGI_PREDICT_MODEL when set (and then only that file);
@@ -146,6 +147,7 @@ cwsgi::HttpError json_error(uint32_t status, const std::string &message)
 class PredictApp : public cwsgi::App {
 public:
     static constexpr uint32_t thread_safety() { return CWSGI_THREADS_SAFE; }
+    static constexpr bool cooperative() { return true; }
 
     PredictApp()
     {

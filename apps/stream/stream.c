@@ -7,7 +7,8 @@
  * It shows how a long response ends early without lying about it: the app checks
  * is_disconnected (LIFE-DISC-1) and is_shutting_down (LIFE-STOP-3) before each chunk and stops
  * when a write fails; in each case it returns an error, so the server aborts the response
- * (RESP-ERR-2) instead of ending it cleanly as if it were whole.
+ * (RESP-ERR-2) instead of ending it cleanly as if it were whole. Its pause is a wait_fd on no
+ * fd, so it blocks only inside CWSGI calls and declares CWSGI_APP_COOPERATIVE (THR-5).
  * A malformed or out-of-range query is answered 400 with a one-line reason.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -88,12 +89,22 @@ static int32_t bad_request(cwsgi_request *req, const char *msg)
     return rc != CWSGI_OK ? rc : g_api->write(req, msg, msg_len);
 }
 
-/* Sleeps `ms` milliseconds (restarting after signals). */
-static void sleep_ms(unsigned ms)
+/*
+ * Sleeps `ms` milliseconds through the server: wait_fd on no fd (THR-6) keeps the cooperative
+ * promise, and the server ends it early at the graceful deadline or when the client leaves.
+ * A table without wait_fd (ABI-STRUCT-3) gets a plain nanosleep, restarted after signals.
+ * Returns CWSGI_OK after the full pause, or CWSGI_E_SHUTDOWN / CWSGI_E_DISCONNECTED.
+ */
+static int32_t sleep_ms(cwsgi_request *req, unsigned ms)
 {
+    if (CWSGI_API_HAS(g_api, wait_fd)) {
+        int32_t rc = g_api->wait_fd(req, -1, 0, (int32_t)ms);
+        return rc == CWSGI_E_TIMEOUT ? CWSGI_OK : rc;
+    }
     struct timespec left = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     while (nanosleep(&left, &left) != 0 && errno == EINTR) {
     }
+    return CWSGI_OK;
 }
 
 /*
@@ -131,8 +142,8 @@ static int32_t stream_handle(void *app_state, cwsgi_request *req)
         return CWSGI_E_NOMEM;
     }
     for (unsigned i = 0; i < n; ++i) {
-        if (i > 0 && delay_ms > 0) {
-            sleep_ms(delay_ms);
+        if (i > 0 && delay_ms > 0 && (rc = sleep_ms(req, delay_ms)) != CWSGI_OK) {
+            return rc;
         }
         if (g_api->is_disconnected(req)) {
             return CWSGI_E_DISCONNECTED;
@@ -152,12 +163,13 @@ static int32_t stream_handle(void *app_state, cwsgi_request *req)
 static const cwsgi_app_desc k_desc = {
     .struct_size = sizeof(cwsgi_app_desc),
     .abi_major = CWSGI_ABI_MAJOR,
-    .abi_minor = 0,
+    .abi_minor = 1, /* flags need 1.1 (ABI-STRUCT-5) */
     .name = "stream",
     .version = CWSGI_VERSION_STRING,
     .thread_safety = CWSGI_THREADS_SAFE,
     .init = stream_init,
     .handle = stream_handle,
+    .flags = CWSGI_APP_COOPERATIVE,
 };
 
 /* The entry symbol (ABI-LOAD-1): hands back the descriptor, nothing else. */

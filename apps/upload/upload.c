@@ -6,6 +6,7 @@
  * Bodies of unknown length (chunked, HTTP/2) end at read() == 0 like any other (INPUT-READ-2).
  * A read error is returned as is before anything was sent, so the server answers it itself
  * (413 for a body over --limit-request-body, per the spec's body-limit rule).
+ * It blocks only inside read, so it declares CWSGI_APP_COOPERATIVE (THR-5).
  */
 #include <cwsgi.h>
 
@@ -105,12 +106,13 @@ static int32_t upload_handle(void *app_state, cwsgi_request *req)
 static const cwsgi_app_desc k_desc = {
     .struct_size = sizeof(cwsgi_app_desc),
     .abi_major = CWSGI_ABI_MAJOR,
-    .abi_minor = 0,
+    .abi_minor = 1, /* flags need 1.1 (ABI-STRUCT-5) */
     .name = "upload",
     .version = CWSGI_VERSION_STRING,
     .thread_safety = CWSGI_THREADS_SAFE,
     .init = upload_init,
     .handle = upload_handle,
+    .flags = CWSGI_APP_COOPERATIVE,
 };
 
 /* The entry symbol (ABI-LOAD-1): hands back the descriptor, nothing else. */

@@ -26,14 +26,13 @@ public:
     void set_level(uint32_t level) { level_ = level; }
     uint32_t level() const { return level_; }
     bool enabled(uint32_t level) const { return level >= level_; }
+    /// The descriptor lines go to (2 for stderr), for writers that cannot take the lock or
+    /// allocate, such as the fiber layer's stack-overflow report. Owned by the Logger.
+    int fd() const { return fd_; }
 
     /// Writes one line at `level` (CWSGI_LOG_*); control characters in msg are escaped so one
     /// message is one line (LOG-ERR-2). Threads: any.
     void write(uint32_t level, std::string_view msg);
-
-    /// The descriptor lines go to (2 for stderr), for reports written where no formatting is
-    /// safe (the stack-overflow handler). Valid while the Logger lives.
-    int fd() const { return fd_; }
 
     void debug(std::string_view m) { write(10, m); }
     void info(std::string_view m) { write(20, m); }

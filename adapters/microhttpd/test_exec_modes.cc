@@ -1,0 +1,524 @@
+// test_exec_modes.cc: acceptance tests of the two execution modes, end to end: each test starts
+// a real `cwsgi-serve --adapter microhttpd` on an ephemeral loopback port (read from its
+// "Listening at:" line), talks HTTP/1.1 to it over fresh sockets, and checks what a user would
+// see: latencies, answers, the log, the exit status. The app is tests/fixtures/exec_modes.c
+// (fixture_exec.so, fixture_exec_serial.so) or the 1.0-built fixture_v10.so. Each test names
+// the spec rule it checks. Every wait is bounded; a server left running is killed by its pid.
+#include "cmocka.hh"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double ms_since(clock_type::time_point t0)
+{
+    return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+}
+
+std::string build_path(const std::string &rel)
+{
+    const char *dir = std::getenv("CWSGI_BUILD_DIR");
+    return std::string(dir ? dir : ".") + "/" + rel;
+}
+
+std::string serve_binary()
+{
+    const char *serve = std::getenv("CWSGI_SERVE");
+    return serve ? serve : build_path("src/cwsgi-serve");
+}
+
+std::string fixture(const char *name)
+{
+    return build_path(std::string("tests/fixtures/") + name);
+}
+
+std::string read_file(const std::string &path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// ---- a cwsgi-serve child -----------------------------------------------------------------
+
+// One cwsgi-serve process, its stdout and stderr read into `out` by a thread. With an error
+// log file, the server's own lines go there and stderr keeps what bypasses the logger.
+class Serve {
+public:
+    // Starts cwsgi-serve with `args` (APP included) plus `-b 127.0.0.1:0`, and waits up to
+    // 10 s for its "Listening at:" line. port() is 0 when it never came.
+    explicit Serve(std::vector<std::string> args, std::string log_path = "") : log_path_(std::move(log_path))
+    {
+        args.insert(args.begin(), serve_binary());
+        args.push_back("-b");
+        args.push_back("127.0.0.1:0");
+        if (!log_path_.empty()) {
+            args.push_back("--error-logfile");
+            args.push_back(log_path_);
+        }
+        std::vector<char *> argv; // built before fork: the child only calls async-signal-safe functions
+        for (auto &a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) != 0) return;
+        pid_ = fork();
+        if (pid_ == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive a test killed by its timeout
+            dup2(fds[1], 1);
+            dup2(fds[1], 2);
+            execv(argv[0], argv.data());
+            dprintf(2, "exec %s: %s\n", argv[0], std::strerror(errno));
+            _exit(127);
+        }
+        ::close(fds[1]);
+        out_fd_ = fds[0];
+        reader_ = std::thread([this] { read_output(); });
+        if (wait_for("Listening at: http://127.0.0.1:", 10000)) {
+            std::string all = text();
+            size_t at = all.find("Listening at: http://127.0.0.1:");
+            port_ = std::atoi(all.c_str() + at + std::strlen("Listening at: http://127.0.0.1:"));
+        }
+        if (port_ == 0) std::fprintf(stderr, "cwsgi-serve did not start; output:\n%s\n", text().c_str());
+    }
+
+    ~Serve()
+    {
+        if (pid_ > 0 && !exited_) {
+            ::kill(pid_, SIGKILL);
+            int st;
+            waitpid(pid_, &st, 0);
+        }
+        if (reader_.joinable()) reader_.join();
+        if (out_fd_ >= 0) ::close(out_fd_);
+    }
+
+    int port() const { return port_; }
+    pid_t pid() const { return pid_; }
+
+    // What the process wrote to stdout and stderr so far.
+    std::string output()
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        return out_;
+    }
+    // The error log file ("" without one).
+    std::string log() const { return log_path_.empty() ? "" : read_file(log_path_); }
+    // Both, for searching.
+    std::string text() { return output() + log(); }
+
+    // Waits up to `timeout_ms` for `needle` in text().
+    bool wait_for(const std::string &needle, int timeout_ms)
+    {
+        auto t0 = clock_type::now();
+        while (text().find(needle) == std::string::npos) {
+            if (ms_since(t0) > timeout_ms) return false;
+            usleep(2000);
+        }
+        return true;
+    }
+
+    // Waits up to `timeout_ms` for the process to end; returns its waitpid status, or -1.
+    int wait_exit(int timeout_ms)
+    {
+        auto t0 = clock_type::now();
+        int st = 0;
+        while (waitpid(pid_, &st, WNOHANG) == 0) {
+            if (ms_since(t0) > timeout_ms) return -1;
+            usleep(5000);
+        }
+        exited_ = true;
+        if (reader_.joinable()) reader_.join(); // the pipe closes with the process
+        return st;
+    }
+
+private:
+    void read_output()
+    {
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(out_fd_, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+            if (n > 0) {
+                std::lock_guard<std::mutex> lk(mu_);
+                out_.append(buf, static_cast<size_t>(n));
+            }
+        }
+    }
+
+    std::string log_path_;
+    pid_t pid_ = -1;
+    bool exited_ = false;
+    int out_fd_ = -1;
+    int port_ = 0;
+    std::thread reader_;
+    std::mutex mu_;
+    std::string out_;
+};
+
+// ---- an HTTP/1.1 client ------------------------------------------------------------------
+
+struct Response {
+    int status = 0; // 0: no complete response (closed, timed out or malformed)
+    std::string body;
+};
+
+// One loopback connection; requests on it are kept alive.
+class Conn {
+public:
+    explicit Conn(int port)
+    {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<uint16_t>(port));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::connect(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
+            ::close(fd_);
+            fd_ = -1;
+        }
+        int one = 1;
+        if (fd_ >= 0) setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    ~Conn()
+    {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    Conn(const Conn &) = delete;
+    Conn &operator=(const Conn &) = delete;
+
+    bool ok() const { return fd_ >= 0; }
+
+    bool send_get(const std::string &target)
+    {
+        std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        return fd_ >= 0 && ::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+    }
+
+    // Reads one response (Content-Length or chunked body) within `timeout_ms`.
+    Response read_response(int timeout_ms)
+    {
+        Response r;
+        auto deadline = clock_type::now() + std::chrono::milliseconds(timeout_ms);
+        size_t head_end;
+        while ((head_end = buf_.find("\r\n\r\n")) == std::string::npos) {
+            if (!fill(deadline)) return r;
+        }
+        std::string head = buf_.substr(0, head_end + 2);
+        buf_.erase(0, head_end + 4);
+        int status = 0;
+        if (std::sscanf(head.c_str(), "HTTP/1.%*d %d", &status) != 1) return r;
+        std::string lower = head;
+        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+        if (lower.find("\r\ntransfer-encoding: chunked\r\n") != std::string::npos) {
+            for (;;) {
+                size_t eol;
+                while ((eol = buf_.find("\r\n")) == std::string::npos) {
+                    if (!fill(deadline)) return r;
+                }
+                size_t size = std::strtoul(buf_.c_str(), nullptr, 16);
+                while (buf_.size() < eol + 2 + size + 2) {
+                    if (!fill(deadline)) return r;
+                }
+                r.body.append(buf_, eol + 2, size);
+                buf_.erase(0, eol + 2 + size + 2); // no trailers from these apps
+                if (size == 0) break;
+            }
+        } else {
+            size_t at = lower.find("\r\ncontent-length: ");
+            size_t len = at == std::string::npos ? 0 : std::strtoul(lower.c_str() + at + 18, nullptr, 10);
+            while (buf_.size() < len) {
+                if (!fill(deadline)) return r;
+            }
+            r.body = buf_.substr(0, len);
+            buf_.erase(0, len);
+        }
+        r.status = status;
+        return r;
+    }
+
+    Response get(const std::string &target, int timeout_ms = 5000)
+    {
+        if (!send_get(target)) return {};
+        return read_response(timeout_ms);
+    }
+
+private:
+    bool fill(clock_type::time_point deadline)
+    {
+        int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now()).count());
+        if (fd_ < 0 || left <= 0) return false;
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, left) <= 0) return false;
+        char tmp[4096];
+        ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+        if (n <= 0) return false;
+        buf_.append(tmp, static_cast<size_t>(n));
+        return true;
+    }
+
+    int fd_ = -1;
+    std::string buf_;
+};
+
+// ---- THR-4: a spinning handle stalls only its own loop thread ----------------------------
+
+struct SpinFigures {
+    double first_hello_ms = 0; // latency of the first /hello sent while /spin runs
+    double max_hello_ms = 0;   // the slowest of the ten
+    double spin_ms = 0;        // from sending /spin to its answer
+    double hellos_done_ms = 0; // from sending /spin to the last /hello answer
+};
+
+// Sends /spin, waits until the app says it spins, then sends ten /hello on fresh connections.
+SpinFigures spin_and_hello(unsigned loop_threads)
+{
+    SpinFigures f;
+    Serve s({"--adapter", "microhttpd", "-k", "gevent", "--loop-threads", std::to_string(loop_threads),
+             fixture("fixture_exec.so")});
+    assert_int_not_equal(s.port(), 0);
+    Conn spin(s.port());
+    assert_true(spin.ok());
+    auto t0 = clock_type::now();
+    assert_true(spin.send_get("/spin"));
+    assert_true(s.wait_for("spin: started", 5000));
+    for (int i = 0; i < 10; ++i) {
+        auto t = clock_type::now();
+        Conn c(s.port());
+        Response r = c.get("/hello");
+        double ms = ms_since(t);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body.c_str(), "hello\n");
+        if (i == 0) f.first_hello_ms = ms;
+        f.max_hello_ms = std::max(f.max_hello_ms, ms);
+    }
+    f.hellos_done_ms = ms_since(t0);
+    Response r = spin.read_response(5000);
+    f.spin_ms = ms_since(t0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.c_str(), "spun\n");
+    std::printf("# --loop-threads %u: first /hello %.1f ms, slowest %.1f ms, ten done after %.1f ms, /spin "
+                "answered after %.1f ms\n",
+                loop_threads, f.first_hello_ms, f.max_hello_ms, f.hellos_done_ms, f.spin_ms);
+    return f;
+}
+
+void test_exec_modes__spin_stalls_only_its_loop_thread(void **) // rule: THR-4, THR-5
+{
+    // With two loop threads each accepting from the shared socket, the one stuck in /spin
+    // accepts nothing and the other answers every /hello while the spin goes on.
+    SpinFigures f = spin_and_hello(2);
+    assert_true(f.max_hello_ms < 100);
+    assert_true(f.hellos_done_ms < f.spin_ms); // the hellos were answered during the spin
+}
+
+void test_exec_modes__spin_stalls_a_single_loop_thread(void **) // rule: THR-4, THR-5
+{
+    // The contrast, which shows the test above can fail: with one loop thread the first
+    // /hello waits for the 200 ms spin to end.
+    SpinFigures f = spin_and_hello(1);
+    assert_true(f.first_hello_ms >= 150);
+}
+
+// ---- THR-7: a stack overflow is reported with its request --------------------------------
+
+void test_exec_modes__stack_overflow_names_the_request(void **) // rule: THR-7
+{
+    // This holds under AddressSanitizer too: the fiber layer installs its handler after
+    // ASan's and reports the guard-page fault itself.
+    char dir[] = "/tmp/cwsgi-exec-modes-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    std::string log_path = std::string(dir) + "/error.log";
+    int st;
+    std::string out, log;
+    {
+        Serve s({"--adapter", "microhttpd", "-k", "gevent", "--stack-size", "64k", fixture("fixture_exec.so")},
+                log_path);
+        assert_int_not_equal(s.port(), 0);
+        Conn c(s.port());
+        Response r = c.get("/deep?x=1");
+        assert_int_equal(r.status, 0); // no answer: the process died
+        st = s.wait_exit(10000);
+        out = s.output();
+        log = s.log();
+    }
+    std::remove(log_path.c_str());
+    ::rmdir(dir);
+    if (st == -1 || !WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV) {
+        std::fprintf(stderr, "status %d; stderr:\n%s\nlog:\n%s\n", st, out.c_str(), log.c_str());
+    }
+    assert_int_not_equal(st, -1);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGSEGV);
+    // "cwsgi: stack overflow in handle() (fiber stack 64 KiB): request N GET /deep?x=1; ..."
+    auto lines = [](const std::string &text) {
+        static const std::string head = "cwsgi: stack overflow in handle() (fiber stack 64 KiB): request ";
+        static const std::string tail = " GET /deep?x=1; raise --stack-size\n";
+        int count = 0;
+        for (size_t at = text.find(head); at != std::string::npos; at = text.find(head, at + 1)) {
+            size_t p = at + head.size(), digits = 0;
+            while (p + digits < text.size() && std::isdigit(static_cast<unsigned char>(text[p + digits]))) ++digits;
+            if (digits > 0 && text.compare(p + digits, tail.size(), tail) == 0) ++count;
+        }
+        return count;
+    };
+    if (lines(out) != 1) std::fprintf(stderr, "stderr:\n%s\n", out.c_str());
+    assert_int_equal(lines(out), 1);
+    // The error log file gets the same line, once (the adapter hands the executor its fd).
+    if (lines(log) != 1) std::fprintf(stderr, "log:\n%s\n", log.c_str());
+    assert_int_equal(lines(log), 1);
+}
+
+// ---- ABI-VER-2: a 1.0 app on the 1.1 server ----------------------------------------------
+
+void serve_v10(const char *worker_class)
+{
+    Serve s({"--adapter", "microhttpd", "-k", worker_class, fixture("fixture_v10.so")});
+    assert_int_not_equal(s.port(), 0);
+    Conn c(s.port());
+    for (int i = 0; i < 3; ++i) { // kept alive: one connection
+        Response r = c.get("/");
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body.c_str(), "fixture\n");
+    }
+}
+
+void test_exec_modes__v10_app_serves_in_both_modes(void **) // rule: ABI-VER-2, THR-5
+{
+    serve_v10("gthread");
+    serve_v10("gevent"); // the app does not declare the promise: a warning, then it runs
+}
+
+void test_exec_modes__v10_app_checks_as_threads(void **) // rule: ABI-VER-2, LIFE-INFO-2
+{
+    std::string cmd = serve_binary() + " --check " + fixture("fixture_v10.so") + " 2>&1";
+    FILE *p = popen(cmd.c_str(), "r");
+    assert_non_null(p);
+    std::string out;
+    char buf[512];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    assert_int_equal(pclose(p), 0);
+    if (out.find("execution:      threads (the app does not declare") == std::string::npos) {
+        std::fprintf(stderr, "%s\n", out.c_str());
+    }
+    assert_true(out.find("execution:      threads (the app does not declare") != std::string::npos);
+}
+
+void test_exec_modes__v10_app_warns_under_gevent(void **) // rule: THR-5
+{
+    Serve s({"--adapter", "microhttpd", "-k", "gevent", fixture("fixture_v10.so")});
+    assert_int_not_equal(s.port(), 0);
+    assert_true(s.output().find("does not declare CWSGI_APP_COOPERATIVE") != std::string::npos);
+}
+
+// ---- THR-8: a SERIAL app under fibers runs one handle at a time --------------------------
+
+struct SleepFigures {
+    double total_ms = 0;
+    std::string max_inside;
+};
+
+// Five concurrent /sleep (100 ms each in wait_fd), then /max.
+SleepFigures five_sleeps(const char *app)
+{
+    SleepFigures f;
+    Serve s({"--adapter", "microhttpd", "-k", "gevent", "--loop-threads", "2", fixture(app)});
+    assert_int_not_equal(s.port(), 0);
+    std::vector<std::unique_ptr<Conn>> conns;
+    for (int i = 0; i < 5; ++i) conns.push_back(std::make_unique<Conn>(s.port()));
+    auto t0 = clock_type::now();
+    for (auto &c : conns) assert_true(c->send_get("/sleep"));
+    for (auto &c : conns) {
+        Response r = c->read_response(10000);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body.c_str(), "CWSGI_E_TIMEOUT");
+    }
+    f.total_ms = ms_since(t0);
+    Conn c(s.port());
+    Response r = c.get("/max");
+    assert_int_equal(r.status, 200);
+    f.max_inside = r.body;
+    std::printf("# %s: five concurrent /sleep took %.1f ms, at most %s inside at once\n", app, f.total_ms,
+                f.max_inside.c_str());
+    return f;
+}
+
+void test_exec_modes__serial_app_runs_one_handle_at_a_time(void **) // rule: THR-8
+{
+    SleepFigures f = five_sleeps("fixture_exec_serial.so");
+    assert_string_equal(f.max_inside.c_str(), "1");
+    assert_true(f.total_ms >= 450); // 5 x 100 ms, one after the other
+    assert_true(f.total_ms < 2000);
+}
+
+void test_exec_modes__safe_app_overlaps_its_sleeps(void **) // rule: THR-4, THR-6
+{
+    // The contrast: the same handle in a SAFE app sleeps five times at once.
+    SleepFigures f = five_sleeps("fixture_exec.so");
+    assert_string_equal(f.max_inside.c_str(), "5");
+    assert_true(f.total_ms < 400);
+}
+
+// ---- LIFE-STOP-5: the graceful deadline ends a wait_fd -----------------------------------
+
+void test_exec_modes__deadline_ends_wait_fd(void **) // rule: LIFE-STOP-5
+{
+    Serve s({"--adapter", "microhttpd", "-k", "gevent", "--graceful-timeout", "1", fixture("fixture_exec.so")});
+    assert_int_not_equal(s.port(), 0);
+    Conn c(s.port());
+    assert_true(c.send_get("/wait"));
+    assert_true(s.wait_for("wait: started", 5000));
+    auto t0 = clock_type::now();
+    assert_int_equal(::kill(s.pid(), SIGTERM), 0);
+    bool woken = s.wait_for("wait: wait_fd returned CWSGI_E_SHUTDOWN", 5000);
+    double ms = ms_since(t0);
+    if (!woken) std::fprintf(stderr, "output:\n%s\n", s.output().c_str());
+    assert_true(woken);
+    std::printf("# wait_fd returned CWSGI_E_SHUTDOWN %.1f ms after SIGTERM (--graceful-timeout 1)\n", ms);
+    assert_true(ms >= 900);  // not before the deadline
+    assert_true(ms < 2000);  // within ~1 s of it
+    int st = s.wait_exit(5000);
+    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) std::fprintf(stderr, "status %d\n%s\n", st, s.output().c_str());
+    assert_true(st != -1 && WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+} // namespace
+
+int main()
+{
+    alarm(110); // a hung server fails the run; ctest's timeout is the outer bound
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exec_modes__spin_stalls_only_its_loop_thread),
+        cmocka_unit_test(test_exec_modes__spin_stalls_a_single_loop_thread),
+        cmocka_unit_test(test_exec_modes__stack_overflow_names_the_request),
+        cmocka_unit_test(test_exec_modes__v10_app_serves_in_both_modes),
+        cmocka_unit_test(test_exec_modes__v10_app_checks_as_threads),
+        cmocka_unit_test(test_exec_modes__v10_app_warns_under_gevent),
+        cmocka_unit_test(test_exec_modes__serial_app_runs_one_handle_at_a_time),
+        cmocka_unit_test(test_exec_modes__safe_app_overlaps_its_sleeps),
+        cmocka_unit_test(test_exec_modes__deadline_ends_wait_fd),
+    };
+    return cmocka_run_group_tests(tests, nullptr, nullptr);
+}
