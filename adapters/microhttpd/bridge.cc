@@ -474,8 +474,10 @@ void Bridge::wake_locked(unsigned events)
 void Bridge::on_completed(MHD_RequestTerminationCode toe)
 {
     int32_t outcome = CWSGI_OK;
+    bool stopped = false; // closed by the graceful deadline (force_stop), not by the client
     {
         std::lock_guard<std::mutex> lk(mu_);
+        stopped = stopping_;
         // A body still arriving when the connection ended was cut short (INPUT-READ-4).
         const bool body_open = (phase_ == Phase::body || phase_ == Phase::held) && has_body_ && !in_eof_ && !draining_;
         switch (toe) {
@@ -528,7 +530,7 @@ void Bridge::on_completed(MHD_RequestTerminationCode toe)
     if (!req_) return; // refused before the app, or libmicrohttpd answered the head itself
     // A fiber waiting on this connection learns that it is gone, and may finish here. Nothing
     // of libmicrohttpd calls this request back from now on, so its waits end now too.
-    task_.orphan(CWSGI_E_DISCONNECTED);
+    task_.orphan(stopped ? CWSGI_E_SHUTDOWN : CWSGI_E_DISCONNECTED); // LIFE-STOP-5
     task_.run_pending();
     if (app_done_.load(std::memory_order_acquire) && srv_.app_has_request_end()) {
         // The app is done, so this completion would run on_request_end here, on the loop's
