@@ -504,6 +504,28 @@ void test_exec_modes__deadline_ends_wait_fd(void **) // rule: LIFE-STOP-5
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+// ---- THR-9: on_request_end runs in the app's context, never on the loop's stack ------------
+
+void test_exec_modes__request_end_runs_in_the_app_context(void **) // rule: THR-9
+{
+    {
+        // Cooperative: on a fiber (a stack that is not the loop thread's own).
+        Serve s({"--adapter", "microhttpd", "-k", "gevent", fixture("fixture_exec.so")});
+        assert_int_not_equal(s.port(), 0);
+        Conn c(s.port());
+        assert_int_equal(c.get("/end").status, 200);
+        assert_true(s.wait_for("end: fiber=1", 5000));
+    }
+    {
+        // Threads: on a pool thread, never on one of libmicrohttpd's loop threads.
+        Serve s({"--adapter", "microhttpd", "-k", "gthread", fixture("fixture_exec.so")});
+        assert_int_not_equal(s.port(), 0);
+        Conn c(s.port());
+        assert_int_equal(c.get("/end").status, 200);
+        assert_true(s.wait_for("end: fiber=0 thread=cwsgi-app", 5000));
+    }
+}
+
 } // namespace
 
 int main()
@@ -519,6 +541,7 @@ int main()
         cmocka_unit_test(test_exec_modes__serial_app_runs_one_handle_at_a_time),
         cmocka_unit_test(test_exec_modes__safe_app_overlaps_its_sleeps),
         cmocka_unit_test(test_exec_modes__deadline_ends_wait_fd),
+        cmocka_unit_test(test_exec_modes__request_end_runs_in_the_app_context),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -454,11 +454,13 @@ void Task::step()
 
 void Task::orphan(int32_t code)
 {
-    if (!ex_.cooperative() || fiber_ == nullptr) return;
+    // Kept even when no job runs now: the request's completion job may still come, and a turn
+    // granted to it must then be run from this thread's ready list.
+    if (!ex_.cooperative()) return;
     // At the graceful deadline the connection closes because of the stop: say so (LIFE-STOP-5).
     if (ex_.hard_stopped()) code = CWSGI_E_SHUTDOWN;
     gone_code_.store(code, std::memory_order_relaxed);
-    if (ex_.watcher_ && ex_.watcher_->cancel(this)) {
+    if (fiber_ != nullptr && ex_.watcher_ && ex_.watcher_->cancel(this)) {
         fd_result_.store(code, std::memory_order_release);
         if (waiting_) pending_.store(true, std::memory_order_relaxed);
     }
