@@ -187,12 +187,12 @@ void malformed_chunk(Ctx &ctx)
     if (!c.wait_closed(3000)) fail("INPUT-READ-5: the connection must close after a body error");
 }
 
-void body_timeout(Ctx &ctx)
+// POSTs 10 of 100 declared body bytes to /t/read?<query>&tag=... and stalls past --timeout;
+// checks that the app's read gave CWSGI_E_TIMEOUT (INPUT-READ-4) and returns the response.
+Response stalled_body(Ctx &ctx, Conn &c, const std::string &query)
 {
-    // rule: INPUT-READ-4: no body byte for --timeout: CWSGI_E_TIMEOUT, then 408.
     std::string tag = ctx.tag("bodystall");
-    Conn c = ctx.connect();
-    std::string raw = ctx.req("POST", "/t/read?tag=" + tag, "Content-Length: 100\r\n") + std::string(10, 'x');
+    std::string raw = ctx.req("POST", "/t/read?" + query + "tag=" + tag, "Content-Length: 100\r\n") + std::string(10, 'x');
     ctx.note_request(raw);
     c.send(raw);
     ReadOptions ro;
@@ -201,6 +201,14 @@ void body_timeout(Ctx &ctx)
     json s = ctx.wait_ends(tag, 1, 5000);
     if (s["tag"].is_null()) fail("the request never reached the app");
     check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_TIMEOUT), "INPUT-READ-4: read result for a stalled body");
+    return r;
+}
+
+void body_timeout(Ctx &ctx)
+{
+    // rule: INPUT-READ-4: no body byte for --timeout: CWSGI_E_TIMEOUT, then 408.
+    Conn c = ctx.connect();
+    Response r = stalled_body(ctx, c, "");
     if (r.status != 408) fail("INPUT-READ-4: expected 408 after CWSGI_E_TIMEOUT, got " + r.summary());
 }
 
@@ -353,17 +361,8 @@ void read_error_then_answer(Ctx &ctx)
     // with a response of its own (here a length-framed 200) instead of failing. The error is a
     // stalled body (CWSGI_E_TIMEOUT): a malformed chunk would do too, but an engine that parses
     // chunks itself (libmicrohttpd) then answers 400 on its own before the app's answer.
-    std::string tag = ctx.tag("readerr");
     Conn c = ctx.connect();
-    std::string raw = ctx.req("POST", "/t/read?answer=1&tag=" + tag, "Content-Length: 100\r\n") + std::string(10, 'x');
-    ctx.note_request(raw);
-    c.send(raw);
-    ReadOptions ro;
-    ro.read_timeout_ms = (kLimitTimeoutS + 5) * 1000;
-    Response r = c.read_response(ro);
-    json s = ctx.wait_ends(tag, 1, 5000);
-    if (s["tag"].is_null()) fail("the request never reached the app");
-    check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_TIMEOUT), "INPUT-READ-4: read result for a stalled body");
+    Response r = stalled_body(ctx, c, "answer=1&");
     if (r.status != 200 || !r.complete) fail("expected the app's complete 200, got " + r.summary());
     if (!r.has_token("Connection", "close")) fail("INPUT-READ-5: the answer after a body error lacks Connection: close (got " + fields_str(r.headers) + ")");
     if (!c.wait_closed(3000)) fail("INPUT-READ-5: the connection must close after a body error");
