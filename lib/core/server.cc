@@ -48,7 +48,8 @@ ExecMode choose_exec_mode(const Config &config, const AdapterOps &ops, bool app_
             note = "cooperative (-k gevent), but the app does not declare CWSGI_APP_COOPERATIVE: a handle that "
                    "blocks outside CWSGI calls stalls its whole event-loop thread";
         } else {
-            note = fmt::format("{} (-k)", exec_mode_name(mode));
+            note = fmt::format("{} (chosen with -k {})", exec_mode_name(mode),
+                               mode == ExecMode::cooperative ? "gevent" : "gthread");
         }
         return mode;
     }
