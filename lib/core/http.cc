@@ -215,11 +215,15 @@ bool FieldList::reserve(Arena &arena, size_t n)
 
 bool RequestHead::add_header(std::string_view name, std::string_view value)
 {
-    auto *n = static_cast<char *>(arena.alloc(name.size() + 1));
+    // Name and value share one block, each NUL-terminated.
+    auto *n = static_cast<char *>(arena.alloc(name.size() + 1 + value.size() + 1));
     if (n == nullptr) return false;
     for (size_t i = 0; i < name.size(); ++i) n[i] = lower(name[i]);
     n[name.size()] = '\0';
-    return headers.push(arena, {std::string_view(n, name.size()), arena.copy(value)});
+    char *v = n + name.size() + 1;
+    copy_bytes(v, value.data(), value.size());
+    v[value.size()] = '\0';
+    return headers.push(arena, {std::string_view(n, name.size()), std::string_view(v, value.size())});
 }
 
 bool is_token(std::string_view s)
