@@ -109,19 +109,24 @@ class HandlePool {
 public:
     cwsgi_request *acquire()
     {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (waiting_ > kReuseDelay) {
-                cwsgi_request *s = head_;
-                head_ = s->next_free;
-                if (head_ == nullptr) tail_ = nullptr;
-                --waiting_;
-                s->next_free = nullptr;
-                return s;
-            }
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (waiting_ > kReuseDelay) {
+            cwsgi_request *s = head_;
+            head_ = s->next_free;
+            if (head_ == nullptr) tail_ = nullptr;
+            --waiting_;
+            s->next_free = nullptr;
+            return s;
         }
-        // Never freed: a handle kept by an app must stay readable memory (RESP-STATE-1).
-        return new cwsgi_request();
+        // New slots come kChunk at a time, so that the first kReuseDelay requests do not each
+        // pay for an allocation. Never freed: a handle kept by an app must stay readable
+        // memory (RESP-STATE-1).
+        if (fresh_left_ == 0) {
+            fresh_ = new cwsgi_request[kChunk];
+            fresh_left_ = kChunk;
+        }
+        --fresh_left_;
+        return fresh_++;
     }
     void release(cwsgi_request *s)
     {
@@ -139,7 +144,10 @@ public:
 
 private:
     static constexpr size_t kReuseDelay = 4096;
+    static constexpr size_t kChunk = 64;
     std::mutex mutex_;
+    cwsgi_request *fresh_ = nullptr; // slots never handed out yet
+    size_t fresh_left_ = 0;
     cwsgi_request *head_ = nullptr; // oldest waiting slot
     cwsgi_request *tail_ = nullptr;
     size_t waiting_ = 0;
