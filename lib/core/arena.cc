@@ -6,7 +6,6 @@
 #include "arena.hh"
 
 #include <cstdint>
-#include <cstring>
 #include <mutex>
 #include <new>
 
@@ -144,15 +143,6 @@ void *Arena::alloc_slow(size_t size)
     left_ -= need;
     used_ += need;
     return p;
-}
-
-std::string_view Arena::copy(std::string_view s)
-{
-    auto *p = static_cast<char *>(alloc(s.size() + 1));
-    if (p == nullptr) return std::string_view("");
-    if (!s.empty()) std::memcpy(p, s.data(), s.size());
-    p[s.size()] = '\0';
-    return {p, s.size()};
 }
 
 void Arena::release()

@@ -39,6 +39,51 @@ std::string_view trim_ows(std::string_view s)
     return s;
 }
 
+// Word-at-a-time byte tests (the classic "has a zero byte" trick): nonzero when some byte of
+// `x` is below `n` (n <= 128), or equal to `c`. Exact about whether such a byte exists.
+constexpr uint64_t kOnes = 0x0101010101010101ULL;
+constexpr uint64_t kHighs = 0x8080808080808080ULL;
+constexpr uint64_t bytes_below(uint64_t x, uint8_t n) { return (x - kOnes * n) & ~x & kHighs; }
+constexpr uint64_t bytes_equal(uint64_t x, uint8_t c) { return bytes_below(x ^ (kOnes * c), 1); }
+
+// Whether some byte of `s` is `bad`, testing 8 bytes at a time for a `suspect` word first
+// (the last word overlaps the one before it). A suspect word is looked at byte by byte, so
+// `suspect` may be wider than `bad` but must never miss one of its bytes.
+template <class Suspect, class Bad>
+bool any_byte(std::string_view s, Suspect suspect, Bad bad)
+{
+    const char *p = s.data();
+    size_t n = s.size();
+    auto word_has = [&](const char *w) {
+        uint64_t x;
+        std::memcpy(&x, w, 8);
+        if (!suspect(x)) return false;
+        for (int i = 0; i < 8; ++i) {
+            if (bad(static_cast<unsigned char>(w[i]))) return true;
+        }
+        return false;
+    };
+    if (n < 8) {
+        for (size_t i = 0; i < n; ++i) {
+            if (bad(static_cast<unsigned char>(p[i]))) return true;
+        }
+        return false;
+    }
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        if (word_has(p + i)) return true;
+    }
+    return (n % 8) != 0 && word_has(p + n - 8);
+}
+
+// RESP-HDR-2: CR, LF or NUL in a response field value.
+bool has_cr_lf_nul(std::string_view s)
+{
+    // A byte below 14 is suspect (CR is 13): one test per word, exact only when it fires.
+    return any_byte(
+        s, [](uint64_t x) { return bytes_below(x, 14) != 0; },
+        [](unsigned char c) { return c == '\r' || c == '\n' || c == 0; });
+}
+
 HeadCheck fail(uint32_t status, const char *rule, std::string reason)
 {
     HeadCheck c;
@@ -50,8 +95,16 @@ HeadCheck fail(uint32_t status, const char *rule, std::string reason)
 }
 
 // Request-target characters (RFC 3986 plus '%' escapes and the '#' some clients still send):
-// visible ASCII only; no space, no controls, no bytes >= 0x80 (REQ-LINE-4).
-bool is_target_char(unsigned char c) { return c > 0x20 && c < 0x7f; }
+// visible ASCII only; no space, no controls, no bytes >= 0x80 (REQ-LINE-4). 1 for a plain
+// one, 2 for the three that split the target ('?', '#') or escape in it ('%'), 0 otherwise.
+constexpr std::array<uint8_t, 256> make_target_table()
+{
+    std::array<uint8_t, 256> t{};
+    for (int c = 0x21; c < 0x7f; ++c) t[c] = 1;
+    t['?'] = t['#'] = t['%'] = 2;
+    return t;
+}
+constexpr auto kTarget = make_target_table();
 
 bool is_hex(char c)
 {
@@ -84,24 +137,32 @@ constexpr std::array<bool, 256> make_reg_name_table()
 constexpr auto kRegName = make_reg_name_table();
 
 // RFC 3986 authority without userinfo: reg-name or IP-literal, then an optional ":port".
-bool is_authority(std::string_view a)
+// Checks it and splits it in one walk, into the host and port split_host_port would give.
+bool parse_authority(std::string_view a, std::string_view &host, std::string_view &port)
 {
-    std::string_view host, port;
-    if (a.empty() || !split_host_port(a, host, port)) return false;
-    if (host.front() == '[') {
-        for (char c : host.substr(1, host.size() - 2)) {
+    if (a.empty()) return false;
+    size_t i = 0;
+    if (a[0] == '[') {
+        size_t close = a.find(']');
+        if (close == std::string_view::npos) return false;
+        for (char c : a.substr(1, close - 1)) {
             if (!is_hex(c) && c != ':' && c != '.') return false;
         }
+        i = close + 1;
     } else {
-        for (char c : host) {
-            // Refuses '@' (userinfo), '/', ':' and the rest.
-            if (!kRegName[static_cast<unsigned char>(c)]) return false;
-        }
+        // Stops at '@' (userinfo), '/', ':' and the rest.
+        while (i < a.size() && kRegName[static_cast<unsigned char>(a[i])]) ++i;
     }
+    host = a.substr(0, i);
+    port = {};
+    if (i == a.size()) return true;
+    if (a[i] != ':') return false;
+    port = a.substr(i + 1);
+    if (port.size() > 5) return false;
     for (char c : port) {
         if (c < '0' || c > '9') return false;
     }
-    return port.size() <= 5;
+    return true;
 }
 
 // REQ-LINE-5 without building the decoded path: 0 when every escape is well-formed and none
@@ -152,38 +213,38 @@ bool FieldList::reserve(Arena &arena, size_t n)
     return true;
 }
 
-bool FieldList::push(Arena &arena, Field f)
-{
-    if (size_ == capacity_ && !reserve(arena, 1)) return false;
-    data_[size_++] = f;
-    return true;
-}
-
 bool RequestHead::add_header(std::string_view name, std::string_view value)
 {
-    auto *n = static_cast<char *>(arena.alloc(name.size() + 1));
+    // Name and value share one block, each NUL-terminated.
+    auto *n = static_cast<char *>(arena.alloc(name.size() + 1 + value.size() + 1));
     if (n == nullptr) return false;
     for (size_t i = 0; i < name.size(); ++i) n[i] = lower(name[i]);
     n[name.size()] = '\0';
-    return headers.push(arena, {std::string_view(n, name.size()), arena.copy(value)});
+    char *v = n + name.size() + 1;
+    copy_bytes(v, value.data(), value.size());
+    v[value.size()] = '\0';
+    return headers.push(arena, {std::string_view(n, name.size()), std::string_view(v, value.size())});
 }
 
 bool is_token(std::string_view s)
 {
     if (s.empty()) return false;
-    for (char c : s) {
-        if (!kTchar[static_cast<unsigned char>(c)]) return false;
-    }
-    return true;
+    // No early exit: four table loads per step, and-ed, keep the loop short for the short
+    // names every request and response carries.
+    const auto *p = reinterpret_cast<const unsigned char *>(s.data());
+    size_t n = s.size(), i = 0;
+    bool ok = true;
+    for (; i + 4 <= n; i += 4) ok &= kTchar[p[i]] & kTchar[p[i + 1]] & kTchar[p[i + 2]] & kTchar[p[i + 3]];
+    for (; i < n; ++i) ok &= kTchar[p[i]];
+    return ok;
 }
 
 bool is_field_value(std::string_view s)
 {
-    for (char ch : s) {
-        auto c = static_cast<unsigned char>(ch);
-        if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-    }
-    return true;
+    // A word is suspect when it holds a control byte (HTAB included) or DEL.
+    return !any_byte(
+        s, [](uint64_t x) { return (bytes_below(x, 0x20) | bytes_equal(x, 0x7f)) != 0; },
+        [](unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; });
 }
 
 std::optional<int64_t> parse_content_length(std::string_view v)
@@ -251,10 +312,15 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
     // REQ-LINE-3/4: the target's form matches the method and uses only visible ASCII.
     std::string_view t = head.target;
     if (t.empty()) return fail(400, "REQ-LINE-3", "empty request target");
-    for (char c : t) {
-        if (!is_target_char(static_cast<unsigned char>(c))) {
-            return fail(400, "REQ-LINE-4", "request target has a byte outside visible ASCII");
-        }
+    // One walk checks the bytes and notes the first '#', '?' and '%', which split the target
+    // below: none of them can come before the path of an absolute-form target.
+    size_t hash = t.npos, qmark = t.npos, pct = t.npos;
+    for (size_t i = 0; i < t.size(); ++i) {
+        uint8_t k = kTarget[static_cast<unsigned char>(t[i])];
+        if (k == 1) continue;
+        if (k == 0) return fail(400, "REQ-LINE-4", "request target has a byte outside visible ASCII");
+        size_t &first = t[i] == '#' ? hash : t[i] == '?' ? qmark : pct;
+        if (first == t.npos) first = i;
     }
     bool origin = t[0] == '/';
     bool asterisk = t == "*";
@@ -269,27 +335,37 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
         return fail(400, "REQ-LINE-3", "request target is not origin-form, absolute-form or '*'");
     }
     // The split the environ uses (ENV-PATH-1): path up to '?' or '#', query up to '#'.
-    std::string_view path = t, target_authority;
+    std::string_view target_authority, target_host, target_port;
+    size_t start = 0; // where the path begins in t
     if (absolute) {
         size_t scheme_end = t.find("://") + 3;
         size_t slash = t.find_first_of("/?#", scheme_end);
-        path = slash == std::string_view::npos ? std::string_view() : t.substr(slash);
         if (scheme_end == t.size() || slash == scheme_end) {
             return fail(400, "REQ-LINE-3", "absolute-form target without a host");
         }
         target_authority = t.substr(scheme_end, slash == std::string_view::npos ? t.npos : slash - scheme_end);
-        if (!is_authority(target_authority)) return fail(400, "REQ-LINE-3", "absolute-form target with an invalid authority");
+        if (!parse_authority(target_authority, target_host, target_port)) {
+            return fail(400, "REQ-LINE-3", "absolute-form target with an invalid authority");
+        }
+        start = slash == std::string_view::npos ? t.size() : slash;
     }
-    std::string_view rest = path.substr(0, path.find('#'));
-    size_t q = rest.find('?');
-    path = rest.substr(0, q);
+    // The path runs up to the first '?' or '#', the query from that '?' up to '#'.
+    size_t end = std::min(hash, t.size());
+    std::string_view rest = t.substr(start, end - start);
+    size_t q = qmark < end ? qmark - start : std::string_view::npos;
+    std::string_view path = rest.substr(0, q);
+    // An absolute-form authority may hold a '%' of its own; look in the path alone then.
+    bool escaped = absolute ? path.find('%') != std::string_view::npos : pct < path.size();
     // REQ-LINE-5: the path percent-decodes and holds no NUL once decoded.
-    if (int bad = path_escape_error(path)) {
-        return fail(400, "REQ-LINE-5", bad == 1 ? "malformed percent-escape in the path" : "the decoded path contains NUL");
+    if (escaped) {
+        if (int bad = path_escape_error(path)) {
+            return fail(400, "REQ-LINE-5", bad == 1 ? "malformed percent-escape in the path" : "the decoded path contains NUL");
+        }
     }
 
     // REQ-H2-1: an HTTP/2 :authority is held to the same rule as Host.
-    if (!head.authority.empty() && !is_authority(head.authority)) {
+    std::string_view h2_host, h2_port;
+    if (!head.authority.empty() && !parse_authority(head.authority, h2_host, h2_port)) {
         return fail(400, "REQ-H2-1", ":authority is not a valid authority");
     }
     // LIMIT-2/3: field count and size, else 431.
@@ -300,10 +376,10 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
     ok.keep_alive = head.http_major == 2 || head.http_minor >= 1;
     ok.raw_path = asterisk ? std::string_view("*") : path.empty() ? std::string_view("/") : path;
     ok.query = q == std::string_view::npos ? std::string_view() : rest.substr(q + 1);
-    ok.path_escaped = path.find('%') != std::string_view::npos;
+    ok.path_escaped = escaped;
     ok.scheme = (absolute ? https : head.is_tls) ? std::string_view("https") : std::string_view("http");
     const bool h2_authority = head.http_major == 2 && !head.authority.empty();
-    std::string_view host_value;
+    std::string_view host_value, host_host, host_port;
     bool saw_host = false, saw_cl = false, saw_te = false, conn_close = false, conn_keep = false;
     std::vector<std::string> codings;
     int64_t cl = -1;
@@ -319,12 +395,26 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
         if (!is_field_value(h.value)) {
             return fail(400, "REQ-HDR-2", "header '" + std::string(h.name.substr(0, 64)) + "' has a control character");
         }
-        // Names are lowercase (RequestHead::add_header), so plain comparisons do.
+        // Names are lowercase (RequestHead::add_header), so plain comparisons do; the length
+        // picks the one name worth comparing.
         std::string_view v = trim_ows(h.value);
+        std::string_view known;
+        switch (h.name.size()) {
+        case 4: known = "host"; break;
+        case 6: known = "expect"; break;
+        case 10: known = "connection"; break;
+        case 12: known = "content-type"; break;
+        case 14: known = "content-length"; break;
+        case 17: known = "transfer-encoding"; break;
+        default: continue;
+        }
+        if (h.name != known) continue;
         if (h.name == "host") {
             // REQ-HDR-3: at most one Host, and a valid authority when present.
             if (saw_host) return fail(400, "REQ-HDR-3", "duplicate Host header");
-            if (!v.empty() && !is_authority(v)) return fail(400, "REQ-HDR-3", "Host is not a valid authority");
+            if (!v.empty() && !parse_authority(v, host_host, host_port)) {
+                return fail(400, "REQ-HDR-3", "Host is not a valid authority");
+            }
             saw_host = true;
             host_value = v;
             // REQ-H2-1 / ENV-HDR-1: :authority is authoritative (RFC 9113 section 8.3.1); a
@@ -413,11 +503,16 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
     // local socket, in that order; every authority source was checked above. Without a port
     // (an authority without one, or a unix socket, which has none) SERVER_PORT is the
     // scheme's default, so that it is never empty (PEP 3333).
-    std::string_view authority = !target_authority.empty() ? target_authority
-                                 : !head.authority.empty() ? head.authority
-                                                           : host_value;
-    if (!authority.empty()) {
-        split_host_port(authority, ok.server_name, ok.server_port);
+    // Each was split when it was checked.
+    if (!target_authority.empty()) {
+        ok.server_name = target_host;
+        ok.server_port = target_port;
+    } else if (!head.authority.empty()) {
+        ok.server_name = h2_host;
+        ok.server_port = h2_port;
+    } else if (!host_value.empty()) {
+        ok.server_name = host_host;
+        ok.server_port = host_port;
     } else {
         ok.server_name = head.local_addr;
         ok.server_port = head.local_port;
@@ -435,10 +530,7 @@ int32_t check_response_header(std::string_view name, std::string_view value)
 {
     // RESP-HDR-1/2: token names; values without CR, LF or NUL (other controls are passed on,
     // as Rack 3.2 and RFC 9110 5.5 allow).
-    if (!is_token(name)) return CWSGI_E_HEADER;
-    for (char c : value) {
-        if (c == '\r' || c == '\n' || c == '\0') return CWSGI_E_HEADER;
-    }
+    if (!is_token(name) || has_cr_lf_nul(value)) return CWSGI_E_HEADER;
     // RESP-HDR-3: hop-by-hop fields and framing belong to the server. The length picks the
     // one or two names worth comparing (this runs for every header of every response).
     std::string_view a, b;

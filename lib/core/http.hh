@@ -7,7 +7,9 @@
 // (LIMIT-* and REQ-* rules in spec/server.md).
 #pragma once
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,7 +38,12 @@ class FieldList {
 public:
     /// Appends `f`, growing into `arena` (doubling; the old array stays in the arena until
     /// the request ends). Returns false when the arena is out of memory.
-    bool push(Arena &arena, Field f);
+    bool push(Arena &arena, Field f)
+    {
+        if (size_ == capacity_ && !reserve(arena, 1)) return false;
+        data_[size_++] = f;
+        return true;
+    }
     /// Makes room for `n` more fields (false when out of memory).
     bool reserve(Arena &arena, size_t n);
     size_t size() const { return size_; }
@@ -149,6 +156,32 @@ inline bool iequals(std::string_view a, std::string_view b)
     }
     return true;
 }
+namespace detail {
+/// The first 8 bytes of `s` as one word in memory order (for is_content_length).
+constexpr uint64_t word8(const char *s)
+{
+    uint64_t w = 0;
+    for (int i = 0; i < 8; ++i) {
+        int shift = std::endian::native == std::endian::little ? 8 * i : 8 * (7 - i);
+        w |= uint64_t(static_cast<unsigned char>(s[i])) << shift;
+    }
+    return w;
+}
+} // namespace detail
+
+/// Whether `name`, which must be a token (is_token), is "Content-Length" in any case: two
+/// overlapping word compares instead of a loop, for the header every response checks. Setting
+/// bit 0x20 folds case; within a token it maps nothing else onto a letter or '-'.
+inline bool is_content_length(std::string_view name)
+{
+    if (name.size() != 14) return false;
+    constexpr uint64_t kFold = 0x2020202020202020ULL;
+    uint64_t a, b;
+    std::memcpy(&a, name.data(), 8);
+    std::memcpy(&b, name.data() + 6, 8);
+    return ((a | kFold) == detail::word8("content-")) & ((b | kFold) == detail::word8("t-length"));
+}
+
 /// The standard reason phrase for a status ("Not Found"), or "Unknown": cwsgi_reason_phrase.
 const char *reason_phrase(uint32_t status);
 

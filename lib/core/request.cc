@@ -109,19 +109,24 @@ class HandlePool {
 public:
     cwsgi_request *acquire()
     {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (waiting_ > kReuseDelay) {
-                cwsgi_request *s = head_;
-                head_ = s->next_free;
-                if (head_ == nullptr) tail_ = nullptr;
-                --waiting_;
-                s->next_free = nullptr;
-                return s;
-            }
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (waiting_ > kReuseDelay) {
+            cwsgi_request *s = head_;
+            head_ = s->next_free;
+            if (head_ == nullptr) tail_ = nullptr;
+            --waiting_;
+            s->next_free = nullptr;
+            return s;
         }
-        // Never freed: a handle kept by an app must stay readable memory (RESP-STATE-1).
-        return new cwsgi_request();
+        // New slots come kChunk at a time, so that the first kReuseDelay requests do not each
+        // pay for an allocation. Never freed: a handle kept by an app must stay readable
+        // memory (RESP-STATE-1).
+        if (fresh_left_ == 0) {
+            fresh_ = new cwsgi_request[kChunk];
+            fresh_left_ = kChunk;
+        }
+        --fresh_left_;
+        return fresh_++;
     }
     void release(cwsgi_request *s)
     {
@@ -139,7 +144,10 @@ public:
 
 private:
     static constexpr size_t kReuseDelay = 4096;
+    static constexpr size_t kChunk = 64;
     std::mutex mutex_;
+    cwsgi_request *fresh_ = nullptr; // slots never handed out yet
+    size_t fresh_left_ = 0;
     cwsgi_request *head_ = nullptr; // oldest waiting slot
     cwsgi_request *tail_ = nullptr;
     size_t waiting_ = 0;
@@ -582,14 +590,17 @@ int32_t Request::start_response(uint32_t status, const char *reason, const cwsgi
         return misuse(CWSGI_E_STATUS, "RESP-START-1", fmt::format("status {} outside 200..599", status));
     }
     if (n > 0 && headers == nullptr) return misuse(CWSGI_E_INVAL, "RESP-HDR-1", "headers is NULL");
+    // The standard phrases are known to be clean; only the app's own is checked.
     std::string_view reason_text = reason ? std::string_view(reason) : std::string_view(reason_phrase(status));
-    if (reason_text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+    if (reason && reason_text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
         return misuse(CWSGI_E_HEADER, "RESP-START-3", "reason phrase with CR, LF or NUL");
     }
-    // Checked first, copied after: a refused call leaves the arena as it was. The copies are
+    // One pass checks every header and measures what to keep; the copy follows only when all
+    // passed, so a refused call leaves the arena as it was. The kept bytes go into one block,
     // NUL-terminated for adapters that hand them to C libraries (ResponseHead).
     std::optional<int64_t> length;
-    size_t kept = 0;
+    size_t kept = 0, bytes = 0;
+    bool repeated_length = false;
     for (size_t i = 0; i < n; ++i) {
         const cwsgi_header &h = headers[i];
         if ((h.name == nullptr && h.name_len) || (h.value == nullptr && h.value_len)) {
@@ -602,29 +613,43 @@ int32_t Request::start_response(uint32_t status, const char *reason, const cwsgi
             return misuse(rc, rc == CWSGI_E_FORBIDDEN ? "RESP-HDR-3" : "RESP-HDR-2",
                           fmt::format("header '{}' refused", name.substr(0, 64)));
         }
-        if (iequals(name, "content-length")) {
+        if (is_content_length(name)) {
             auto v = parse_content_length(value);
             if (!v) return misuse(CWSGI_E_HEADER, "RESP-LEN-1", "Content-Length is not a number");
             if (length && *length != *v) return misuse(CWSGI_E_HEADER, "RESP-LEN-1", "two different Content-Length values");
             if (status == 204) return misuse(CWSGI_E_FORBIDDEN, "RESP-NOBODY-2", "Content-Length on a 204");
-            if (length) continue; // the same value twice: keep one
+            if (length) {
+                repeated_length = true; // the same value twice: keep one
+                continue;
+            }
             length = v;
         }
         ++kept;
+        bytes += name.size() + 1 + value.size() + 1;
     }
     Arena &a = head_.arena;
     FieldList hs;
     // Two more for the Content-Length and Connection fields commit() may add.
     if (!hs.reserve(a, kept + 2)) return CWSGI_E_NOMEM;
+    char *out = bytes ? static_cast<char *>(a.alloc(bytes)) : nullptr;
+    if (bytes && out == nullptr) return CWSGI_E_NOMEM;
+    auto put = [&out](std::string_view s) {
+        char *p = out;
+        copy_bytes(p, s.data(), s.size());
+        p[s.size()] = '\0';
+        out += s.size() + 1;
+        return std::string_view(p, s.size());
+    };
     bool have_length = false;
     for (size_t i = 0; i < n; ++i) {
         std::string_view name(headers[i].name ? headers[i].name : "", headers[i].name_len);
         std::string_view value(headers[i].value ? headers[i].value : "", headers[i].value_len);
-        if (iequals(name, "content-length")) {
+        if (repeated_length && is_content_length(name)) {
             if (have_length) continue;
             have_length = true;
         }
-        hs.push(a, {a.copy(name), a.copy(value)});
+        std::string_view kept_name = put(name);
+        hs.push(a, {kept_name, put(value)});
     }
     status_ = status;
     reason_ = reason ? a.copy(reason_text) : reason_text;
