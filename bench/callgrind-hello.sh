@@ -58,6 +58,7 @@ wait_port() {
 run() {
     name=$1 count=$2
     shift 2
+    : > "$TMP/$name.$count.log" # exists before wait_port reads it
     valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$TMP/$name.$count.out" \
         "$@" > "$TMP/$name.$count.log" 2>&1 &
     PID=$!

@@ -128,6 +128,7 @@ measure() {
 start() {
     name=$1
     shift
+    : > "$TMP/$name.log" # exists before wait_port reads it
     "$@" 2> "$TMP/$name.log" &
     eval "PID_$name=$!"
     PIDS="$PIDS $!"
