@@ -98,6 +98,7 @@ wrk_args() {
 # the last two from /proc for the server's process over the same run.
 measure() {
     eval "pid=\$PID_$1"
+    # shellcheck disable=SC2154 # pid and the PORT_/PID_ names are set through eval
     c0=$(cpu_ticks "$pid")
     s0=$(switches "$pid")
     # shellcheck disable=SC2046 # wrk_args is split on purpose
@@ -149,6 +150,7 @@ for s in gevent gthread bare offload; do
     body=$(curl -s --max-time 5 "http://127.0.0.1:$port/")
     [ "$body" = "Hello, World!" ] || { echo "run-mhd.sh: $s: unexpected answer: $body" >&2; exit 1; }
 done
+# shellcheck disable=SC2154 # PORT_predict is set through eval
 body=$(curl -s --max-time 5 -H 'Content-Type: application/json' --data-binary "$PREDICT_BODY" \
     -w ' %{http_code}' "http://127.0.0.1:$PORT_predict/v1/predict")
 case $body in
@@ -177,6 +179,7 @@ r=1
 while [ $r -le "$ROUNDS" ]; do
     for s in $SERVERS; do
         m=$(measure "$s") || exit 1
+        # shellcheck disable=SC2086 # split into its three figures on purpose
         set -- $m
         echo "$1" >> "$TMP/$s.rps"
         echo "$2" >> "$TMP/$s.cpu"
