@@ -3,7 +3,7 @@
 
   callgrind-client.py HOST PORT N     sends N keep-alive "GET /" requests on one connection,
                                       one at a time, and checks every answer is a 200
-  callgrind-client.py --table DIR N   reads DIR/{adapter,peer,core}.{N,2N}.out and prints the
+  callgrind-client.py --table DIR N   reads DIR/{gevent,gthread,peer,core}.{N,2N}.out and prints the
                                       instructions per request: (cost(2N) - cost(N)) / N
 
 The profiles are read directly (see split()), so nothing but the standard library is needed. Python's stdlib only: /usr/bin/python3 has just Debian's packages.
@@ -102,8 +102,8 @@ def table(directory, n):
     print("instructions per request (callgrind, (cost of %d requests - cost of %d) / %d)" % (2 * n, n, n))
     print("(libmicrohttpd: its code and the libc calls it makes; ours: the rest but the loader)")
     print("%-28s %10s %14s %14s" % ("server", "total", "libmicrohttpd", "ours+libc"))
-    for name, label in (("adapter", "adapter (cwsgi-serve)"), ("peer", "bare libmicrohttpd peer"),
-                        ("core", "core alone (core_hello)")):
+    for name, label in (("gevent", "adapter -k gevent"), ("gthread", "adapter -k gthread"),
+                        ("peer", "bare libmicrohttpd peer"), ("core", "core alone (core_hello)")):
         a = os.path.join(directory, "%s.%d.out" % (name, n))
         b = os.path.join(directory, "%s.%d.out" % (name, 2 * n))
         if not (os.path.exists(a) and os.path.exists(b)):

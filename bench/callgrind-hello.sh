@@ -1,17 +1,19 @@
 #!/bin/sh
-# callgrind-hello.sh: instructions per request of apps/hello on the microhttpd adapter and of
-# the bare libmicrohttpd peer, counted by callgrind, split into libmicrohttpd and "ours"
+# callgrind-hello.sh: instructions per request of apps/hello on the microhttpd adapter, in both
+# execution modes (-k gevent: fibers on the event loop; -k gthread: a pool of app threads), and
+# of the bare libmicrohttpd peer, counted by callgrind, split into libmicrohttpd and "ours"
 # (everything else but the dynamic loader: our code plus the libc/libstdc++ calls it makes).
 #
 # Usage: bench/callgrind-hello.sh [BUILD_DIR]   (default ./build; REQUESTS=N sets the count,
-#        default 2000; THREADS the adapter's and peer's --threads, default 2; CWSGI_MHD_SPIN_US
-#        the app threads' spin before sleeping, default 0 here: a spin's length depends on
-#        timing, so its instructions would make the count vary from run to run)
+#        default 2000; THREADS the gevent adapter's --loop-threads, the gthread adapter's
+#        --threads and the peer's --threads, default 2; CWSGI_SPIN_US the app threads' spin
+#        before sleeping in gthread mode, default 0 here: a spin's length depends on timing, so
+#        its instructions would make the count vary from run to run)
 # Each server runs twice under valgrind --tool=callgrind, answering N and then 2N keep-alive
 # GET requests on one connection from a small deterministic client (callgrind-client.py);
 # the difference of the two totals divided by N is the cost of one request, without start-up,
 # shutdown and idle work. When the build has bench_core_hello (the core driven without any
-# adapter, bench/core_hello.cc), it is measured the same way. This is a benchmark: it prints
+# adapter, bench/core_hello.cc), it is measured the same way. About 2 minutes. This is a benchmark: it prints
 # a table and never fails on a figure. It stops only the processes it started.
 set -eu
 
@@ -19,8 +21,8 @@ BUILD=${1:-build}
 N=${REQUESTS:-2000}
 THREADS=${THREADS:-2}
 HERE=$(cd "$(dirname "$0")" && pwd)
-CWSGI_MHD_SPIN_US=${CWSGI_MHD_SPIN_US:-0}
-export CWSGI_MHD_SPIN_US
+CWSGI_SPIN_US=${CWSGI_SPIN_US:-${CWSGI_MHD_SPIN_US:-0}}
+export CWSGI_SPIN_US
 SERVE=$BUILD/src/cwsgi-serve
 HELLO=$BUILD/apps/hello.so
 PEER=$BUILD/bench/bench_mhd_hello_peer
@@ -56,6 +58,7 @@ wait_port() {
 run() {
     name=$1 count=$2
     shift 2
+    : > "$TMP/$name.$count.log" # exists before wait_port reads it
     valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$TMP/$name.$count.out" \
         "$@" > "$TMP/$name.$count.log" 2>&1 &
     PID=$!
@@ -73,8 +76,10 @@ run() {
     PID=""
 }
 
-run adapter "$N" "$SERVE" --adapter microhttpd --threads "$THREADS" --bind=127.0.0.1:0 -- "$HELLO"
-run adapter $((2 * N)) "$SERVE" --adapter microhttpd --threads "$THREADS" --bind=127.0.0.1:0 -- "$HELLO"
+for c in "$N" $((2 * N)); do
+    run gevent "$c" "$SERVE" --adapter microhttpd -k gevent --loop-threads "$THREADS" --bind=127.0.0.1:0 -- "$HELLO"
+    run gthread "$c" "$SERVE" --adapter microhttpd -k gthread --threads "$THREADS" --bind=127.0.0.1:0 -- "$HELLO"
+done
 run peer "$N" "$PEER" --port 0 --threads "$THREADS"
 run peer $((2 * N)) "$PEER" --port 0 --threads "$THREADS"
 if [ -x "$CORE" ]; then
