@@ -16,6 +16,8 @@
 //   task.run_pending()         at the start and end of each engine callback, with no adapter lock
 //                              held: cooperative mode resumes a notified fiber here (a no-op in
 //                              threads mode, where notify() woke the thread already).
+//   task.orphan(code)          "it is gone": the engine will not call back for this request;
+//                              waits in progress end with `code`.
 // and on the app side, inside its Exchange methods:
 //   task.wait(lock, pred)      blocks (threads) or yields (cooperative) until pred() holds.
 //   task.wait_fd(...)          the app's wait_fd (THR-6).
