@@ -392,12 +392,7 @@ ssize_t Bridge::content_reader(void *cls, uint64_t, char *buf, size_t max)
 
 void Bridge::content_reader_free(void *cls)
 {
-    static_cast<Bridge *>(cls)->on_response_freed();
-}
-
-void Bridge::on_response_freed()
-{
-    unref();
+    static_cast<Bridge *>(cls)->unref();
 }
 
 ssize_t Bridge::on_read_response(char *buf, size_t max)
@@ -771,8 +766,11 @@ bool Bridge::body_cut_by_peer_locked()
     // socket is drained": when the client's FIN came in with the last body bytes it sees no
     // further event and waits for the rest of the body until --timeout. So once it has handed
     // over everything it read of a body that is not complete, look at the socket: nothing
-    // left but the end of the stream means the body was cut (INPUT-READ-4).
-    if (fd_ < 0 || (content_length_ >= 0 && received_ >= static_cast<uint64_t>(content_length_))) return false;
+    // left but the end of the stream means the body was cut (INPUT-READ-4). Only for a
+    // Content-Length body: libmicrohttpd hands a chunked body over one chunk at a time, so
+    // later chunks (the terminating one included) may still sit in its buffer, and a client
+    // that sent its whole request and then shut down its side must not see its body refused.
+    if (fd_ < 0 || content_length_ < 0 || received_ >= static_cast<uint64_t>(content_length_)) return false;
     char c;
     if (::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0) return false;
     srv_.ctx().log().debug(fmt::format("{}: the client closed its side after {} body bytes", target_.substr(0, 200),

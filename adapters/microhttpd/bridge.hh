@@ -65,9 +65,6 @@ public:
     /// The completion notification: reports the wire outcome to the core, exactly once.
     void on_completed(MHD_RequestTerminationCode toe);
 
-    /// libmicrohttpd dropped the response (content_reader_free): its reference goes.
-    void on_response_freed();
-
     // ---- shutdown -------------------------------------------------------------------------
     /// The graceful deadline (LIFE-STOP-4/5): stops suspending, wakes the app (its waits return
     /// CWSGI_E_SHUTDOWN) and resumes the connection so libmicrohttpd can close it before

@@ -167,6 +167,25 @@ void truncated_body(Ctx &ctx)
     if (r.status != 0 && r.status != 400) fail("INPUT-READ-4: expected 400 (or nothing) for a cut body, got " + r.summary());
 }
 
+void chunked_then_half_close(Ctx &ctx)
+{
+    // rule: INPUT-READ-3: a whole chunked body, then the client shuts down its sending side
+    // (allowed: the request is complete). The body reads to its end and the answer comes.
+    std::string tag = ctx.tag("halfclose");
+    Conn c = ctx.connect();
+    std::string body = pattern(0, 3000);
+    std::string raw = ctx.req("POST", "/t/read?r=100&tag=" + tag, "Transfer-Encoding: chunked\r\n") + chunked(body, 500);
+    ctx.note_request(raw);
+    c.send(raw);
+    c.shutdown_write();
+    Response r = c.read_response({});
+    json s = ctx.wait_ends(tag, 1, 5000);
+    if (s["tag"].is_null()) fail("the request never reached the app");
+    check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(0), "INPUT-READ-3: read result after a whole chunked body");
+    check_eq(s["tag"]["notes"]["body_len"].get<int64_t>(), int64_t(body.size()), "INPUT-READ-3: body length");
+    if (r.status != 200 || !r.complete) fail("INPUT-READ-3: expected the app's 200, got " + r.summary());
+}
+
 void malformed_chunk(Ctx &ctx)
 {
     // rule: INPUT-READ-4: a bad chunk size gives CWSGI_E_BODY, then 400 and close.
@@ -510,6 +529,7 @@ void add_input_cases(std::vector<Case> &out)
     out.push_back({"REQ-BODY-1", "body-then-next-request", profile::base, 0, false, pipelined_body_bytes});
     out.push_back({"INPUT-READ-5", "unread-body-skipped-or-closed", profile::base, 0, false, unread_body});
     out.push_back({"INPUT-READ-4", "body-cut-by-client", profile::base, 0, false, truncated_body});
+    out.push_back({"INPUT-READ-3", "body-chunked-then-half-close", profile::base, 0, false, chunked_then_half_close});
     out.push_back({"INPUT-READ-4", "body-malformed-chunk", profile::base, 0, false, malformed_chunk});
     out.push_back({"INPUT-READ-4", "body-stall-408", profile::limits, 0, false, body_timeout});
     out.push_back({"INPUT-EXPECT-1", "expect-100-sent-on-first-read", profile::base, 0, false, expect_accepted});
