@@ -59,7 +59,7 @@ bool Server::start(std::vector<core::Listener> &listeners, std::string &error)
 {
     const core::Config &cfg = ctx_.config();
     app_has_request_end_ = ctx_.app() != nullptr && ctx_.app()->desc().on_request_end != nullptr;
-    request_timeout_s_ = whole_seconds(cfg.timeout_ms);
+    request_timeout_s_ = whole_seconds(cfg.client_timeout_ms);
     idle_timeout_s_ = whole_seconds(cfg.keepalive_ms);
 
     // Event-loop threads. In threads mode they only move bytes, so half the CPUs (the app

@@ -140,7 +140,6 @@ int setup(void **state)
     core::Config cfg;
     cfg.threads = 2;
     cfg.graceful_timeout_ms = 2000;
-    cfg.error_logfile = "-";
     cfg.log_level = CWSGI_LOG_ERROR;
     s->ctx = std::make_unique<core::Context>(cfg, "microhttpd", adapters::microhttpd_ops().capabilities);
     core::Context::set_current(s->ctx.get());

@@ -41,10 +41,26 @@ struct Config {
     uint32_t loop_threads = 0;              // event-loop threads per worker; 0 = the adapter's choice
     std::optional<ExecMode> worker_class;   // -k; nullopt = auto (see parse_worker_class)
     uint64_t stack_size = 256 * 1024;       // bytes of each fiber stack (cooperative mode)
-    uint32_t workers = 1;                   // worker processes (the arbiter's; 1 = none)
     uint32_t graceful_timeout_ms = 30000;
     uint32_t keepalive_ms = 2000;           // idle time of a kept-alive connection
-    uint32_t timeout_ms = 30000;            // a request head or body stalled this long gets 408
+    uint32_t client_timeout_ms = 30000;     // --client-timeout: a head or body stalled this long gets 408
+
+    // ---- the arbiter (lib/arbiter/): gunicorn's master, its flags and their meaning ----------
+    uint32_t workers = 1;                   // -w: worker processes under the master
+    uint32_t worker_timeout_ms = 30000;     // --timeout: a worker silent this long is killed (0 = never)
+    uint32_t max_requests = 0;              // --max-requests: recycle a worker after this many (0 = never)
+    uint32_t max_requests_jitter = 0;       // --max-requests-jitter: + random 0..N per worker
+    uint32_t request_deadline_ms = 0;       // --harakiri (uWSGI): one request longer than this kills its worker (0 = off)
+    uint64_t max_worker_rss = 0;            // --max-worker-memory: recycle after the current request above this RSS (0 = off)
+    bool preload = false;                   // --preload: load the app in the master, before fork
+    bool reload = false;                    // --reload: a new generation of workers when the .so changes
+    std::string pidfile;                    // --pid: written by the master, removed at exit ("" = none)
+    std::string user, group;                // --user/--group: dropped to after binding ("" = unchanged)
+    std::string chdir;                      // --chdir: before loading the app ("" = unchanged)
+    int umask = -1;                         // --umask: set in the master (-1 = unchanged)
+    std::string proc_name = "cwsgi";        // --name: process titles "NAME: master", "NAME: worker 3"
+    std::vector<std::pair<std::string, std::string>> env; // -e KEY=VALUE, set before the app loads
+    std::string config_file;                // -c: the TOML file these came from ("" = none); HUP re-reads it
     Limits limits;
     std::string access_logfile;             // "" = off, "-" = stdout
     std::string error_logfile = "-";        // "-" = stderr

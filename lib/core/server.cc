@@ -62,7 +62,7 @@ ExecMode choose_exec_mode(const Config &config, const AdapterOps &ops, bool app_
     return ExecMode::threads;
 }
 
-int run_server(const Config &config, const std::string &app_path, const AdapterOps &ops)
+int run_server(const Config &config, const std::string &app_path, const AdapterOps &ops, ConfigReloader)
 {
     Context ctx(config, ops.name, ops.capabilities);
     Context::set_current(&ctx);

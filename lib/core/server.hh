@@ -6,6 +6,7 @@
 // serve_worker(). Until then there is exactly one worker, in the same process.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "adapter.hh"
@@ -25,9 +26,14 @@ inline constexpr int kExitAppLoadError = 4;
 /// line for the log and --check that says what was chosen and why.
 ExecMode choose_exec_mode(const Config &config, const AdapterOps &ops, bool app_cooperative, std::string &note);
 
+/// Re-reads the configuration (the command line again, then the -c file) into `out`, for HUP.
+/// False, with `error` set, when the new configuration is invalid: the master keeps the old one.
+using ConfigReloader = std::function<bool(Config &out, std::string &error)>;
+
 /// Runs the whole server for `app_path` with adapter `ops` and returns the exit code.
-/// Logs every failure as one line to the error log.
-int run_server(const Config &config, const std::string &app_path, const AdapterOps &ops);
+/// Logs every failure as one line to the error log. `reload` (may be empty) serves HUP.
+int run_server(const Config &config, const std::string &app_path, const AdapterOps &ops,
+               ConfigReloader reload = nullptr);
 
 /// Installs SIGTERM/SIGINT/SIGQUIT handlers that call Context::current()->request_stop(),
 /// and ignores SIGPIPE (a vanished client must be an error code, not a dead process).

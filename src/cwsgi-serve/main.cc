@@ -203,7 +203,7 @@ int main(int argc, char **argv)
     }
     cfg.graceful_timeout_ms = static_cast<uint32_t>(graceful * 1000);
     cfg.keepalive_ms = static_cast<uint32_t>(keepalive * 1000);
-    cfg.timeout_ms = static_cast<uint32_t>(timeout * 1000);
+    cfg.client_timeout_ms = static_cast<uint32_t>(timeout * 1000);
     cfg.limits.request_body = body_limit > 0 ? body_limit : -1;
     cfg.log_level = parse_level(log_level);
     while (!cfg.script_name.empty() && cfg.script_name.back() == '/') cfg.script_name.pop_back();
