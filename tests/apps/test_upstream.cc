@@ -44,26 +44,32 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr int kDelayMs = 300;  // D: how long the upstream holds each call
+// D, how long the upstream holds each call. The cooperative run's D is long enough that all
+// 256 requests reach the upstream before the first one is answered even when the one loop
+// thread starts them slowly (150-500 ms under sanitizers on a loaded 2-core machine), so the
+// peak of 256 shows that they all wait at once. The threads run takes kClients / 4 x D, so its
+// D is shorter.
+constexpr int kCoopDelayMs = 1000;
+constexpr int kThreadsDelayMs = 300;
 constexpr int kClients = 256;  // concurrent GET /fetch
 constexpr int kHealthAfterMs = 100; // when /health goes out, after the fetches
 constexpr int kHealthBoundMs = 100; // ...and how soon it must be answered in cooperative mode
 constexpr int kWindow = 8;     // fetches opened ahead of what the upstream has received
 
-// The bound on the 256 fetches in cooperative mode. About D is expected (400-450 ms here);
-// under AddressSanitizer the one loop thread needs 600-900 ms to start and finish 256 requests
-// around the same D, so the bound is wider there. Either is far below the 256 x D (77 s) that a
+// The bound on the 256 fetches in cooperative mode. About D is expected (D + 100-150 ms here);
+// under AddressSanitizer the one loop thread needs longer to start and finish 256 requests
+// around the same D, so the bound is wider there. Either is far below the 256 x D that a
 // blocking wait would take.
 #if defined(__SANITIZE_ADDRESS__)
-constexpr int kFetchBoundMs = 8 * kDelayMs;
+constexpr int kFetchBoundMs = 4 * kCoopDelayMs;
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-constexpr int kFetchBoundMs = 8 * kDelayMs;
+constexpr int kFetchBoundMs = 4 * kCoopDelayMs;
 #else
-constexpr int kFetchBoundMs = 4 * kDelayMs;
+constexpr int kFetchBoundMs = 2 * kCoopDelayMs;
 #endif
 #else
-constexpr int kFetchBoundMs = 4 * kDelayMs;
+constexpr int kFetchBoundMs = 2 * kCoopDelayMs;
 #endif
 
 // The running server, killed by main() or the alarm when a failed assertion skipped its destructor.
@@ -111,12 +117,12 @@ sockaddr_in loopback(int port)
 
 // ---- the slow upstream ---------------------------------------------------------------------
 
-/// A TCP service on 127.0.0.1 that answers each "FETCH <id>\n" with "reply <id>\n" kDelayMs
+/// A TCP service on 127.0.0.1 that answers each "FETCH <id>\n" with "reply <id>\n" `delay_ms`
 /// after the line arrived, then closes. One thread, one epoll set, one timer queue (the delay
 /// is constant, so the queue is in due order), so it holds any number of calls at once.
 class SlowUpstream {
 public:
-    SlowUpstream()
+    explicit SlowUpstream(int delay_ms) : delay_ms_(delay_ms)
     {
         listen_ = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         int one = 1;
@@ -191,7 +197,7 @@ private:
                     call.line.append(buf, static_cast<size_t>(r));
                     if (call.line.find('\n') != std::string::npos) {
                         ::epoll_ctl(ep_.fd, EPOLL_CTL_DEL, fd, nullptr); // nothing more to read
-                        call.due = Clock::now() + milliseconds(kDelayMs);
+                        call.due = Clock::now() + milliseconds(delay_ms_);
                         due.push_back(fd);
                         received_++;
                     }
@@ -215,6 +221,7 @@ private:
 
     Fd listen_, ep_, stop_;
     int port_ = 0;
+    int delay_ms_;
     std::atomic<int> received_{0}, answered_{0}, peak_{0};
     std::thread thread_;
 };
@@ -417,12 +424,12 @@ struct RunResult {
 /// kClients GET /fetch at once, and GET /health kHealthAfterMs later (see below), against a server
 /// started with `mode_args` that should hold `concurrency` upstream calls at once; every
 /// response checked; the server stopped with SIGTERM and exit 0.
-RunResult run_load(const std::vector<std::string> &mode_args, int concurrency, double deadline_ms)
+RunResult run_load(const std::vector<std::string> &mode_args, int delay_ms, int concurrency, double deadline_ms)
 {
     // On the heap: a failed assertion longjmps past the destructors, and then both are leaked
     // whole (the upstream's thread keeps a valid object) rather than left on a reused stack.
     kill_server(); // one that a failed run left behind
-    auto upstream_ptr = std::make_unique<SlowUpstream>();
+    auto upstream_ptr = std::make_unique<SlowUpstream>(delay_ms);
     auto server_ptr = std::make_unique<Server>(mode_args, "127.0.0.1:" + std::to_string(upstream_ptr->port()));
     SlowUpstream &upstream = *upstream_ptr;
     Server &server = *server_ptr;
@@ -498,7 +505,7 @@ RunResult run_load(const std::vector<std::string> &mode_args, int concurrency, d
     // The figures first, so that a failure below still shows them.
     print_message("  %d x GET /fetch: %d answered 200 in %.0f ms (D = %d ms), upstream held %d at once; "
                   "GET /health sent at %.0f ms (%d calls waiting), answered in %.1f ms\n", kClients, ok, res.fetch_ms,
-                  kDelayMs, res.peak, health_sent, concurrency, res.health_ms);
+                  delay_ms, res.peak, health_sent, concurrency, res.health_ms);
     res.health_before_fetches = health.done_ms < first_fetch_ms;
     if (bad != nullptr) {
         fail_msg("GET /fetch answered '%s' after %.0f ms; server output: %s", bad->response.c_str(), bad->done_ms,
@@ -545,10 +552,10 @@ void test_upstream__cooperative_one_loop_thread(void **) // rule: THR-5, THR-6
 {
     print_message("cooperative mode (-k gevent), one event-loop thread (net.core.somaxconn %s):\n",
                   read_somaxconn().c_str());
-    RunResult r = run_load({"-k", "gevent", "--loop-threads", "1"}, kClients, 20 * kDelayMs);
+    RunResult r = run_load({"-k", "gevent", "--loop-threads", "1"}, kCoopDelayMs, kClients, 10 * kCoopDelayMs);
     // About one D: every call waits in the upstream at the same time. A blocking wait_fd
     // would serialise them on the one loop thread: kClients x D.
-    assert_true(r.fetch_ms >= kDelayMs);
+    assert_true(r.fetch_ms >= kCoopDelayMs);
     assert_true(r.fetch_ms < kFetchBoundMs);
     assert_int_equal(r.peak, kClients);
     // The loop is free while all of them wait: /health does not queue behind them.
@@ -560,9 +567,10 @@ void test_upstream__threads(void **) // rule: THR-6
 {
     constexpr int kThreads = 4;
     print_message("threads mode (-k gthread), %d app threads:\n", kThreads);
-    RunResult r = run_load({"-k", "gthread", "--threads", std::to_string(kThreads)}, kThreads, 3.0 * kClients / kThreads * kDelayMs);
+    RunResult r = run_load({"-k", "gthread", "--threads", std::to_string(kThreads)}, kThreadsDelayMs, kThreads,
+                           3.0 * kClients / kThreads * kThreadsDelayMs);
     // Each pool thread holds one call at a time (wait_fd polls on it): kClients / kThreads x D.
-    assert_true(r.fetch_ms >= 0.8 * kClients / kThreads * kDelayMs);
+    assert_true(r.fetch_ms >= 0.8 * kClients / kThreads * kThreadsDelayMs);
     assert_true(r.peak <= kThreads);
 }
 
