@@ -21,8 +21,8 @@ these docs", is the convention for writers):
   anything else (nginx, text, none)    not checked.
 
 Words after the language: `fragment` (a piece of code that is not whole: not built, only
-counted), `file=NAME` (also save the block as NAME, for the cmake, meson and run blocks of the
-same Markdown file), `run` (sh only).
+counted), `file=NAME` (save the block as NAME in the Markdown file's folder, before any block of
+that file is checked, for its cmake, meson and run blocks), `run` (sh only).
 
 Usage:
   check_docs.py --cmake-install BUILD_DIR [options] FILE.md|DIR...   install BUILD_DIR into a scratch
@@ -132,7 +132,6 @@ class Checker:
                 os.path.join(self.prefix, "lib*", "**", "cwsgi.pc"), recursive=True)))
             self.env["PATH"] = os.path.join(self.prefix, "bin") + os.pathsep + self.env.get("PATH", "")
             self.env["PKG_CONFIG_PATH"] = os.pathsep.join(pcdirs + [self.env.get("PKG_CONFIG_PATH", "")])
-            self.env["LD_LIBRARY_PATH"] = os.path.dirname(self.testhost)
             self.env["CMAKE_PREFIX_PATH"] = self.prefix
         else:
             self.include = args.include
@@ -300,9 +299,6 @@ class Checker:
         self.count("python (compiled)")
 
     def check(self, block, doc):
-        if "file" in block.attrs:
-            with open(os.path.join(doc.dir, block.attrs["file"]), "w", encoding="utf-8") as f:
-                f.write(block.text)
         lang = block.lang
         if lang in C_LANGS:
             if "file" not in block.attrs:
@@ -367,7 +363,14 @@ def main():
             files += sorted(glob.glob(os.path.join(f, "*.md"))) if os.path.isdir(f) else [f]
         for index, path in enumerate(files):
             doc = Doc(path, work, index)
-            for block in parse_blocks(path):
+            blocks = parse_blocks(path)
+            # Every file= block is in the folder before any block is checked: a cmake block may
+            # come before the sources it builds.
+            for block in blocks:
+                if "file" in block.attrs:
+                    with open(os.path.join(doc.dir, block.attrs["file"]), "w", encoding="utf-8") as f:
+                        f.write(block.text)
+            for block in blocks:
                 try:
                     if checker.check(block, doc):
                         checked += 1
