@@ -22,7 +22,9 @@ these docs", is the convention for writers):
 
 Words after the language: `fragment` (a piece of code that is not whole: not built, only
 counted), `file=NAME` (save the block as NAME in the Markdown file's folder, before any block of
-that file is checked, for its cmake, meson and run blocks), `run` (sh only).
+that file is checked, for its cmake, meson and run blocks), `run` (sh only), `env=KEY=VALUE` (an
+app: the environment variable its init reads, set when it is loaded and checked; the app runs in
+the Markdown file's folder, so VALUE may name a file= block).
 
 Usage:
   check_docs.py --cmake-install BUILD_DIR [options] FILE.md|DIR...   install BUILD_DIR into a scratch
@@ -200,9 +202,13 @@ class Checker:
             exported = sorted(l.split()[-1] for l in out.splitlines() if l.strip())
             if exported != ["cwsgi_app_entry"]:
                 raise CheckError(f"{name}: exports {exported}, not only cwsgi_app_entry (ABI-LOAD-1)")
-            self.run_cmd([self.loader_program(), so], f"load {name} through the test host")
+            env = dict(self.env)
+            if "env" in block.attrs:  # env=KEY=VALUE: the app's configuration (cwsgi-serve -e)
+                key, _, value = block.attrs["env"].partition("=")
+                env[key] = value
+            self.run_cmd([self.loader_program(), so], f"load {name} through the test host", cwd=doc.dir, env=env)
             if self.serve:
-                out = self.run_cmd([self.serve, "--check", so], f"cwsgi-serve --check {name}")
+                out = self.run_cmd([self.serve, "--check", so], f"cwsgi-serve --check {name}", cwd=doc.dir, env=env)
                 if "result:         ok" not in out:
                     raise CheckError(f"cwsgi-serve --check {name} did not say ok:\n{out}")
             doc.last_app = so
