@@ -44,6 +44,7 @@ import json
 import os
 import py_compile
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -116,8 +117,9 @@ class Checker:
         self.work = work
         self.failures = []
         self.counts = {}
-        self.cc = os.environ.get("CC", "cc")
-        self.cxx = os.environ.get("CXX", "c++")
+        # CC and CXX may be a command with words ("ccache cc").
+        self.cc = shlex.split(os.environ.get("CC") or "cc")
+        self.cxx = shlex.split(os.environ.get("CXX") or "c++")
         self.flags = ["-Wall", "-Wextra", "-Werror", "-g0", "-O0"] + (SANITIZE if args.sanitize else [])
         self.env = dict(os.environ)
         self.prefix = None
@@ -168,14 +170,14 @@ class Checker:
         return False
 
     def compiler(self, kind):
-        return [self.cc, "-std=c11"] if kind == "c" else [self.cxx, "-std=c++20"]
+        return self.cc + ["-std=c11"] if kind == "c" else self.cxx + ["-std=c++20"]
 
     def loader_program(self):
         """The generic app loader (load_app.c), built once."""
         if self.loader is None:
             src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load_app.c")
             self.loader = os.path.join(self.work, "load_app")
-            self.run_cmd([self.cc, "-std=c11", *self.flags, "-I", self.include, src, "-o", self.loader,
+            self.run_cmd([*self.cc, "-std=c11", *self.flags, "-I", self.include, src, "-o", self.loader,
                           "-L", self.libdir, "-lcwsgi-testhost", f"-Wl,-rpath,{self.libdir}"], "build load_app")
         return self.loader
 
