@@ -9,7 +9,7 @@
 # cwsgi::testhost. CWSGI_APP_OUTPUT_DIR, when set, is where apps go by default.
 include_guard(GLOBAL)
 
-# cwsgi_add_app(NAME [OUTPUT_DIR dir] [LIBS lib...] [SOURCES] src...)
+# cwsgi_add_app(NAME src... [LIBS lib...] [OUTPUT_DIR dir])   (or SOURCES src... anywhere)
 # Builds the app NAME.so: a MODULE library without the "lib" prefix, linked to cwsgi::headers
 # (include directories only: an app links nothing of the server) and to LIBS, with hidden
 # visibility, -Wl,--no-undefined, and the version script that makes cwsgi_app_entry its only
@@ -54,7 +54,7 @@ function(cwsgi_add_app name)
     set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS "${map}")
 endfunction()
 
-# cwsgi_add_app_test(NAME APP [ENV VAR=value...] [ARGS arg...] [SOURCES] src...)
+# cwsgi_add_app_test(NAME APP src... [ENV VAR=value...] [ARGS arg...])
 # Builds the executable NAME from the sources, linked to the in-process test host
 # (cwsgi::testhost, include/cwsgi/testhost.h), and registers it as the CTest test NAME, run as
 # `NAME <path of APP.so> ARGS...` with the variables of ENV set (how a test gives the app the
