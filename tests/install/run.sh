@@ -58,8 +58,10 @@ cp "$here/meson.build.in" "$work/project/meson.build"
 
 # check_app DIR NAME: --check by bare name in DIR, and only the entry exported.
 check_app() {
-    (cd "$1" && "$prefix/bin/cwsgi-serve" --check "$2" | grep -q "result:         ok") ||
-        { echo "cwsgi-serve --check $2 (in $1) failed" >&2; exit 1; }
+    local out
+    out=$(cd "$1" && "$prefix/bin/cwsgi-serve" --check "$2") ||
+        { echo "cwsgi-serve --check $2 (in $1) failed: $out" >&2; exit 1; }
+    grep -q "result:         ok" <<<"$out" || { echo "cwsgi-serve --check $2: $out" >&2; exit 1; }
     local exported
     exported=$(nm -D --defined-only "$1/$2" | awk '{print $NF}')
     [ "$exported" = cwsgi_app_entry ] || { echo "$1/$2 exports: $exported" >&2; exit 1; }
@@ -69,7 +71,11 @@ echo "--- CMake: find_package(cwsgi), cwsgi_add_app, cwsgi_add_app_test"
 cmake -S "$work/project" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" \
     -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" -DCMAKE_CXX_FLAGS="-Wall -Wextra -Werror" >/dev/null
 cmake --build "$work/cmake-build" >/dev/null
-ctest --test-dir "$work/cmake-build" --output-on-failure --timeout 60 | grep -q "100% tests passed"
+# The output is kept, not piped: grep -q would stop reading early, and pipefail would then see
+# ctest die of SIGPIPE.
+ctest_out=$(ctest --test-dir "$work/cmake-build" --output-on-failure --timeout 60) ||
+    { echo "$ctest_out" >&2; exit 1; }
+grep -q "100% tests passed, 0 tests failed out of 1" <<<"$ctest_out"
 check_app "$work/cmake-build" hi.so
 check_app "$work/cmake-build" api.so
 
