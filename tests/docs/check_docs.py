@@ -34,7 +34,10 @@ Usage:
       cmake, meson and run blocks are then reported as not checked here
 A DIR stands for its *.md files. Options: --sanitize (build with ASan and UBSan, as the tree was; cmake, meson and run blocks are
 left to the plain build), --expect-failures (every checked block must fail: the checker's own
-test), --keep (keep the scratch folder and say where it is).
+test), --keep (keep the scratch folder and say where it is), --work DIR (use DIR, emptied first,
+as the scratch folder: with the same DIR each run, every path a compiler sees is the same from
+run to run, so a compiler launcher such as ccache finds its cache; CC="ccache cc" also makes
+the cmake blocks use it).
 """
 
 import argparse
@@ -49,7 +52,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 
 FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})\s*([^`]*)$")
 C_LANGS = {"c": "c", "cpp": "cpp", "c++": "cpp", "cc": "cpp", "cxx": "cpp"}
@@ -117,6 +122,7 @@ class Checker:
         self.work = work
         self.failures = []
         self.counts = {}
+        self.lock = threading.Lock()  # pages are checked two at a time (see main)
         # CC and CXX may be a command with words ("ccache cc").
         self.cc = shlex.split(os.environ.get("CC") or "cc")
         self.cxx = shlex.split(os.environ.get("CXX") or "c++")
@@ -142,7 +148,7 @@ class Checker:
             self.testhost = args.testhost
             self.serve = args.serve
         self.libdir = os.path.dirname(os.path.abspath(self.testhost))
-        self.loader = None
+        self.loader = self.build_loader()
 
     # ---- helpers -------------------------------------------------------------------------------
 
@@ -159,12 +165,17 @@ class Checker:
         return p.stdout
 
     def count(self, kind):
-        self.counts[kind] = self.counts.get(kind, 0) + 1
+        with self.lock:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def say(self, line):
+        with self.lock:
+            print(line, flush=True)
 
     def needs_package(self, block, kind):
         if self.prefix is None or self.args.sanitize:
             why = "the sanitized build" if self.args.sanitize else "a build-tree check"
-            print(f"  {block.where()}: {kind} not checked in {why} (the CMake build's plain docs test does)")
+            self.say(f"  {block.where()}: {kind} not checked in {why} (the CMake build's plain docs test does)")
             self.count(f"{kind} (not checked here)")
             return True
         return False
@@ -172,14 +183,13 @@ class Checker:
     def compiler(self, kind):
         return self.cc + ["-std=c11"] if kind == "c" else self.cxx + ["-std=c++20"]
 
-    def loader_program(self):
-        """The generic app loader (load_app.c), built once."""
-        if self.loader is None:
-            src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load_app.c")
-            self.loader = os.path.join(self.work, "load_app")
-            self.run_cmd([*self.cc, "-std=c11", *self.flags, "-I", self.include, src, "-o", self.loader,
-                          "-L", self.libdir, "-lcwsgi-testhost", f"-Wl,-rpath,{self.libdir}"], "build load_app")
-        return self.loader
+    def build_loader(self):
+        """The generic app loader (load_app.c), built once, before any page is checked."""
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load_app.c")
+        loader = os.path.join(self.work, "load_app")
+        self.run_cmd([*self.cc, "-std=c11", *self.flags, "-I", self.include, src, "-o", loader,
+                      "-L", self.libdir, "-lcwsgi-testhost", f"-Wl,-rpath,{self.libdir}"], "build load_app")
+        return loader
 
     # ---- per language --------------------------------------------------------------------------
 
@@ -198,8 +208,10 @@ class Checker:
             so = stem + ".so"
             map_file = os.path.join(self.include, "..", "share", "cwsgi", "app-exports.map") \
                 if self.prefix else os.path.join(self.args.source, "cmake", "app-exports.map")
-            self.run_cmd(base + ["-fPIC", "-shared", "-fvisibility=hidden", "-Wl,--no-undefined",
-                                 f"-Wl,--version-script={map_file}", src, "-o", so], f"build app {name}")
+            # Compiled and linked apart, so that a compiler launcher can cache the compile.
+            self.run_cmd(base + ["-fPIC", "-fvisibility=hidden", "-c", src, "-o", stem + ".o"], f"build app {name}")
+            self.run_cmd(base + ["-shared", "-Wl,--no-undefined", f"-Wl,--version-script={map_file}",
+                                 stem + ".o", "-o", so], f"link app {name}")
             out = self.run_cmd(["nm", "-D", "--defined-only", so], "nm")
             exported = sorted(l.split()[-1] for l in out.splitlines() if l.strip())
             if exported != ["cwsgi_app_entry"]:
@@ -208,7 +220,7 @@ class Checker:
             if "env" in block.attrs:  # env=KEY=VALUE: the app's configuration (cwsgi-serve -e)
                 key, _, value = block.attrs["env"].partition("=")
                 env[key] = value
-            self.run_cmd([self.loader_program(), so], f"load {name} through the test host", cwd=doc.dir, env=env)
+            self.run_cmd([self.loader, so], f"load {name} through the test host", cwd=doc.dir, env=env)
             if self.serve:
                 out = self.run_cmd([self.serve, "--check", so], f"cwsgi-serve --check {name}", cwd=doc.dir, env=env)
                 if "result:         ok" not in out:
@@ -217,8 +229,9 @@ class Checker:
             self.count(f"{kind} app (built, loaded, checked)")
         elif is_main:
             exe = stem
-            self.run_cmd(base + [src, "-o", exe, "-L", self.libdir, "-lcwsgi-testhost",
-                                 f"-Wl,-rpath,{self.libdir}"], f"build program {name}")
+            self.run_cmd(base + ["-c", src, "-o", stem + ".o"], f"build program {name}")
+            self.run_cmd(base + [stem + ".o", "-o", exe, "-L", self.libdir, "-lcwsgi-testhost",
+                                 f"-Wl,-rpath,{self.libdir}"], f"link program {name}")
             argv = [exe] + ([doc.last_app] if doc.last_app else [])
             self.run_cmd(argv, f"run {name}" + (f" {os.path.basename(doc.last_app)}" if doc.last_app else ""),
                          cwd=doc.dir)
@@ -229,7 +242,7 @@ class Checker:
 
     def project_dir(self, block, doc, build_file):
         """A copy of the doc's folder with the block as its build file."""
-        proj = os.path.join(self.work, f"proj-{len(os.listdir(self.work))}")
+        proj = os.path.join(self.work, f"proj-{doc.index}-{block.line}")
         shutil.copytree(doc.dir, proj)
         with open(os.path.join(proj, build_file), "w", encoding="utf-8") as f:
             f.write(block.text)
@@ -244,8 +257,11 @@ class Checker:
         proj = self.project_dir(block, doc, "CMakeLists.txt")
         build = os.path.join(proj, "build")
         flags = "-Wall -Wextra -Werror"
+        launcher = []
+        if len(self.cc) > 1 and os.path.basename(self.cc[0]) == "ccache":
+            launcher = ["-DCMAKE_C_COMPILER_LAUNCHER=ccache", "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"]
         self.run_cmd(["cmake", "-S", proj, "-B", build, f"-DCMAKE_PREFIX_PATH={self.prefix}",
-                      f"-DCMAKE_C_FLAGS={flags}", f"-DCMAKE_CXX_FLAGS={flags}"], "cmake configure")
+                      f"-DCMAKE_C_FLAGS={flags}", f"-DCMAKE_CXX_FLAGS={flags}", *launcher], "cmake configure")
         self.run_cmd(["cmake", "--build", build], "cmake build")
         out = self.run_cmd(["ctest", "--test-dir", build, "--output-on-failure", "--timeout", "60"], "ctest")
         self.check_modules_export_only_entry(build)
@@ -273,7 +289,7 @@ class Checker:
                 raise CheckError(f"{so}: exports {exported}, not only cwsgi_app_entry (ABI-LOAD-1)")
 
     def check_sh(self, block, doc):
-        script = os.path.join(self.work, f"sh-{len(os.listdir(self.work))}.sh")
+        script = os.path.join(self.work, f"sh-{doc.index}-{block.line}.sh")
         with open(script, "w", encoding="utf-8") as f:
             f.write(block.text)
         self.run_cmd(["bash", "-n", script], "bash -n")
@@ -341,9 +357,38 @@ class CheckError(Exception):
 class Doc:
     def __init__(self, path, work, index):
         self.path = path
+        self.index = index
         self.dir = os.path.join(work, f"doc-{index}-{os.path.splitext(os.path.basename(path))[0]}")
         os.makedirs(self.dir)
         self.last_app = None
+
+
+def check_page(checker, args, work, index, path):
+    """Checks the blocks of one page in order; returns (blocks checked, blocks that passed but
+    should have failed under --expect-failures)."""
+    doc = Doc(path, work, index)
+    blocks = parse_blocks(path)
+    # Every file= block is in the folder before any block is checked: a cmake block may come
+    # before the sources it builds.
+    for block in blocks:
+        if "file" in block.attrs:
+            with open(os.path.join(doc.dir, block.attrs["file"]), "w", encoding="utf-8") as f:
+                f.write(block.text)
+    checked = 0
+    unexpected = []
+    for block in blocks:
+        try:
+            if checker.check(block, doc):
+                checked += 1
+                if args.expect_failures:
+                    unexpected.append(block.where())
+        except CheckError as e:
+            checked += 1
+            if args.expect_failures:
+                checker.say(f"  {block.where()}: failed as it should: {str(e).splitlines()[0]}")
+            else:
+                checker.failures.append(f"{block.where()} ({block.lang}): {e}")
+    return checked, unexpected
 
 
 def main():
@@ -356,40 +401,33 @@ def main():
     ap.add_argument("--sanitize", action="store_true")
     ap.add_argument("--expect-failures", action="store_true")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--work")
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
     if not args.cmake_install and not (args.include and args.testhost):
         ap.error("give --cmake-install BUILD_DIR, or --include and --testhost")
 
-    work = tempfile.mkdtemp(prefix="cwsgi-docs-")
+    if args.work:
+        work = os.path.abspath(args.work)
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
+    else:
+        work = tempfile.mkdtemp(prefix="cwsgi-docs-")
     try:
-        checker = Checker(args, work)
-        checked = 0
-        unexpected = []
+        try:
+            checker = Checker(args, work)
+        except CheckError as e:
+            print(f"FAIL: before any block: {e}")
+            return 1
         files = []
         for f in args.files:  # a folder stands for its *.md files, found at run time
             files += sorted(glob.glob(os.path.join(f, "*.md"))) if os.path.isdir(f) else [f]
-        for index, path in enumerate(files):
-            doc = Doc(path, work, index)
-            blocks = parse_blocks(path)
-            # Every file= block is in the folder before any block is checked: a cmake block may
-            # come before the sources it builds.
-            for block in blocks:
-                if "file" in block.attrs:
-                    with open(os.path.join(doc.dir, block.attrs["file"]), "w", encoding="utf-8") as f:
-                        f.write(block.text)
-            for block in blocks:
-                try:
-                    if checker.check(block, doc):
-                        checked += 1
-                        if args.expect_failures:
-                            unexpected.append(block.where())
-                except CheckError as e:
-                    checked += 1
-                    if args.expect_failures:
-                        print(f"  {block.where()}: failed as it should: {str(e).splitlines()[0]}")
-                    else:
-                        checker.failures.append(f"{block.where()} ({block.lang}): {e}")
+        # Pages are independent (each has its own folder), so two are checked at a time; the
+        # blocks of one page are checked in order.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = list(pool.map(lambda ip: check_page(checker, args, work, *ip), enumerate(files)))
+        checked = sum(r[0] for r in results)
+        unexpected = [w for r in results for w in r[1]]
         for kind in sorted(checker.counts):
             print(f"{checker.counts[kind]:4d}  {kind}")
         if args.expect_failures:
@@ -398,7 +436,7 @@ def main():
                 return 1
             print(f"docs checker: all {checked} broken blocks were caught")
             return 0
-        for f in checker.failures:
+        for f in sorted(checker.failures):
             print(f"FAIL: {f}\n")
         print(f"docs: {checked} blocks checked, {len(checker.failures)} failed")
         return 1 if checker.failures else 0
