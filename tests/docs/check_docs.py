@@ -20,8 +20,8 @@ these docs", is the convention for writers):
   json       parsed.                   python        compiled (py_compile).
   anything else (nginx, text, none)    not checked.
 
-Words after the language: `fragment` (a piece of code that is not whole: not built, only
-counted), `file=NAME` (save the block as NAME in the Markdown file's folder, before any block of
+Words after the language: `fragment` (a piece of code or data that is not whole: not checked,
+only counted), `file=NAME` (save the block as NAME in the Markdown file's folder, before any block of
 that file is checked, for its cmake, meson and run blocks), `run` (sh only), `env=KEY=VALUE` (an
 app: the environment variable its init reads, set when it is loaded and checked; the app runs in
 the Markdown file's folder, so VALUE may name a file= block).
@@ -324,6 +324,9 @@ class Checker:
 
     def check(self, block, doc):
         lang = block.lang
+        if "fragment" in block.words and lang not in C_LANGS and lang not in ("cmake", "meson"):
+            self.count(f"{lang} fragment (not checked)")
+            return False
         if lang in C_LANGS:
             if "file" not in block.attrs:
                 ext = "c" if C_LANGS[lang] == "c" else "cc"
@@ -436,6 +439,9 @@ def main():
                 return 1
             print(f"docs checker: all {checked} broken blocks were caught")
             return 0
+        if checked == 0:
+            print("FAIL: no block was checked: wrong files, or the fence parser is broken")
+            return 1
         for f in sorted(checker.failures):
             print(f"FAIL: {f}\n")
         print(f"docs: {checked} blocks checked, {len(checker.failures)} failed")
