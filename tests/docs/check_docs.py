@@ -14,30 +14,36 @@ these docs", is the convention for writers):
   cmake      a whole CMakeLists.txt: configured, built and its tests run against the installed
              package, in a folder holding the file= blocks of the same Markdown file.
   meson      a whole meson.build: the same, with meson and the installed cwsgi.pc.
-  sh, bash   checked with `bash -n`; with the word `run`, also run (bash -e) in that folder with
-             the installed package on PATH, PKG_CONFIG_PATH and LD_LIBRARY_PATH.
+  sh, bash   checked with `bash -n`; with the word `run`, also run (bash -eu -o pipefail) in
+             that folder with the installed package on PATH and PKG_CONFIG_PATH (not on
+             LD_LIBRARY_PATH: a test program linked by hand needs its -rpath).
   toml       parsed with tomllib.      ini, systemd  parsed with configparser.
   json       parsed.                   python        compiled (py_compile).
   anything else (nginx, text, none)    not checked.
 
 Words after the language: `fragment` (a piece of code or data that is not whole: not checked,
-only counted), `file=NAME` (save the block as NAME in the Markdown file's folder, before any block of
-that file is checked, for its cmake, meson and run blocks), `run` (sh only), `env=KEY=VALUE` (an
-app: the environment variable its init reads, set when it is loaded and checked; the app runs in
-the Markdown file's folder, so VALUE may name a file= block).
+only counted), `file=NAME` (save the block as NAME in the Markdown file's folder, before any
+block of that file is checked, for its cmake, meson and run blocks), `run` (sh only),
+`env=KEY=VALUE` (an app: the environment variable its init reads, set when it is loaded and
+checked; the app runs in the Markdown file's folder, so VALUE may name a file= block).
+Pages are checked two at a time; the blocks of a page in order.
 
 Usage:
-  check_docs.py --cmake-install BUILD_DIR [options] FILE.md|DIR...   install BUILD_DIR into a scratch
-      prefix and check everything against it, as a user of the package would
-  check_docs.py --include DIR --testhost LIB.so [--serve BIN] [options] FILE.md...
+  check_docs.py --cmake-install BUILD_DIR [options] FILE.md|DIR...
+      install BUILD_DIR into a scratch prefix and check everything against it, as a user of
+      the package would
+  check_docs.py --include DIR --testhost LIB.so [--serve BIN] [options] FILE.md|DIR...
       check against a build tree: C and C++ blocks, and every block that needs no package;
       cmake, meson and run blocks are then reported as not checked here
-A DIR stands for its *.md files. Options: --sanitize (build with ASan and UBSan, as the tree was; cmake, meson and run blocks are
-left to the plain build), --expect-failures (every checked block must fail: the checker's own
-test), --keep (keep the scratch folder and say where it is), --work DIR (use DIR, emptied first,
-as the scratch folder: with the same DIR each run, every path a compiler sees is the same from
-run to run, so a compiler launcher such as ccache finds its cache; CC="ccache cc" also makes
-the cmake blocks use it).
+A DIR stands for its *.md files, found at run time. Options:
+  --sanitize         build with ASan and UBSan, as the tree was; cmake, meson and run blocks
+                     are left to the plain build
+  --expect-failures  every checked block must fail (the checker's own test, broken.md)
+  --work DIR         use DIR (emptied first, if an earlier run made it) as the scratch folder: with the same DIR each run,
+                     every path a compiler sees is the same from run to run, so a compiler
+                     launcher such as ccache finds its cache (CC="ccache cc" also makes the
+                     cmake blocks use it)
+  --keep             keep the scratch folder and say where it is
 """
 
 import argparse
@@ -412,8 +418,13 @@ def main():
 
     if args.work:
         work = os.path.abspath(args.work)
+        marker = os.path.join(work, ".cwsgi-docs-work")
+        # Empty it only if an earlier run made it: never wipe a folder someone mistyped.
+        if os.path.isdir(work) and os.listdir(work) and not os.path.exists(marker):
+            ap.error(f"--work {work}: not empty and not made by this checker")
         shutil.rmtree(work, ignore_errors=True)
         os.makedirs(work)
+        open(marker, "w").close()
     else:
         work = tempfile.mkdtemp(prefix="cwsgi-docs-")
     try:
