@@ -1,22 +1,11 @@
 # Helpers shared by every CMakeLists.txt of the project.
 
-# cwsgi_add_app(NAME SOURCES src... [LIBS lib...])
-# Builds a loadable CWSGI app: a MODULE named NAME.so (no "lib" prefix) in ${CMAKE_BINARY_DIR}/apps,
-# with hidden visibility so that only cwsgi_app_entry is exported (ABI-LOAD-1).
-function(cwsgi_add_app name)
-    cmake_parse_arguments(A "" "OUTPUT_DIR" "SOURCES;LIBS" ${ARGN})
-    add_library(${name} MODULE ${A_SOURCES})
-    target_link_libraries(${name} PRIVATE cwsgi::headers ${A_LIBS})
-    if(NOT A_OUTPUT_DIR)
-        set(A_OUTPUT_DIR ${CMAKE_BINARY_DIR}/apps)
-    endif()
-    set_target_properties(${name} PROPERTIES PREFIX "" LIBRARY_OUTPUT_DIRECTORY ${A_OUTPUT_DIR})
-    # Apps must not depend on the server: unresolved symbols fail at link time. The version
-    # script keeps the entry the only exported symbol, for C++ apps too.
-    target_link_options(${name} PRIVATE -Wl,--no-undefined
-        -Wl,--version-script=${CMAKE_SOURCE_DIR}/cmake/app-exports.map)
-    set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS ${CMAKE_SOURCE_DIR}/cmake/app-exports.map)
-endfunction()
+# cwsgi_add_app and cwsgi_add_app_test, the same functions the installed package gives app
+# authors (cmake/CwsgiApp.cmake). In this tree, apps go to ${CMAKE_BINARY_DIR}/apps unless they
+# say OUTPUT_DIR, and the export map is read from the source tree.
+set(CWSGI_APP_EXPORTS_MAP ${CMAKE_CURRENT_LIST_DIR}/app-exports.map)
+set(CWSGI_APP_OUTPUT_DIR ${CMAKE_BINARY_DIR}/apps)
+include(${CMAKE_CURRENT_LIST_DIR}/CwsgiApp.cmake)
 
 # cwsgi_add_test(NAME SOURCES src... [LIBS lib...] [TIMEOUT s] [ENV VAR=value...])
 # One CMocka binary per test file, run by CTest in its own process with a timeout.

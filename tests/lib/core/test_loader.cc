@@ -210,6 +210,45 @@ void test_loader__server_info_mode(void **) // rule: LIFE-INFO-2
     assert_int_equal(small.execution, 77);
 }
 
+// A name without a slash is a file in the current directory, the way gunicorn users type it
+// (`cwsgi-serve --check hi.so` next to hi.so), never a search of the dynamic loader's path.
+void test_loader__bare_name_is_current_directory(void **) // rule: ABI-LOAD-2
+{
+    char saved[4096];
+    assert_non_null(getcwd(saved, sizeof saved));
+    std::string dir = fixture("");
+    assert_int_equal(chdir(dir.c_str()), 0);
+    Context ctx(Config{}, "test", 0);
+    Context::set_current(&ctx);
+    std::string error;
+    auto app = App::load("fixture_good.so", ctx.api(), error);
+    std::string good_error = error;
+    // libc.so.6 is on the library path of every process but not in this folder: not loaded.
+    error.clear();
+    auto libc = App::load("libc.so.6", ctx.api(), error);
+    Context::set_current(nullptr);
+    std::string serve_out;
+    int serve_rc = -1;
+    if (const char *serve = std::getenv("CWSGI_SERVE")) {
+        FILE *p = popen((std::string(serve) + " --check fixture_good.so 2>&1").c_str(), "r");
+        assert_non_null(p);
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, p)) > 0) serve_out.append(buf, n);
+        int st = pclose(p);
+        serve_rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    }
+    assert_int_equal(chdir(saved), 0);
+    if (!app) fail_msg("loading the bare name fixture_good.so in its folder: '%s'", good_error.c_str());
+    assert_null(libc.get());
+    if (error.find("cannot load app 'libc.so.6': No such file or directory") == std::string::npos) {
+        fail_msg("a bare name not in the folder: expected 'No such file or directory', got '%s'", error.c_str());
+    }
+    if (std::getenv("CWSGI_SERVE") != nullptr && serve_rc != 0) {
+        fail_msg("cwsgi-serve --check fixture_good.so in its folder: exit %d, output '%s'", serve_rc, serve_out.c_str());
+    }
+}
+
 // `cwsgi-serve --check`: exit status and output.
 int run_check(const char *name, std::string &out)
 {
@@ -273,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_loader__flags_need_minor_1),
         cmocka_unit_test(test_loader__exec_mode_choice),
         cmocka_unit_test(test_loader__server_info_mode),
+        cmocka_unit_test(test_loader__bare_name_is_current_directory),
         cmocka_unit_test(test_loader__serve_check),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
