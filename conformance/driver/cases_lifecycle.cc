@@ -183,7 +183,7 @@ void slow_reader(Ctx &ctx)
 
 void stalled_reader(Ctx &ctx)
 {
-    // rule: LIFE-DISC-2: a client that takes no byte for --timeout frees the app's thread.
+    // rule: LIFE-DISC-2: a client that takes no byte for --client-timeout frees the app's thread.
     std::string tag = ctx.tag("stall");
     Conn c = ctx.connect(16 * 1024);
     std::string raw = ctx.req("GET", "/t/stream?n=100000&m=65536&tag=" + tag);
@@ -195,7 +195,7 @@ void stalled_reader(Ctx &ctx)
     if (r.status != 200) fail("expected 200, got " + r.summary());
     json s = ctx.wait_ends(tag, 1, (kLimitTimeoutS + 10) * 1000);
     if (s["tag"].is_null() || s["tag"]["ends"].get<int>() < 1) {
-        fail("LIFE-DISC-2: the app's write was still blocked " + std::to_string(kLimitTimeoutS + 10) + " s after the client stopped reading (--timeout " + std::to_string(kLimitTimeoutS) + ")");
+        fail("LIFE-DISC-2: the app's write was still blocked " + std::to_string(kLimitTimeoutS + 10) + " s after the client stopped reading (--client-timeout " + std::to_string(kLimitTimeoutS) + ")");
     }
     check_eq(s["tag"]["notes"].value("write_rc", int64_t(0)), int64_t(CWSGI_E_DISCONNECTED), "LIFE-DISC-2: the blocked write's result");
     c.close();
