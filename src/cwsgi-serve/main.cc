@@ -132,7 +132,8 @@ int check_worker_boot(Context &ctx, App &app, std::string &error)
     for (;;) {
         int wait_ms = -1;
         if (limit_ms > 0) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             if (left.count() <= 0) {
                 timed_out = true;
                 break;
@@ -155,8 +156,8 @@ int check_worker_boot(Context &ctx, App &app, std::string &error)
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (timed_out) {
-        error = fmt::format("app '{}': worker_start did not return within --timeout {} s (LIFE-WORKER-2)",
-                            app.origin(), limit_ms / 1000.0);
+        error = fmt::format("app '{}': worker_start did not return within --timeout {} s (LIFE-WORKER-2)", app.origin(),
+                            limit_ms / 1000.0);
         return kExitWorkerBootError;
     }
     if (WIFSIGNALED(status)) {
@@ -237,7 +238,9 @@ int main(int argc, char **argv)
         std::fputs(cwsgi::serve::config_to_toml(inv).c_str(), stdout);
         return kExitOk;
     }
-    if (inv.app_path.empty()) return usage_error("no app given: cwsgi-serve [OPTIONS] APP, or wsgi_app in the -c file (see cwsgi-serve --help)");
+    if (inv.app_path.empty())
+        return usage_error(
+            "no app given: cwsgi-serve [OPTIONS] APP, or wsgi_app in the -c file (see cwsgi-serve --help)");
     if (!apply_master_settings(inv.config, error)) {
         std::fprintf(stderr, "cwsgi-serve: %s\n", error.c_str());
         return kExitFailure;

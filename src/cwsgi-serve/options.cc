@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cmath>
@@ -88,7 +89,8 @@ bool parse_umask(const std::string &s, int &out)
     } else if (digits.size() > 1 && digits[0] == '0') {
         base = 8;
     }
-    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); })) {
+    if (digits.empty() || !std::all_of(digits.begin(), digits.end(),
+                                       [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); })) {
         return false;
     }
     errno = 0;
@@ -102,11 +104,16 @@ bool parse_umask(const std::string &s, int &out)
 const char *level_name(uint32_t level)
 {
     switch (level) {
-    case CWSGI_LOG_DEBUG: return "debug";
-    case CWSGI_LOG_INFO: return "info";
-    case CWSGI_LOG_WARNING: return "warning";
-    case CWSGI_LOG_ERROR: return "error";
-    default: return "critical";
+    case CWSGI_LOG_DEBUG:
+        return "debug";
+    case CWSGI_LOG_INFO:
+        return "info";
+    case CWSGI_LOG_WARNING:
+        return "warning";
+    case CWSGI_LOG_ERROR:
+        return "error";
+    default:
+        return "critical";
     }
 }
 
@@ -118,7 +125,10 @@ uint32_t level_of(const std::string &s)
     return CWSGI_LOG_CRITICAL;
 }
 
-uint32_t to_ms(double seconds) { return static_cast<uint32_t>(std::llround(seconds * 1000.0)); }
+uint32_t to_ms(double seconds)
+{
+    return static_cast<uint32_t>(std::llround(seconds * 1000.0));
+}
 
 bool all_digits(const std::string &s)
 {
@@ -126,8 +136,14 @@ bool all_digits(const std::string &s)
 }
 
 // A user or group as gunicorn takes it: a number as it is, a name that must exist.
-bool known_user(const std::string &s) { return all_digits(s) || ::getpwnam(s.c_str()) != nullptr; }
-bool known_group(const std::string &s) { return all_digits(s) || ::getgrnam(s.c_str()) != nullptr; }
+bool known_user(const std::string &s)
+{
+    return all_digits(s) || ::getpwnam(s.c_str()) != nullptr;
+}
+bool known_group(const std::string &s)
+{
+    return all_digits(s) || ::getgrnam(s.c_str()) != nullptr;
+}
 
 // Registers the options on `cli`, bound to `out` and `raw`. The -c option is added last by
 // the caller, so that its formatter sees the whole table.
@@ -137,8 +153,9 @@ void add_options(CLI::App &cli, Invocation &out, Raw &raw)
     cli.add_option("APP", out.app_path, "Path to the application shared object (app.so)");
     cli.add_option("--adapter", out.adapter_name,
                    "HTTP engine to serve with (default: the first built of h2o, microhttpd, forking)");
-    cli.add_option("-b,--bind", cfg.binds,
-                   "Address to listen on: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N; repeatable (default 127.0.0.1:8000)")
+    cli.add_option(
+           "-b,--bind", cfg.binds,
+           "Address to listen on: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N; repeatable (default 127.0.0.1:8000)")
         ->type_name("ADDRESS")
         ->allow_extra_args(false)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
@@ -206,10 +223,12 @@ void add_options(CLI::App &cli, Invocation &out, Raw &raw)
                    "Largest request body in bytes, answered 413 above it (0 = no limit)")
         ->check(CLI::Range(int64_t{0}, INT64_MAX))
         ->capture_default_str();
-    cli.add_option("--limit-request-line", cfg.limits.request_line, "Largest request line in bytes (answered 414 above it)")
+    cli.add_option("--limit-request-line", cfg.limits.request_line,
+                   "Largest request line in bytes (answered 414 above it)")
         ->check(CLI::Range(16, 65536))
         ->capture_default_str();
-    cli.add_option("--limit-request-fields", cfg.limits.request_fields, "Most header fields in a request (431 above it)")
+    cli.add_option("--limit-request-fields", cfg.limits.request_fields,
+                   "Most header fields in a request (431 above it)")
         ->check(CLI::Range(1, 32768))
         ->capture_default_str();
     // gunicorn spells this one --limit-request-field_size; both work.
@@ -225,16 +244,18 @@ void add_options(CLI::App &cli, Invocation &out, Raw &raw)
     cli.add_flag("--preload", cfg.preload, "Load the app in the master before forking the workers (copy-on-write)");
     cli.add_flag("--reload", cfg.reload, "Start a new generation of workers when the app's .so changes (development)");
     cli.add_option("-p,--pid", cfg.pidfile, "Write the master's PID to this file")->type_name("FILE");
-    cli.add_option("-u,--user", cfg.user, "Switch the workers to this user (name or uid) after binding")->type_name("USER");
-    cli.add_option("-g,--group", cfg.group, "Switch the workers to this group (name or gid) after binding")->type_name("GROUP");
+    cli.add_option("-u,--user", cfg.user, "Switch the workers to this user (name or uid) after binding")
+        ->type_name("USER");
+    cli.add_option("-g,--group", cfg.group, "Switch the workers to this group (name or gid) after binding")
+        ->type_name("GROUP");
     cli.add_option("--chdir", cfg.chdir, "Change to this directory before loading the app")->type_name("DIR");
-    cli.add_option("-m,--umask", raw.umask, "File mode creation mask of the server, as gunicorn reads it: 0o22, 022 or 18")
+    cli.add_option("-m,--umask", raw.umask,
+                   "File mode creation mask of the server, as gunicorn reads it: 0o22, 022 or 18")
         ->type_name(kTypeMode);
     cli.add_option("-n,--name", cfg.proc_name, "Base of the process titles: NAME: master, NAME: worker 3")
         ->type_name("NAME")
         ->capture_default_str();
-    cli.add_option("-e,--env", raw.env,
-                   "Set an environment variable in the master before the app loads; repeatable")
+    cli.add_option("-e,--env", raw.env, "Set an environment variable in the master before the app loads; repeatable")
         ->type_name(kTypeEnv)
         ->allow_extra_args(false)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
@@ -254,10 +275,10 @@ void add_options(CLI::App &cli, Invocation &out, Raw &raw)
     cli.add_flag("--check,--check-config", raw.check,
                  "Load the app, run init, and worker_start in a scratch process; print what it declares, exit")
         ->configurable(false);
-    cli.add_flag("--print-config", raw.print_config,
-                 "Print the resolved configuration as a TOML file for -c, and exit")
+    cli.add_flag("--print-config", raw.print_config, "Print the resolved configuration as a TOML file for -c, and exit")
         ->configurable(false);
-    cli.add_flag("--list-adapters", raw.list_adapters, "Print one line per adapter: name, built|missing, capabilities (hex)")
+    cli.add_flag("--list-adapters", raw.list_adapters,
+                 "Print one line per adapter: name, built|missing, capabilities (hex)")
         ->configurable(false);
     cli.add_flag("-v,--version", raw.version, "Print the version and exit")->configurable(false);
 }
@@ -270,7 +291,8 @@ bool finish(const Raw &raw, const std::string &base_dir, Invocation &out, std::s
         error = fmt::format("--worker-class: unknown worker class '{}'", raw.worker_class);
         return false;
     }
-    if (!parse_size(raw.stack_size, cfg.stack_size) || cfg.stack_size < 64 * 1024 || cfg.stack_size > 64 * 1024 * 1024) {
+    if (!parse_size(raw.stack_size, cfg.stack_size) || cfg.stack_size < 64 * 1024 ||
+        cfg.stack_size > 64 * 1024 * 1024) {
         error = fmt::format("--stack-size: '{}' is not a size from 64k to 64m", raw.stack_size);
         return false;
     }
@@ -315,7 +337,8 @@ bool finish(const Raw &raw, const std::string &base_dir, Invocation &out, std::s
     cfg.request_deadline_ms = to_ms(raw.harakiri);
     cfg.limits.request_body = raw.limit_request_body > 0 ? raw.limit_request_body : -1;
     cfg.log_level = level_of(raw.log_level);
-    while (!cfg.script_name.empty() && cfg.script_name.back() == '/') cfg.script_name.pop_back();
+    while (!cfg.script_name.empty() && cfg.script_name.back() == '/')
+        cfg.script_name.pop_back();
     if (!cfg.script_name.empty() && cfg.script_name.front() != '/') {
         error = "--script-name: the mount point must start with '/'";
         return false;
@@ -339,7 +362,8 @@ constexpr const char *kSeeHelp = " (see cwsgi-serve --help)";
 std::string one_line(std::string s)
 {
     std::replace(s.begin(), s.end(), '\n', ' ');
-    while (!s.empty() && s.back() == ' ') s.pop_back();
+    while (!s.empty() && s.back() == ' ')
+        s.pop_back();
     return s;
 }
 
@@ -350,7 +374,10 @@ std::string quote(const std::string &s)
     return out.str();
 }
 
-std::string seconds(uint32_t ms) { return fmt::format("{}", ms / 1000.0); }
+std::string seconds(uint32_t ms)
+{
+    return fmt::format("{}", ms / 1000.0);
+}
 
 } // namespace
 
@@ -373,8 +400,10 @@ bool parse_invocation(const std::vector<std::string> &args, const std::string &b
     // Unknown words are kept, not thrown, so that a gunicorn flag can be named as such below.
     cli.allow_extras(true);
     add_options(cli, out, raw);
-    CLI::Option *config_opt = cli.set_config("-c,--config", "", "Read settings from this TOML file (docs/deployment.md); the command line wins over it");
-    config_opt->type_name("FILE")->transform([base_dir](std::string path) { return absolute_from(base_dir, path); }, "");
+    CLI::Option *config_opt = cli.set_config(
+        "-c,--config", "", "Read settings from this TOML file (docs/deployment.md); the command line wins over it");
+    config_opt->type_name("FILE")->transform([base_dir](std::string path) { return absolute_from(base_dir, path); },
+                                             "");
     cli.config_formatter(std::make_shared<TomlConfig>(&cli, &out.config.app_settings));
     cli.footer("Adapters:\n" + adapter_list() +
                "\nSignals: TERM or INT stop gracefully (in-flight requests finish within --graceful-timeout).\n"
@@ -403,7 +432,8 @@ bool parse_invocation(const std::vector<std::string> &args, const std::string &b
         std::string name = w.substr(w[1] == '-' ? 2 : 1);
         name = name.substr(0, name.find('='));
         if (const char *why = gunicorn_gap(name)) {
-            error = fmt::format("{} is a gunicorn flag that cwsgi-serve does not have: {}", w.substr(0, w.find('=')), why);
+            error =
+                fmt::format("{} is a gunicorn flag that cwsgi-serve does not have: {}", w.substr(0, w.find('=')), why);
             return false;
         }
     }
@@ -433,7 +463,8 @@ std::string config_to_toml(const Invocation &inv)
     };
     const auto list = [](const std::vector<std::string> &items) {
         std::string l;
-        for (const std::string &i : items) l += (l.empty() ? "" : ", ") + quote(i);
+        for (const std::string &i : items)
+            l += (l.empty() ? "" : ", ") + quote(i);
         return "[" + l + "]";
     };
     text("wsgi_app", inv.app_path, "none given");
@@ -445,7 +476,9 @@ std::string config_to_toml(const Invocation &inv)
     }
     s += "\n# worker processes\n";
     line("workers", std::to_string(c.workers));
-    line("worker_class", quote(!c.worker_class ? "auto" : *c.worker_class == core::ExecMode::cooperative ? "gevent" : "gthread"));
+    line("worker_class", quote(!c.worker_class                                  ? "auto"
+                               : *c.worker_class == core::ExecMode::cooperative ? "gevent"
+                                                                                : "gthread"));
     line("threads", std::to_string(c.threads));
     if (c.loop_threads == 0) {
         s += "# loop_threads: the adapter's choice\n";
@@ -481,7 +514,8 @@ std::string config_to_toml(const Invocation &inv)
     }
     line("name", quote(c.proc_name));
     std::vector<std::string> env;
-    for (const auto &[k, v] : c.env) env.push_back(k + "=" + v);
+    for (const auto &[k, v] : c.env)
+        env.push_back(k + "=" + v);
     if (env.empty()) {
         s += "# env: none\n";
     } else {
@@ -493,7 +527,8 @@ std::string config_to_toml(const Invocation &inv)
     line("log_level", quote(level_name(c.log_level)));
     if (!c.app_settings.empty()) {
         s += "\n# the app's own settings\n[app]\n";
-        for (const auto &[k, v] : c.app_settings) line(quote(k).c_str(), quote(v));
+        for (const auto &[k, v] : c.app_settings)
+            line(quote(k).c_str(), quote(v));
     }
     return s;
 }

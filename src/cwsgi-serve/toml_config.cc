@@ -17,9 +17,15 @@ namespace {
 // gunicorn's config-file names where they differ from its command-line names, so that a
 // gunicorn.conf.py's settings read the same here ("preload_app = true").
 constexpr std::pair<const char *, const char *> kSettingAliases[] = {
-    {"preload-app", "--preload"},   {"pidfile", "--pid"},          {"accesslog", "--access-logfile"},
-    {"errorlog", "--error-logfile"}, {"loglevel", "--log-level"},  {"keepalive", "--keep-alive"},
-    {"raw-env", "--env"},           {"proc-name", "--name"},       {"wsgi-app", "APP"},
+    {"preload-app", "--preload"},
+    {"pidfile", "--pid"},
+    {"accesslog", "--access-logfile"},
+    {"errorlog", "--error-logfile"},
+    {"loglevel", "--log-level"},
+    {"keepalive", "--keep-alive"},
+    {"raw-env", "--env"},
+    {"proc-name", "--name"},
+    {"wsgi-app", "APP"},
 };
 
 enum class Kind : uint8_t { flag, integer, number, int_or_text, env, list, text };
@@ -41,13 +47,20 @@ Kind kind_of(const CLI::Option &opt)
 const char *kind_text(Kind k)
 {
     switch (k) {
-    case Kind::flag: return "a boolean (true or false)";
-    case Kind::integer: return "an integer";
-    case Kind::number: return "a number";
-    case Kind::int_or_text: return "an integer or a string";
-    case Kind::env: return "a table of strings, or a list of \"KEY=VALUE\" strings";
-    case Kind::list: return "a string or a list of strings";
-    case Kind::text: return "a string";
+    case Kind::flag:
+        return "a boolean (true or false)";
+    case Kind::integer:
+        return "an integer";
+    case Kind::number:
+        return "a number";
+    case Kind::int_or_text:
+        return "an integer or a string";
+    case Kind::env:
+        return "a table of strings, or a list of \"KEY=VALUE\" strings";
+    case Kind::list:
+        return "a string or a list of strings";
+    case Kind::text:
+        return "a string";
     }
     return "a value";
 }
@@ -55,13 +68,20 @@ const char *kind_text(Kind k)
 const char *type_text(const toml::node &v)
 {
     switch (v.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::array: return "a list";
-    case toml::node_type::table: return "a table";
-    default: return "a date or time";
+    case toml::node_type::string:
+        return "a string";
+    case toml::node_type::integer:
+        return "an integer";
+    case toml::node_type::floating_point:
+        return "a float";
+    case toml::node_type::boolean:
+        return "a boolean";
+    case toml::node_type::array:
+        return "a list";
+    case toml::node_type::table:
+        return "a table";
+    default:
+        return "a date or time";
     }
 }
 
@@ -106,8 +126,8 @@ std::vector<CLI::ConfigItem> TomlConfig::from_config(std::istream &input) const
     try {
         root = toml::parse(input, file);
     } catch (const toml::parse_error &e) {
-        throw CLI::ConfigError(fmt::format("{}:{}:{}: {}", file, e.source().begin.line, e.source().begin.column,
-                                           e.description()));
+        throw CLI::ConfigError(
+            fmt::format("{}:{}:{}: {}", file, e.source().begin.line, e.source().begin.column, e.description()));
     }
 
     std::vector<CLI::ConfigItem> items;
@@ -117,13 +137,15 @@ std::vector<CLI::ConfigItem> TomlConfig::from_config(std::istream &input) const
         if (key == "app") {
             // Reserved for the app's own settings (Config::app_settings).
             const auto *table = v.as_table();
-            if (!table) throw CLI::ConfigError(fmt::format("{}: app: expected a table ([app]), got {}", where(), type_text(v)));
+            if (!table)
+                throw CLI::ConfigError(fmt::format("{}: app: expected a table ([app]), got {}", where(), type_text(v)));
             // toml++ keeps keys sorted; the app gets them in the order the operator wrote them.
             std::vector<Setting> settings;
             flatten(*table, "", settings);
             std::stable_sort(settings.begin(), settings.end(),
                              [](const Setting &a, const Setting &b) { return a.at < b.at; });
-            for (Setting &s : settings) app_settings_->emplace_back(std::move(s.name), std::move(s.value));
+            for (Setting &s : settings)
+                app_settings_->emplace_back(std::move(s.name), std::move(s.value));
             continue;
         }
         std::string name = key;
@@ -137,8 +159,8 @@ std::vector<CLI::ConfigItem> TomlConfig::from_config(std::istream &input) const
         const CLI::Option *opt = app_->get_option_no_throw(option);
         if (opt == nullptr) {
             if (const char *why = gunicorn_gap(name)) {
-                throw GunicornGapError(fmt::format("{}: {} is a gunicorn setting that cwsgi-serve does not have: {}",
-                                                   where(), key, why));
+                throw GunicornGapError(
+                    fmt::format("{}: {} is a gunicorn setting that cwsgi-serve does not have: {}", where(), key, why));
             }
             throw CLI::ConfigError(fmt::format("{}: unknown key '{}' (the keys are the long flags of --help, "
                                                "without the dashes; the app's own settings go in [app])",
@@ -152,7 +174,8 @@ std::vector<CLI::ConfigItem> TomlConfig::from_config(std::istream &input) const
         item.name = option.rfind("--", 0) == 0 ? option.substr(2) : option;
         const Kind kind = kind_of(*opt);
         const auto type_error = [&] {
-            return CLI::ConfigError(fmt::format("{}: {}: expected {}, got {}", where(), key, kind_text(kind), type_text(v)));
+            return CLI::ConfigError(
+                fmt::format("{}: {}: expected {}, got {}", where(), key, kind_text(kind), type_text(v)));
         };
         switch (kind) {
         case Kind::flag:

@@ -30,7 +30,9 @@ inline constexpr const char *kTypeEnv = "KEY=VALUE";
 /// what to use instead.
 class GunicornGapError : public CLI::ConfigError {
 public:
-    explicit GunicornGapError(std::string message) : CLI::ConfigError(std::move(message), CLI::ExitCodes::ConfigError) {}
+    explicit GunicornGapError(std::string message) : CLI::ConfigError(std::move(message), CLI::ExitCodes::ConfigError)
+    {
+    }
 };
 
 /// Reads a TOML file into CLI11 config items for the options of `app`.
@@ -39,7 +41,9 @@ public:
     /// `app` is the option table (borrowed; it must outlive this formatter). The [app] table's
     /// pairs are appended to `app_settings` (borrowed) in file order.
     TomlConfig(const CLI::App *app, std::vector<std::pair<std::string, std::string>> *app_settings)
-        : app_(app), app_settings_(app_settings) {}
+        : app_(app), app_settings_(app_settings)
+    {
+    }
 
     /// Not used: --print-config prints the resolved Config instead (options.hh). Returns "".
     std::string to_config(const CLI::App *, bool, bool, std::string) const override { return {}; }

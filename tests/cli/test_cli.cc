@@ -63,15 +63,18 @@ Result run(const std::vector<std::string> &args, const std::vector<std::string> 
     std::vector<std::string> argv_s{serve_bin()};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char *> argv;
-    for (std::string &a : argv_s) argv.push_back(a.data());
+    for (std::string &a : argv_s)
+        argv.push_back(a.data());
     argv.push_back(nullptr);
     std::vector<std::string> env_s;
     for (char **e = environ; *e; ++e) {
-        if (std::strncmp(*e, "WEB_CONCURRENCY=", 16) != 0 && std::strncmp(*e, "SCRIPT_NAME=", 12) != 0) env_s.emplace_back(*e);
+        if (std::strncmp(*e, "WEB_CONCURRENCY=", 16) != 0 && std::strncmp(*e, "SCRIPT_NAME=", 12) != 0)
+            env_s.emplace_back(*e);
     }
     env_s.insert(env_s.end(), env.begin(), env.end());
     std::vector<char *> envp;
-    for (std::string &e : env_s) envp.push_back(e.data());
+    for (std::string &e : env_s)
+        envp.push_back(e.data());
     envp.push_back(nullptr);
 
     int out[2], err[2];
@@ -124,9 +127,15 @@ Result run(const std::vector<std::string> &args, const std::vector<std::string> 
     return r;
 }
 
-bool has(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
+bool has(const std::string &text, const std::string &part)
+{
+    return text.find(part) != std::string::npos;
+}
 
-size_t lines(const std::string &text) { return static_cast<size_t>(std::count(text.begin(), text.end(), '\n')); }
+size_t lines(const std::string &text)
+{
+    return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
 
 // --print-config must show `line` (a whole line).
 void expect_line(const Result &r, const std::string &line)
@@ -141,7 +150,8 @@ void expect_line(const Result &r, const std::string &line)
 void expect_usage_error(const Result &r, const std::string &part)
 {
     if (r.status != 2 || lines(r.err) != 1 || !has(r.err, part) || r.err.rfind("cwsgi-serve: ", 0) != 0) {
-        fail_msg("expected exit 2 and one line with '%s'; got exit %d, stderr:\n%s", part.c_str(), r.status, r.err.c_str());
+        fail_msg("expected exit 2 and one line with '%s'; got exit %d, stderr:\n%s", part.c_str(), r.status,
+                 r.err.c_str());
     }
 }
 
@@ -161,24 +171,106 @@ int teardown(void **)
 
 void test_cli__every_flag_lands_in_config(void **)
 {
-    Result r = run({"--print-config", "x.so", "--adapter", "microhttpd", "-b", "127.0.0.1:9001", "--bind", "unix:/tmp/a.sock",
-                    "--workers", "3", "--worker-class", "gthread", "--threads", "6", "--loop-threads", "2",
-                    "--stack-size", "128k", "--timeout", "12.5", "--graceful-timeout", "7", "--max-requests", "1000",
-                    "--max-requests-jitter", "50", "--harakiri", "20", "--max-worker-memory", "512m",
-                    "--keep-alive", "3", "--client-timeout", "4", "--limit-request-body", "1048576",
-                    "--limit-request-line", "2048", "--limit-request-fields", "50", "--limit-request-field-size", "4096",
-                    "--script-name", "/api/", "--preload", "--reload", "--pid", "/tmp/m.pid", "--user", "0",
-                    "--group", "0", "--chdir", "/tmp", "--umask", "0o27", "--name", "scorer", "--env", "MODEL=/srv/m.bin",
-                    "--env", "DEBUG=", "--access-logfile", "-", "--error-logfile", "/tmp/e.log", "--log-level", "debug"});
-    for (const char *line : {"wsgi_app = 'x.so'", "adapter = 'microhttpd'", "bind = ['127.0.0.1:9001', 'unix:/tmp/a.sock']",
-                             "workers = 3", "worker_class = 'gthread'", "threads = 6", "loop_threads = 2",
-                             "stack_size = 131072", "timeout = 12.5", "graceful_timeout = 7", "max_requests = 1000",
-                             "max_requests_jitter = 50", "harakiri = 20", "max_worker_memory = 536870912",
-                             "keep_alive = 3", "client_timeout = 4", "limit_request_body = 1048576",
-                             "limit_request_line = 2048", "limit_request_fields = 50", "limit_request_field_size = 4096",
-                             "script_name = '/api'", "preload = true", "reload = true", "pid = '/tmp/m.pid'",
-                             "user = '0'", "group = '0'", "chdir = '/tmp'", "umask = 0o027", "name = 'scorer'",
-                             "env = ['MODEL=/srv/m.bin', 'DEBUG=']", "access_logfile = '-'", "error_logfile = '/tmp/e.log'",
+    Result r = run({"--print-config",
+                    "x.so",
+                    "--adapter",
+                    "microhttpd",
+                    "-b",
+                    "127.0.0.1:9001",
+                    "--bind",
+                    "unix:/tmp/a.sock",
+                    "--workers",
+                    "3",
+                    "--worker-class",
+                    "gthread",
+                    "--threads",
+                    "6",
+                    "--loop-threads",
+                    "2",
+                    "--stack-size",
+                    "128k",
+                    "--timeout",
+                    "12.5",
+                    "--graceful-timeout",
+                    "7",
+                    "--max-requests",
+                    "1000",
+                    "--max-requests-jitter",
+                    "50",
+                    "--harakiri",
+                    "20",
+                    "--max-worker-memory",
+                    "512m",
+                    "--keep-alive",
+                    "3",
+                    "--client-timeout",
+                    "4",
+                    "--limit-request-body",
+                    "1048576",
+                    "--limit-request-line",
+                    "2048",
+                    "--limit-request-fields",
+                    "50",
+                    "--limit-request-field-size",
+                    "4096",
+                    "--script-name",
+                    "/api/",
+                    "--preload",
+                    "--reload",
+                    "--pid",
+                    "/tmp/m.pid",
+                    "--user",
+                    "0",
+                    "--group",
+                    "0",
+                    "--chdir",
+                    "/tmp",
+                    "--umask",
+                    "0o27",
+                    "--name",
+                    "scorer",
+                    "--env",
+                    "MODEL=/srv/m.bin",
+                    "--env",
+                    "DEBUG=",
+                    "--access-logfile",
+                    "-",
+                    "--error-logfile",
+                    "/tmp/e.log",
+                    "--log-level",
+                    "debug"});
+    for (const char *line : {"wsgi_app = 'x.so'",
+                             "adapter = 'microhttpd'",
+                             "bind = ['127.0.0.1:9001', 'unix:/tmp/a.sock']",
+                             "workers = 3",
+                             "worker_class = 'gthread'",
+                             "threads = 6",
+                             "loop_threads = 2",
+                             "stack_size = 131072",
+                             "timeout = 12.5",
+                             "graceful_timeout = 7",
+                             "max_requests = 1000",
+                             "max_requests_jitter = 50",
+                             "harakiri = 20",
+                             "max_worker_memory = 536870912",
+                             "keep_alive = 3",
+                             "client_timeout = 4",
+                             "limit_request_body = 1048576",
+                             "limit_request_line = 2048",
+                             "limit_request_fields = 50",
+                             "limit_request_field_size = 4096",
+                             "script_name = '/api'",
+                             "preload = true",
+                             "reload = true",
+                             "pid = '/tmp/m.pid'",
+                             "user = '0'",
+                             "group = '0'",
+                             "chdir = '/tmp'",
+                             "umask = 0o027",
+                             "name = 'scorer'",
+                             "env = ['MODEL=/srv/m.bin', 'DEBUG=']",
+                             "access_logfile = '-'",
+                             "error_logfile = '/tmp/e.log'",
                              "log_level = 'debug'"}) {
         expect_line(r, line);
     }
@@ -187,17 +279,35 @@ void test_cli__every_flag_lands_in_config(void **)
 void test_cli__defaults_and_short_flags(void **)
 {
     Result r = run({"--print-config", "x.so"});
-    for (const char *line : {"workers = 1", "timeout = 30", "client_timeout = 30", "graceful_timeout = 30", "keep_alive = 2",
-                             "max_requests = 0", "harakiri = 0", "max_worker_memory = 0", "preload = false",
-                             "name = 'cwsgi'", "# umask: unchanged", "# user: unchanged", "# pid: none",
-                             "worker_class = 'auto'", "log_level = 'info'", "error_logfile = '-'"}) {
+    for (const char *line : {"workers = 1", "timeout = 30", "client_timeout = 30", "graceful_timeout = 30",
+                             "keep_alive = 2", "max_requests = 0", "harakiri = 0", "max_worker_memory = 0",
+                             "preload = false", "name = 'cwsgi'", "# umask: unchanged", "# user: unchanged",
+                             "# pid: none", "worker_class = 'auto'", "log_level = 'info'", "error_logfile = '-'"}) {
         expect_line(r, line);
     }
     // gunicorn's short forms.
-    r = run({"--print-config", "x.so", "-w", "5", "-t", "0", "-p", "/tmp/p", "-u", "0", "-g", "0", "-m", "022", "-n", "n1",
-             "-e", "A=1", "-k", "gevent"});
-    for (const char *line : {"workers = 5", "timeout = 0", "pid = '/tmp/p'", "user = '0'", "group = '0'", "umask = 0o022",
-                             "name = 'n1'", "env = ['A=1']", "worker_class = 'gevent'"}) {
+    r = run({"--print-config",
+             "x.so",
+             "-w",
+             "5",
+             "-t",
+             "0",
+             "-p",
+             "/tmp/p",
+             "-u",
+             "0",
+             "-g",
+             "0",
+             "-m",
+             "022",
+             "-n",
+             "n1",
+             "-e",
+             "A=1",
+             "-k",
+             "gevent"});
+    for (const char *line : {"workers = 5", "timeout = 0", "pid = '/tmp/p'", "user = '0'", "group = '0'",
+                             "umask = 0o022", "name = 'n1'", "env = ['A=1']", "worker_class = 'gevent'"}) {
         expect_line(r, line);
     }
     // gunicorn's spellings: --log-file, --limit-request-field_size, --check-config.
@@ -212,8 +322,10 @@ void test_cli__umask_as_gunicorn_reads_it(void **)
         {"0o22", "umask = 0o022"}, {"022", "umask = 0o022"}, {"18", "umask = 0o022"},
         {"0x12", "umask = 0o022"}, {"0", "umask = 0o000"},   {"0o777", "umask = 0o777"},
     };
-    for (const auto &[given, line] : cases) expect_line(run({"--print-config", "x.so", "--umask", given}), line);
-    for (const char *bad : {"0o1000", "abc", "08", "-1"}) expect_usage_error(run({"x.so", "--umask", bad}), "--umask");
+    for (const auto &[given, line] : cases)
+        expect_line(run({"--print-config", "x.so", "--umask", given}), line);
+    for (const char *bad : {"0o1000", "abc", "08", "-1"})
+        expect_usage_error(run({"x.so", "--umask", bad}), "--umask");
 }
 
 void test_cli__web_concurrency(void **)
@@ -239,10 +351,10 @@ void test_cli__file_and_command_line(void **)
                                   "preload_app = true\n" // gunicorn's setting name
                                   "proc_name = 'from-file'\n");
     Result r = run({"--print-config", "-c", file});
-    for (const char *line : {"wsgi_app = 'from-file.so'", "bind = ['127.0.0.1:7001', '127.0.0.1:7002']", "workers = 4",
-                             "graceful_timeout = 9", "keep_alive = 1.5", "preload = true", "umask = 0o022",
-                             "max_worker_memory = 1073741824", "env = ['MODEL=/srv/model.bin', 'N=3']",
-                             "name = 'from-file'"}) {
+    for (const char *line :
+         {"wsgi_app = 'from-file.so'", "bind = ['127.0.0.1:7001', '127.0.0.1:7002']", "workers = 4",
+          "graceful_timeout = 9", "keep_alive = 1.5", "preload = true", "umask = 0o022",
+          "max_worker_memory = 1073741824", "env = ['MODEL=/srv/model.bin', 'N=3']", "name = 'from-file'"}) {
         expect_line(r, line);
     }
     // The command line wins, key by key; a repeatable flag replaces the file's list (gunicorn).
@@ -288,13 +400,12 @@ void test_cli__file_errors_name_key_and_line(void **)
 
 void test_cli__app_table(void **)
 {
-    std::string file = write_file("appt.toml",
-                                  "workers = 2\n"
-                                  "[app]\n"
-                                  "zeta = 'last-key-first'\n"
-                                  "model.path = '/srv/m.bin'\n"
-                                  "model.batch = 32\n"
-                                  "debug = true\n");
+    std::string file = write_file("appt.toml", "workers = 2\n"
+                                               "[app]\n"
+                                               "zeta = 'last-key-first'\n"
+                                               "model.path = '/srv/m.bin'\n"
+                                               "model.batch = 32\n"
+                                               "debug = true\n");
     Result r = run({"--print-config", "x.so", "-c", file});
     // Flattened, values as strings, in the order of the file.
     const std::string expected = "[app]\n'zeta' = 'last-key-first'\n'model.path' = '/srv/m.bin'\n"
@@ -304,9 +415,9 @@ void test_cli__app_table(void **)
 
 void test_cli__print_config_reads_back(void **)
 {
-    Result first = run({"--print-config", "x.so", "-w", "3", "-b", "127.0.0.1:1", "--umask", "0o7", "-e", "A=b c",
-                        "--timeout", "2.25", "--chdir", "/", "--script-name", "/m", "-c",
-                        write_file("rt.toml", "[app]\nk = 'v'\n")});
+    Result first =
+        run({"--print-config", "x.so", "-w", "3", "-b", "127.0.0.1:1", "--umask", "0o7", "-e", "A=b c", "--timeout",
+             "2.25", "--chdir", "/", "--script-name", "/m", "-c", write_file("rt.toml", "[app]\nk = 'v'\n")});
     assert_int_equal(first.status, 0);
     std::string file = write_file("printed.toml", first.out);
     Result second = run({"--print-config", "-c", file});
@@ -357,9 +468,20 @@ void test_cli__bad_command_line_exits_2(void **)
 void test_cli__gunicorn_flags_are_named(void **)
 {
     const std::vector<std::vector<std::string>> cases = {
-        {"--daemon"}, {"-D"}, {"--worker-connections", "1000"}, {"--backlog=64"}, {"--statsd-host", "127.0.0.1:8125"},
-        {"--forwarded-allow-ips", "*"}, {"--proxy-protocol"}, {"--certfile", "c.pem"}, {"--keyfile", "k.pem"},
-        {"--paste", "dev.ini"}, {"--log-config", "log.ini"}, {"--log-syslog"}, {"--reuse-port"}, {"-R"},
+        {"--daemon"},
+        {"-D"},
+        {"--worker-connections", "1000"},
+        {"--backlog=64"},
+        {"--statsd-host", "127.0.0.1:8125"},
+        {"--forwarded-allow-ips", "*"},
+        {"--proxy-protocol"},
+        {"--certfile", "c.pem"},
+        {"--keyfile", "k.pem"},
+        {"--paste", "dev.ini"},
+        {"--log-config", "log.ini"},
+        {"--log-syslog"},
+        {"--reuse-port"},
+        {"-R"},
     };
     for (const auto &flag : cases) {
         std::vector<std::string> args = flag;
@@ -373,7 +495,8 @@ void test_cli__gunicorn_flags_are_named(void **)
     for (const char *setting : {"daemon = true", "worker_connections = 10", "statsd_host = 'x'", "keyfile = 'k.pem'"}) {
         std::string file = write_file("gap.toml", std::string(setting) + "\n");
         std::string key(setting, std::strcspn(setting, " "));
-        expect_usage_error(run({"x.so", "-c", file}), ":1: " + key + " is a gunicorn setting that cwsgi-serve does not have: ");
+        expect_usage_error(run({"x.so", "-c", file}),
+                           ":1: " + key + " is a gunicorn setting that cwsgi-serve does not have: ");
     }
 }
 
