@@ -238,9 +238,10 @@ int main(int argc, char **argv)
         std::fputs(cwsgi::serve::config_to_toml(inv).c_str(), stdout);
         return kExitOk;
     }
-    if (inv.app_path.empty())
+    if (inv.app_path.empty()) {
         return usage_error(
             "no app given: cwsgi-serve [OPTIONS] APP, or wsgi_app in the -c file (see cwsgi-serve --help)");
+    }
     if (!apply_master_settings(inv.config, error)) {
         std::fprintf(stderr, "cwsgi-serve: %s\n", error.c_str());
         return kExitFailure;

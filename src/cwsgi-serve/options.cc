@@ -337,8 +337,9 @@ bool finish(const Raw &raw, const std::string &base_dir, Invocation &out, std::s
     cfg.request_deadline_ms = to_ms(raw.harakiri);
     cfg.limits.request_body = raw.limit_request_body > 0 ? raw.limit_request_body : -1;
     cfg.log_level = level_of(raw.log_level);
-    while (!cfg.script_name.empty() && cfg.script_name.back() == '/')
+    while (!cfg.script_name.empty() && cfg.script_name.back() == '/') {
         cfg.script_name.pop_back();
+    }
     if (!cfg.script_name.empty() && cfg.script_name.front() != '/') {
         error = "--script-name: the mount point must start with '/'";
         return false;
@@ -362,8 +363,9 @@ constexpr const char *kSeeHelp = " (see cwsgi-serve --help)";
 std::string one_line(std::string s)
 {
     std::replace(s.begin(), s.end(), '\n', ' ');
-    while (!s.empty() && s.back() == ' ')
+    while (!s.empty() && s.back() == ' ') {
         s.pop_back();
+    }
     return s;
 }
 
@@ -463,8 +465,9 @@ std::string config_to_toml(const Invocation &inv)
     };
     const auto list = [](const std::vector<std::string> &items) {
         std::string l;
-        for (const std::string &i : items)
+        for (const std::string &i : items) {
             l += (l.empty() ? "" : ", ") + quote(i);
+        }
         return "[" + l + "]";
     };
     text("wsgi_app", inv.app_path, "none given");
@@ -514,8 +517,9 @@ std::string config_to_toml(const Invocation &inv)
     }
     line("name", quote(c.proc_name));
     std::vector<std::string> env;
-    for (const auto &[k, v] : c.env)
+    for (const auto &[k, v] : c.env) {
         env.push_back(k + "=" + v);
+    }
     if (env.empty()) {
         s += "# env: none\n";
     } else {
@@ -527,8 +531,9 @@ std::string config_to_toml(const Invocation &inv)
     line("log_level", quote(level_name(c.log_level)));
     if (!c.app_settings.empty()) {
         s += "\n# the app's own settings\n[app]\n";
-        for (const auto &[k, v] : c.app_settings)
+        for (const auto &[k, v] : c.app_settings) {
             line(quote(k).c_str(), quote(v));
+        }
     }
     return s;
 }

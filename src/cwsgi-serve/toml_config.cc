@@ -137,15 +137,17 @@ std::vector<CLI::ConfigItem> TomlConfig::from_config(std::istream &input) const
         if (key == "app") {
             // Reserved for the app's own settings (Config::app_settings).
             const auto *table = v.as_table();
-            if (!table)
+            if (!table) {
                 throw CLI::ConfigError(fmt::format("{}: app: expected a table ([app]), got {}", where(), type_text(v)));
+            }
             // toml++ keeps keys sorted; the app gets them in the order the operator wrote them.
             std::vector<Setting> settings;
             flatten(*table, "", settings);
             std::stable_sort(settings.begin(), settings.end(),
                              [](const Setting &a, const Setting &b) { return a.at < b.at; });
-            for (Setting &s : settings)
+            for (Setting &s : settings) {
                 app_settings_->emplace_back(std::move(s.name), std::move(s.value));
+            }
             continue;
         }
         std::string name = key;

@@ -63,18 +63,21 @@ Result run(const std::vector<std::string> &args, const std::vector<std::string> 
     std::vector<std::string> argv_s{serve_bin()};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char *> argv;
-    for (std::string &a : argv_s)
+    for (std::string &a : argv_s) {
         argv.push_back(a.data());
+    }
     argv.push_back(nullptr);
     std::vector<std::string> env_s;
     for (char **e = environ; *e; ++e) {
-        if (std::strncmp(*e, "WEB_CONCURRENCY=", 16) != 0 && std::strncmp(*e, "SCRIPT_NAME=", 12) != 0)
+        if (std::strncmp(*e, "WEB_CONCURRENCY=", 16) != 0 && std::strncmp(*e, "SCRIPT_NAME=", 12) != 0) {
             env_s.emplace_back(*e);
+        }
     }
     env_s.insert(env_s.end(), env.begin(), env.end());
     std::vector<char *> envp;
-    for (std::string &e : env_s)
+    for (std::string &e : env_s) {
         envp.push_back(e.data());
+    }
     envp.push_back(nullptr);
 
     int out[2], err[2];
@@ -322,10 +325,12 @@ void test_cli__umask_as_gunicorn_reads_it(void **)
         {"0o22", "umask = 0o022"}, {"022", "umask = 0o022"}, {"18", "umask = 0o022"},
         {"0x12", "umask = 0o022"}, {"0", "umask = 0o000"},   {"0o777", "umask = 0o777"},
     };
-    for (const auto &[given, line] : cases)
+    for (const auto &[given, line] : cases) {
         expect_line(run({"--print-config", "x.so", "--umask", given}), line);
-    for (const char *bad : {"0o1000", "abc", "08", "-1"})
+    }
+    for (const char *bad : {"0o1000", "abc", "08", "-1"}) {
         expect_usage_error(run({"x.so", "--umask", bad}), "--umask");
+    }
 }
 
 void test_cli__web_concurrency(void **)
