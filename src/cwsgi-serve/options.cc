@@ -429,7 +429,10 @@ bool parse_invocation(const std::vector<std::string> &args, const std::string &b
         error = one_line(e.what()) + kSeeHelp;
         return false;
     }
-    for (const std::string &w : cli.remaining()) {
+    // remaining() keeps a "--" (the end of the options) that CLI11 itself accepts.
+    std::vector<std::string> extra = cli.remaining();
+    extra.erase(std::remove(extra.begin(), extra.end(), "--"), extra.end());
+    for (const std::string &w : extra) {
         if (w.size() < 2 || w[0] != '-') continue;
         std::string name = w.substr(w[1] == '-' ? 2 : 1);
         name = name.substr(0, name.find('='));
@@ -439,8 +442,8 @@ bool parse_invocation(const std::vector<std::string> &args, const std::string &b
             return false;
         }
     }
-    if (!cli.remaining().empty()) {
-        error = fmt::format("unexpected argument '{}'{}", cli.remaining().front(), kSeeHelp);
+    if (!extra.empty()) {
+        error = fmt::format("unexpected argument '{}'{}", extra.front(), kSeeHelp);
         return false;
     }
     if (config_opt->count() > 0) out.config.config_file = config_opt->as<std::string>();

@@ -313,7 +313,11 @@ void test_cli__defaults_and_short_flags(void **)
                              "umask = 0o022", "name = 'n1'", "env = ['A=1']", "worker_class = 'gevent'"}) {
         expect_line(r, line);
     }
-    // gunicorn's spellings: --log-file, --limit-request-field_size, --check-config.
+    // "--" ends the options, as scripts write it before the app.
+    r = run({"--print-config", "-w", "2", "--", "x.so"});
+    expect_line(r, "wsgi_app = 'x.so'");
+    expect_line(r, "workers = 2");
+    // gunicorn's spellings: --log-file, --limit-request-field_size (--check-config: see below).
     r = run({"--print-config", "x.so", "--log-file", "/tmp/l", "--limit-request-field_size", "100"});
     expect_line(r, "error_logfile = '/tmp/l'");
     expect_line(r, "limit_request_field_size = 100");
