@@ -36,7 +36,7 @@ Kind kind_of(const CLI::Option &opt)
     // get_type_name() appends the validators' descriptions ("UINT:INT in [1 - 1024]").
     std::string type = opt.get_type_name();
     type = type.substr(0, type.find(':'));
-    if (type == "UINT" || type == "INT" || type == "N") return Kind::integer;
+    if (type == "UINT" || type == "INT") return Kind::integer;
     if (type == "FLOAT" || type == kTypeSeconds) return Kind::number;
     if (type == kTypeSize || type == kTypeMode) return Kind::int_or_text;
     if (type == kTypeEnv) return Kind::env;

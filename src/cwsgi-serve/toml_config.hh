@@ -19,7 +19,7 @@ namespace cwsgi::serve {
 /// Option type names that tell the file reader which TOML types a key accepts (they also show
 /// in --help): "SECONDS" an integer or a float; "SIZE" and "MODE" an integer or a string;
 /// "KEY=VALUE" a table, a list of "K=V" strings or one such string. Flags take a boolean,
-/// "UINT"/"INT"/"N" an integer, an option that takes several values a string or a list of
+/// "UINT"/"INT" an integer, an option that takes several values a string or a list of
 /// strings, anything else a string.
 inline constexpr const char *kTypeSeconds = "SECONDS";
 inline constexpr const char *kTypeSize = "SIZE";
