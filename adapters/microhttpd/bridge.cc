@@ -764,8 +764,8 @@ bool Bridge::body_cut_by_peer_locked()
 {
     // libmicrohttpd 0.9.75 reads with edge-triggered epoll and takes a short read for "the
     // socket is drained": when the client's FIN came in with the last body bytes it sees no
-    // further event and waits for the rest of the body until --timeout. So once it has handed
-    // over everything it read of a body that is not complete, look at the socket: nothing
+    // further event and waits for the rest of the body until --client-timeout. So once it has
+    // handed over everything it read of a body that is not complete, look at the socket: nothing
     // left but the end of the stream means the body was cut (INPUT-READ-4). Only for a
     // Content-Length body: libmicrohttpd hands a chunked body over one chunk at a time, so
     // later chunks (the terminating one included) may still sit in its buffer, and a client

@@ -242,7 +242,7 @@ void *Server::on_uri(void *cls, const char *uri, MHD_Connection *conn)
     if (c == nullptr) return nullptr; // the access handler then closes the connection
     Server *s = slot->server;
     if (s->request_timeout_s_ != s->idle_timeout_s_) {
-        // From the request line on, the request gets --timeout to arrive (a stalled head or
+        // From the request line on, the request gets --client-timeout to arrive (a stalled head or
         // body is answered 408); between requests the --keep-alive idle time applies.
         MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, s->request_timeout_s_);
     }

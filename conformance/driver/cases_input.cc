@@ -206,7 +206,7 @@ void malformed_chunk(Ctx &ctx)
     if (!c.wait_closed(3000)) fail("INPUT-READ-5: the connection must close after a body error");
 }
 
-// POSTs 10 of 100 declared body bytes to /t/read?<query>&tag=... and stalls past --timeout;
+// POSTs 10 of 100 declared body bytes to /t/read?<query>&tag=... and stalls past --client-timeout;
 // checks that the app's read gave CWSGI_E_TIMEOUT (INPUT-READ-4) and returns the response.
 Response stalled_body(Ctx &ctx, Conn &c, const std::string &query)
 {
@@ -225,7 +225,7 @@ Response stalled_body(Ctx &ctx, Conn &c, const std::string &query)
 
 void body_timeout(Ctx &ctx)
 {
-    // rule: INPUT-READ-4: no body byte for --timeout: CWSGI_E_TIMEOUT, then 408.
+    // rule: INPUT-READ-4: no body byte for --client-timeout: CWSGI_E_TIMEOUT, then 408.
     Conn c = ctx.connect();
     Response r = stalled_body(ctx, c, "");
     if (r.status != 408) fail("INPUT-READ-4: expected 408 after CWSGI_E_TIMEOUT, got " + r.summary());

@@ -183,7 +183,7 @@ void slow_reader(Ctx &ctx)
 
 void stalled_reader(Ctx &ctx)
 {
-    // rule: LIFE-DISC-2: a client that takes no byte for --timeout frees the app's thread.
+    // rule: LIFE-DISC-2: a client that takes no byte for --client-timeout frees the app's thread.
     std::string tag = ctx.tag("stall");
     Conn c = ctx.connect(16 * 1024);
     std::string raw = ctx.req("GET", "/t/stream?n=100000&m=65536&tag=" + tag);
@@ -195,7 +195,7 @@ void stalled_reader(Ctx &ctx)
     if (r.status != 200) fail("expected 200, got " + r.summary());
     json s = ctx.wait_ends(tag, 1, (kLimitTimeoutS + 10) * 1000);
     if (s["tag"].is_null() || s["tag"]["ends"].get<int>() < 1) {
-        fail("LIFE-DISC-2: the app's write was still blocked " + std::to_string(kLimitTimeoutS + 10) + " s after the client stopped reading (--timeout " + std::to_string(kLimitTimeoutS) + ")");
+        fail("LIFE-DISC-2: the app's write was still blocked " + std::to_string(kLimitTimeoutS + 10) + " s after the client stopped reading (--client-timeout " + std::to_string(kLimitTimeoutS) + ")");
     }
     check_eq(s["tag"]["notes"].value("write_rc", int64_t(0)), int64_t(CWSGI_E_DISCONNECTED), "LIFE-DISC-2: the blocked write's result");
     c.close();
@@ -431,8 +431,8 @@ void access_log(Ctx &ctx)
 
 void check_mode(Ctx &ctx)
 {
-    // rule: LIFE-LOAD-4: --check loads, runs init, prints the declaration, calls destroy, exits
-    // 0, and never calls worker_start or handle.
+    // rule: LIFE-LOAD-4: --check loads, runs init, runs worker_start and worker_stop in a scratch
+    // process, calls destroy in its own, prints the declaration and exits 0.
     if (!ctx.suite.starts_servers()) skip("needs cwsgi-serve (--adapter)");
     std::string cmd = "'" + ctx.opt().serve_bin + "' --check '" + ctx.opt().probe_path + "' 2>&1";
     FILE *p = popen(cmd.c_str(), "r");
@@ -445,8 +445,28 @@ void check_mode(Ctx &ctx)
     ctx.note_request(cmd);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail("LIFE-LOAD-4: --check exited with status " + std::to_string(WEXITSTATUS(st)) + ": " + escape_bytes(out, 400));
     if (out.find("conformance-probe") == std::string::npos) fail("LIFE-LOAD-4: --check does not print the app's name: " + escape_bytes(out, 400));
-    if (out.find("probe: worker_start") != std::string::npos) fail("LIFE-LOAD-4: --check called worker_start");
-    if (out.find("probe: destroy") == std::string::npos) fail("LIFE-LOAD-4: --check did not call destroy");
+    // The error-log line of `marker`: where it starts in `out` (npos if absent) and its "[pid]".
+    auto log_line = [&out](const char *marker, std::string &pid) {
+        size_t at = out.find(marker);
+        if (at == std::string::npos) return at;
+        size_t start = out.rfind('\n', at);
+        start = start == std::string::npos ? 0 : start + 1;
+        size_t open = out.find("] [", start);
+        size_t close = open == std::string::npos ? open : out.find(']', open + 3);
+        pid = close == std::string::npos || close > at ? "" : out.substr(open + 3, close - open - 3);
+        return at;
+    };
+    std::string start_pid, stop_pid, destroy_pid;
+    size_t started = log_line("probe: worker_start 1", start_pid);
+    size_t stopped = log_line("probe: worker_stop 1", stop_pid);
+    size_t destroyed = log_line("probe: destroy", destroy_pid);
+    if (started == std::string::npos) fail("LIFE-LOAD-4: --check did not run worker_start: " + escape_bytes(out, 400));
+    if (stopped == std::string::npos) fail("LIFE-LOAD-4: --check did not run worker_stop: " + escape_bytes(out, 400));
+    if (destroyed == std::string::npos) fail("LIFE-LOAD-4: --check did not call destroy");
+    if (!(started < stopped && stopped < destroyed)) fail("LIFE-LOAD-4: expected worker_start, worker_stop, then destroy: " + escape_bytes(out, 600));
+    if (start_pid.empty() || start_pid != stop_pid || start_pid == destroy_pid) {
+        fail("LIFE-LOAD-4: worker_start ran in process [" + start_pid + "], worker_stop in [" + stop_pid + "] and destroy in [" + destroy_pid + "]: the worker callbacks belong in one scratch process");
+    }
 }
 
 void ends_match_handled(Ctx &ctx)

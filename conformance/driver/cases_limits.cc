@@ -126,7 +126,7 @@ void field_size_at_limit(Ctx &ctx)
 
 void head_timeout(Ctx &ctx)
 {
-    // rule: LIMIT-5: a head that stalls is answered 408 within --timeout, and closed.
+    // rule: LIMIT-5: a head that stalls is answered 408 within --client-timeout, and closed.
     int64_t before = ctx.handled();
     Conn c = ctx.connect();
     std::string raw = "GET /t/env HTTP/1.1\r\n" + host(ctx) + "X-Partial: yes\r\n";
@@ -138,7 +138,7 @@ void head_timeout(Ctx &ctx)
     Response r = c.read_response(ro);
     double took = now_ms() - t0;
     check_server_answer(r, 408, "LIMIT-5: a stalled request head");
-    if (took < kLimitTimeoutS * 1000 - 300) fail("LIMIT-5: the 408 came after " + std::to_string(static_cast<int>(took)) + " ms, before --timeout " + std::to_string(kLimitTimeoutS) + " s");
+    if (took < kLimitTimeoutS * 1000 - 300) fail("LIMIT-5: the 408 came after " + std::to_string(static_cast<int>(took)) + " ms, before --client-timeout " + std::to_string(kLimitTimeoutS) + " s");
     if (!c.wait_closed(3000)) fail("LIMIT-5: the connection stayed open after the 408");
     check_eq(ctx.handled() - before, int64_t(0), "LIMIT-5: stalled requests that reached the app");
 }

@@ -245,7 +245,7 @@ std::vector<std::string> Suite::profile_flags(const std::string &prof) const
 {
     std::vector<std::string> f = {"--threads", "8", "--log-level", "info", "--access-logfile", "-"};
     if (prof == profile::limits) {
-        f.insert(f.end(), {"--timeout", std::to_string(kLimitTimeoutS), "--limit-request-body",
+        f.insert(f.end(), {"--client-timeout", std::to_string(kLimitTimeoutS), "--limit-request-body",
                            std::to_string(kLimitBody)});
     } else if (prof == profile::mnt) {
         f.insert(f.end(), {"--script-name", "/mnt"});

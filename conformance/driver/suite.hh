@@ -48,13 +48,13 @@ void check_eq(const A &got, const B &want, const std::string &what);
 /// driver did not start the server (--url, --server-cmd).
 namespace profile {
 inline constexpr const char *base = "base";     // --threads 8 --log-level info --access-logfile -
-inline constexpr const char *limits = "limits"; // + --timeout 2 --limit-request-body 1048576
+inline constexpr const char *limits = "limits"; // + --client-timeout 2 --limit-request-body 1048576
 inline constexpr const char *mnt = "mnt";       // + --script-name /mnt
 inline constexpr const char *fresh = "fresh";   // a new base server for this case alone
 } // namespace profile
 
 inline constexpr int64_t kLimitBody = 1048576; // the limits profile's --limit-request-body
-inline constexpr int kLimitTimeoutS = 2;       // the limits profile's --timeout
+inline constexpr int kLimitTimeoutS = 2;       // the limits profile's --client-timeout
 
 struct Options {
     std::string adapter;    // --adapter

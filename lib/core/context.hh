@@ -61,6 +61,9 @@ struct Config {
     std::string proc_name = "cwsgi";        // --name: process titles "NAME: master", "NAME: worker 3"
     std::vector<std::pair<std::string, std::string>> env; // -e KEY=VALUE, set before the app loads
     std::string config_file;                // -c: the TOML file these came from ("" = none); HUP re-reads it
+    // -c's [app] table: the app's own settings, flattened ("model.path" = "/srv/m.bin"), values as
+    // strings, in file order. Handing them to init needs an append-only ABI addition (a later step).
+    std::vector<std::pair<std::string, std::string>> app_settings;
     Limits limits;
     std::string access_logfile;             // "" = off, "-" = stdout
     std::string error_logfile = "-";        // "-" = stderr

@@ -1,38 +1,35 @@
 // main.cc: cwsgi-serve, the command line that serves a CWSGI app with any adapter.
 //
-// Flags follow gunicorn's names and defaults where gunicorn has one, so a Flask + gunicorn
-// user finds their way. Process-manager flags (--workers, --max-requests, ...) come with the
-// arbiter; none is accepted before it can do something.
+// options.cc turns the command line and the -c file into a Config; this file acts on it:
+// --help, --version, --list-adapters, --print-config, --check, or run_server() with a HUP
+// reloader that parses the same words again. Exit codes are gunicorn's (core/server.hh).
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
-#include <cstdint>
 #include <cstdlib>
-#include <exception>
-#include <iostream>
+#include <cstring>
 #include <string>
+#include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "core/adapter.hh"
 #include "core/app.hh"
 #include "core/context.hh"
 #include "core/server.hh"
+#include "options.hh"
 
 using namespace cwsgi::core;
+using cwsgi::serve::Action;
+using cwsgi::serve::Invocation;
 
 namespace {
-
-std::string adapter_list()
-{
-    std::string out;
-    for (const AdapterOps *a = adapter_table(); a->name; ++a) {
-        out += fmt::format("  {:<11} {}{}\n", a->name, a->summary,
-                           a->built ? "" : fmt::format(" [not available: {}]", a->missing_reason));
-    }
-    return out;
-}
 
 const AdapterOps *default_adapter()
 {
@@ -44,37 +41,135 @@ const AdapterOps *default_adapter()
     return nullptr;
 }
 
-// "262144", "256k", "1m" (powers of 1024); false when it is not such a number.
-bool parse_size(const std::string &s, uint64_t &out)
+// The adapter `name` asks for ("" = the default), or nullptr with `error` set. --check without
+// an adapter in this build checks the ABI handshake alone, against a server that offers no
+// optional capability.
+const AdapterOps *resolve_adapter(const std::string &name, bool check, std::string &error)
 {
-    size_t used = 0;
-    unsigned long long n = 0;
-    try {
-        n = std::stoull(s, &used, 10);
-    } catch (const std::exception &) {
+    static const AdapterOps kNone{"none", "no adapter (ABI check only)", true, nullptr, 0, nullptr, false};
+    const AdapterOps *ops = name.empty() ? default_adapter() : find_adapter(name.c_str());
+    if (check && ops == nullptr && name.empty()) return &kNone;
+    if (ops && ops->built) return ops;
+    if (ops) {
+        error = fmt::format("adapter '{}' is not available: {}", ops->name, ops->missing_reason);
+    } else if (name.empty()) {
+        error = "no adapter was built";
+    } else {
+        error = fmt::format("unknown adapter '{}'", name);
+    }
+    error += "\nAdapters:\n" + cwsgi::serve::adapter_list();
+    return nullptr;
+}
+
+int usage_error(const std::string &message)
+{
+    std::fprintf(stderr, "cwsgi-serve: %s\n", message.c_str());
+    return kExitUsage;
+}
+
+std::string current_dir()
+{
+    char buf[4096];
+    return ::getcwd(buf, sizeof buf) ? std::string(buf) : std::string(".");
+}
+
+// What the master does to itself before the app loads, in gunicorn's order: the environment
+// (-e), the working directory (--chdir), the file mode mask (--umask). False with `error` set.
+bool apply_master_settings(const Config &cfg, std::string &error)
+{
+    for (const auto &[key, value] : cfg.env) {
+        if (::setenv(key.c_str(), value.c_str(), 1) != 0) {
+            error = fmt::format("--env {}: {}", key, std::strerror(errno));
+            return false;
+        }
+    }
+    if (!cfg.chdir.empty() && ::chdir(cfg.chdir.c_str()) != 0) {
+        error = fmt::format("--chdir {}: {}", cfg.chdir, std::strerror(errno));
         return false;
     }
-    std::string unit = s.substr(used);
-    uint64_t scale = 1;
-    if (unit == "k" || unit == "K") {
-        scale = 1024;
-    } else if (unit == "m" || unit == "M") {
-        scale = 1024 * 1024;
-    } else if (!unit.empty()) {
-        return false;
-    }
-    if (n > UINT64_MAX / scale) return false;
-    out = n * scale;
+    if (cfg.umask >= 0) ::umask(static_cast<mode_t>(cfg.umask));
     return true;
 }
 
-uint32_t parse_level(const std::string &s)
+// Runs worker_start(1) and worker_stop(1) in a forked scratch process, as a worker would after
+// fork (LIFE-WORKER-1..3), so that --check fails for an app that cannot boot. The child writes
+// the app's message to a pipe; it gets --timeout (the worker timeout) to finish. Returns
+// kExitOk, or kExitWorkerBootError with `error` set.
+int check_worker_boot(Context &ctx, App &app, std::string &error)
 {
-    if (s == "debug") return CWSGI_LOG_DEBUG;
-    if (s == "info") return CWSGI_LOG_INFO;
-    if (s == "warning") return CWSGI_LOG_WARNING;
-    if (s == "error") return CWSGI_LOG_ERROR;
-    return CWSGI_LOG_CRITICAL;
+    int fds[2];
+    if (::pipe(fds) != 0) {
+        error = fmt::format("cannot check worker_start: pipe: {}", std::strerror(errno));
+        return kExitFailure;
+    }
+    std::fflush(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        error = fmt::format("cannot check worker_start: fork: {}", std::strerror(errno));
+        ::close(fds[0]);
+        ::close(fds[1]);
+        return kExitFailure;
+    }
+    if (pid == 0) {
+        ::close(fds[0]);
+        ctx.set_worker_id(1);
+        std::string message;
+        int rc = app.worker_start(1, message) == CWSGI_OK ? kExitOk : kExitWorkerBootError;
+        if (rc == kExitOk) {
+            app.worker_stop(1);
+        } else {
+            ssize_t ignored = ::write(fds[1], message.data(), message.size());
+            (void)ignored;
+        }
+        std::fflush(nullptr);
+        ::_exit(rc);
+    }
+    ::close(fds[1]);
+    const uint32_t limit_ms = ctx.config().worker_timeout_ms;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms);
+    std::string message;
+    bool timed_out = false;
+    for (;;) {
+        int wait_ms = -1;
+        if (limit_ms > 0) {
+            auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) {
+                timed_out = true;
+                break;
+            }
+            wait_ms = static_cast<int>(left.count());
+        }
+        pollfd p{fds[0], POLLIN, 0};
+        int n = ::poll(&p, 1, wait_ms);
+        if (n < 0 && errno == EINTR) continue;
+        if (n == 0) continue; // the deadline is checked above
+        char buf[1024];
+        ssize_t got = ::read(fds[0], buf, sizeof buf);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break; // the child is gone (or closed the pipe)
+        message.append(buf, static_cast<size_t>(got));
+    }
+    ::close(fds[0]);
+    if (timed_out) ::kill(pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (timed_out) {
+        error = fmt::format("app '{}': worker_start did not return within --timeout {} s (LIFE-WORKER-2)", app.origin(),
+                            limit_ms / 1000.0);
+        return kExitWorkerBootError;
+    }
+    if (WIFSIGNALED(status)) {
+        error = fmt::format("app '{}': worker_start crashed: signal {} ({})", app.origin(), WTERMSIG(status),
+                            strsignal(WTERMSIG(status)));
+        return kExitWorkerBootError;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != kExitOk) {
+        error = message.empty() ? fmt::format("app '{}': worker_start failed", app.origin()) : message;
+        return kExitWorkerBootError;
+    }
+    return kExitOk;
 }
 
 int check_app(const std::string &path, const AdapterOps &ops, const Config &cfg)
@@ -93,8 +188,16 @@ int check_app(const std::string &path, const AdapterOps &ops, const Config &cfg)
         std::fprintf(stderr, "cwsgi-serve: %s\n", error.c_str());
         return kExitAppLoadError;
     }
+    ctx.set_app(app.get());
+    int rc = check_worker_boot(ctx, *app, error);
     app->destroy();
-    std::printf("%sadapter:        %s (offers: %s)\nexecution:      %s\nresult:         ok, the app loads and initialises\n",
+    ctx.set_app(nullptr);
+    if (rc != kExitOk) {
+        std::fprintf(stderr, "cwsgi-serve: %s\n", error.c_str());
+        return rc;
+    }
+    std::printf("%sadapter:        %s (offers: %s)\nexecution:      %s\n"
+                "result:         ok, the app loads and initialises, and worker_start succeeds\n",
                 app->describe().c_str(), ops.name, capabilities_to_string(ops.capabilities).c_str(), mode_note.c_str());
     return kExitOk;
 }
@@ -103,114 +206,68 @@ int check_app(const std::string &path, const AdapterOps &ops, const Config &cfg)
 
 int main(int argc, char **argv)
 {
-    CLI::App cli{"cwsgi-serve: serve a CWSGI application (app.so) over HTTP", "cwsgi-serve"};
-    cli.footer("Adapters:\n" + adapter_list() +
-               "\nSignals: TERM or INT stop gracefully (in-flight requests finish within --graceful-timeout).\n"
-               "Docs: docs/deployment.md; the spec: spec/README.md");
-    Config cfg;
-    std::string app_path, adapter_name, log_level = "info", worker_class, stack_size = "256k";
-    bool check = false, version = false, list = false;
-    double graceful = 30, keepalive = 2, timeout = 30;
-    int64_t body_limit = 0;
+    const std::vector<std::string> args(argv + 1, argv + argc);
+    const std::string base_dir = current_dir();
+    Invocation inv;
+    std::string error;
+    if (!cwsgi::serve::parse_invocation(args, base_dir, inv, error)) return usage_error(error);
 
-    cli.add_option("APP", app_path, "Path to the application shared object (app.so)");
-    cli.add_option("--adapter", adapter_name, "HTTP engine to serve with (default: the first built of h2o, microhttpd, forking)");
-    cli.add_option("-b,--bind", cfg.binds,
-                   "Address to listen on: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N; repeatable (default 127.0.0.1:8000)")
-        ->allow_extra_args(false)
-        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-    cli.add_option("-k,--worker-class", worker_class,
-                   "How handle() runs: gthread (a thread pool of --threads) or gevent (fibers on the event-loop "
-                   "threads; the app must block only inside CWSGI calls). Default: gevent when the app declares "
-                   "CWSGI_APP_COOPERATIVE, else gthread")
-        ->check(CLI::IsMember({"auto", "gthread", "gevent", "threads", "cooperative"}));
-    cli.add_option("--threads", cfg.threads, "App threads per worker in gthread mode")->check(CLI::Range(1, 1024))->capture_default_str();
-    cli.add_option("--loop-threads", cfg.loop_threads,
-                   "Event-loop threads per worker (default: the adapter's choice: every CPU in gevent mode)")
-        ->check(CLI::Range(1, 256));
-    cli.add_option("--stack-size", stack_size,
-                   "Fiber stack size in gevent mode, bytes or with a k/m suffix (64k..64m); an overflow ends the "
-                   "process with a message that names the request")
-        ->capture_default_str();
-    cli.add_option("--graceful-timeout", graceful, "Seconds in-flight requests get to finish on stop")
-        ->check(CLI::Range(0.0, 86400.0))->capture_default_str();
-    cli.add_option("--keep-alive", keepalive, "Seconds an idle kept-alive connection stays open")
-        ->check(CLI::Range(0.0, 3600.0))->capture_default_str();
-    cli.add_option("--timeout", timeout, "Seconds a request head or body may stall before the server answers 408")
-        ->check(CLI::Range(0.1, 86400.0))->capture_default_str();
-    cli.add_option("--limit-request-body", body_limit, "Largest request body in bytes, answered 413 above it (0 = no limit)")
-        ->check(CLI::Range(int64_t{0}, INT64_MAX));
-    cli.add_option("--limit-request-line", cfg.limits.request_line, "Largest request line in bytes (answered 414 above it)")
-        ->check(CLI::Range(16, 65536))->capture_default_str();
-    cli.add_option("--limit-request-fields", cfg.limits.request_fields, "Most header fields in a request (431 above it)")
-        ->check(CLI::Range(1, 32768))->capture_default_str();
-    cli.add_option("--limit-request-field-size", cfg.limits.request_field_size, "Largest header field line in bytes (431 above it)")
-        ->check(CLI::Range(64, 65536))->capture_default_str();
-    cli.add_option("--access-logfile", cfg.access_logfile, "Access log file in Apache combined format; '-' is stdout (default: off)");
-    cli.add_option("--error-logfile", cfg.error_logfile, "Error log file; '-' is stderr")->capture_default_str();
-    cli.add_option("--log-level", log_level, "Error log level")
-        ->check(CLI::IsMember({"debug", "info", "warning", "error", "critical"}))->capture_default_str();
-    cli.add_option("--script-name", cfg.script_name, "Mount point: SCRIPT_NAME for every request; paths outside it get 404")
-        ->envname("SCRIPT_NAME");
-    cli.add_flag("--check", check, "Load the app, run its handshake and init, print what it declares, exit");
-    cli.add_flag("--list-adapters", list, "Print one line per adapter: name, built|missing, capabilities (hex)");
-    cli.add_flag("-v,--version", version, "Print the version and exit");
-
-    try {
-        cli.parse(argc, argv);
-    } catch (const CLI::ParseError &e) {
-        return cli.exit(e);
-    }
-    if (version) {
+    switch (inv.action) {
+    case Action::help:
+        std::fputs(inv.help.c_str(), stdout);
+        return kExitOk;
+    case Action::version:
         std::printf("cwsgi-serve %s (CWSGI ABI %d.%d)\n", CWSGI_VERSION_STRING, CWSGI_ABI_MAJOR, CWSGI_ABI_MINOR);
         return kExitOk;
-    }
-    if (list) {
+    case Action::list_adapters:
         for (const AdapterOps *a = adapter_table(); a->name; ++a) {
             std::printf("%s\t%s\t0x%llx\n", a->name, a->built ? "built" : "missing",
                         static_cast<unsigned long long>(a->capabilities));
         }
         return kExitOk;
+    default:
+        break;
     }
-    if (app_path.empty()) {
-        std::fprintf(stderr, "cwsgi-serve: no app given\nUsage: cwsgi-serve [OPTIONS] APP (see --help)\n");
+    const AdapterOps *ops = resolve_adapter(inv.adapter_name, inv.action != Action::serve, error);
+    if (ops == nullptr) {
+        std::fprintf(stderr, "cwsgi-serve: %s", error.c_str());
         return kExitUsage;
     }
-    const AdapterOps *ops = adapter_name.empty() ? default_adapter() : find_adapter(adapter_name.c_str());
-    // --check without an adapter in this build checks the ABI handshake alone, against a
-    // server that offers no optional capability.
-    static const AdapterOps kNone{"none", "no adapter (ABI check only)", true, nullptr, 0, nullptr, false};
-    if (check && ops == nullptr && adapter_name.empty()) ops = &kNone;
-    if (ops == nullptr || !ops->built) {
-        if (ops) {
-            std::fprintf(stderr, "cwsgi-serve: adapter '%s' is not available: %s\n", ops->name, ops->missing_reason);
-        } else if (adapter_name.empty()) {
-            std::fprintf(stderr, "cwsgi-serve: no adapter was built\n");
-        } else {
-            std::fprintf(stderr, "cwsgi-serve: unknown adapter '%s'\n", adapter_name.c_str());
+    inv.config.adapter = ops->name;
+    if (inv.action == Action::print_config) {
+        std::fputs(cwsgi::serve::config_to_toml(inv).c_str(), stdout);
+        return kExitOk;
+    }
+    if (inv.app_path.empty()) {
+        return usage_error(
+            "no app given: cwsgi-serve [OPTIONS] APP, or wsgi_app in the -c file (see cwsgi-serve --help)");
+    }
+    if (!apply_master_settings(inv.config, error)) {
+        std::fprintf(stderr, "cwsgi-serve: %s\n", error.c_str());
+        return kExitFailure;
+    }
+    if (inv.action == Action::check) return check_app(inv.app_path, *ops, inv.config);
+
+    // HUP: the same words again, and the -c file as it is now. The adapter and the app path are
+    // fixed for the life of the master (a new binary or app path needs USR2 or a restart).
+    const std::string adapter = ops->name;
+    const std::string app_path = inv.app_path;
+    ConfigReloader reload = [args, base_dir, adapter, app_path](Config &out, std::string &why) {
+        Invocation again;
+        if (!cwsgi::serve::parse_invocation(args, base_dir, again, why)) return false;
+        std::string unused;
+        const AdapterOps *now = resolve_adapter(again.adapter_name, false, unused);
+        if (now == nullptr || adapter != now->name) {
+            why = fmt::format("the adapter cannot change on reload (it is {}); restart instead", adapter);
+            return false;
         }
-        std::fprintf(stderr, "Adapters:\n%s", adapter_list().c_str());
-        return kExitUsage;
-    }
-    cfg.adapter = ops->name;
-    if (!parse_worker_class(worker_class, cfg.worker_class)) {
-        std::fprintf(stderr, "cwsgi-serve: unknown worker class '%s'\n", worker_class.c_str());
-        return kExitUsage;
-    }
-    if (!parse_size(stack_size, cfg.stack_size) || cfg.stack_size < 64 * 1024 || cfg.stack_size > 64 * 1024 * 1024) {
-        std::fprintf(stderr, "cwsgi-serve: --stack-size '%s' is not a size from 64k to 64m\n", stack_size.c_str());
-        return kExitUsage;
-    }
-    cfg.graceful_timeout_ms = static_cast<uint32_t>(graceful * 1000);
-    cfg.keepalive_ms = static_cast<uint32_t>(keepalive * 1000);
-    cfg.client_timeout_ms = static_cast<uint32_t>(timeout * 1000);
-    cfg.limits.request_body = body_limit > 0 ? body_limit : -1;
-    cfg.log_level = parse_level(log_level);
-    while (!cfg.script_name.empty() && cfg.script_name.back() == '/') cfg.script_name.pop_back();
-    if (!cfg.script_name.empty() && cfg.script_name.front() != '/') {
-        std::fprintf(stderr, "cwsgi-serve: --script-name must start with '/'\n");
-        return kExitUsage;
-    }
-    if (check) return check_app(app_path, *ops, cfg);
-    return run_server(cfg, app_path, *ops);
+        if (again.app_path != app_path) {
+            why = fmt::format("the app path cannot change on reload (it is {}); restart instead", app_path);
+            return false;
+        }
+        again.config.adapter = adapter;
+        out = std::move(again.config);
+        return true;
+    };
+    return run_server(inv.config, inv.app_path, *ops, std::move(reload));
 }
