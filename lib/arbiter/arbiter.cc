@@ -79,6 +79,7 @@ private:
     void finish();
     std::string pidfile_path() const { return reexec_parent_ != 0 ? config_.pidfile + ".2" : config_.pidfile; }
     size_t live_in_generation(uint64_t gen, bool ready_only) const;
+    bool any_in_transition() const;
 
     Config config_;
     std::string app_path_;
@@ -245,6 +246,16 @@ size_t Master::live_in_generation(uint64_t gen, bool ready_only) const
         ++n;
     }
     return n;
+}
+
+bool Master::any_in_transition() const
+{
+    // Booting, or retiring by itself and not yet told: the loop checks again soon.
+    for (const auto &[pid, w] : workers_) {
+        auto state = static_cast<WorkerState>(board_.slot(w.id - 1).state.load(std::memory_order_acquire));
+        if (state == WorkerState::booting || (state == WorkerState::retiring && !w.told_to_stop)) return true;
+    }
+    return false;
 }
 
 void Master::manage_workers()
@@ -612,7 +623,7 @@ void Master::begin_stop(Stop how, int code)
 void Master::loop()
 {
     for (;;) {
-        bool busy = stopping_ != Stop::none || stable_generation_ != generation_;
+        bool busy = stopping_ != Stop::none || stable_generation_ != generation_ || any_in_transition();
         // gunicorn wakes once a second; faster while workers boot or drain.
         int sig = signals_.next(busy ? 50 : 1000);
         while (sig != 0) {

@@ -5,7 +5,8 @@
 //   arbiter-serve [-w N] [--timeout MS] [--graceful-timeout MS] [--max-requests N]
 //                 [--max-requests-jitter N] [--harakiri MS] [--max-worker-memory BYTES]
 //                 [--preload] [--pid PATH] [--error-logfile PATH] [--access-logfile PATH]
-//                 [-k gthread|gevent] [-b BIND]... [--reload-workers N] APP
+//                 [-k gthread|gevent] [-b BIND]... [--user U] [--group G] [--chdir DIR]
+//                 [--umask OCTAL] [--reload-workers N] APP
 //
 // Times are in milliseconds here (cwsgi-serve takes seconds). --reload-workers N makes HUP's
 // reloader return the same configuration with N workers, to show that HUP applies a new one.
@@ -61,6 +62,14 @@ int main(int argc, char **argv)
             if (!core::parse_worker_class(value(), cfg.worker_class)) return 2;
         } else if (a == "-b") {
             cfg.binds.push_back(value());
+        } else if (a == "--user") {
+            cfg.user = value();
+        } else if (a == "--group") {
+            cfg.group = value();
+        } else if (a == "--chdir") {
+            cfg.chdir = value();
+        } else if (a == "--umask") {
+            cfg.umask = static_cast<int>(std::strtol(value().c_str(), nullptr, 8));
         } else if (a == "--reload-workers") {
             reload_workers = static_cast<long>(number());
         } else if (!a.empty() && a[0] == '-') {

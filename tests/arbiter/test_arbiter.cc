@@ -599,6 +599,32 @@ void test_arbiter__term_lets_requests_in_flight_finish(void **) // rule: LIFE-AR
     assert_non_null(std::strstr(m.log().c_str(), "Shutting down: Master"));
 }
 
+void test_arbiter__chdir_umask_user(void **) // rule: LIFE-ARB-9
+{
+    TempDir dir;
+    ::chmod(dir.file("").c_str(), 0755);
+    // A relative unix socket lands in --chdir, with the --umask mode.
+    std::vector<std::string> args = {"-w", "1", "--chdir", dir.file(""), "--umask", "077", "-b", "unix:rel.sock"};
+    bool root = ::getuid() == 0;
+    if (root) args.insert(args.end(), {"--user", "nobody", "--group", "nogroup"});
+    args.push_back(fixture(1));
+    Master m(args, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    struct stat st {};
+    assert_int_equal(::stat(dir.file("rel.sock").c_str(), &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 077, 0);
+    if (!root) return; // switching users needs root
+    std::vector<pid_t> kids = children_of(m.pid());
+    assert_int_equal(kids.size(), 1);
+    std::string status = read_file("/proc/" + std::to_string(kids[0]) + "/status");
+    assert_non_null(std::strstr(status.c_str(), "\nUid:\t65534\t65534\t65534\t65534\n"));
+    // The master keeps its identity (to re-exec and to bind).
+    status = read_file("/proc/" + std::to_string(m.pid()) + "/status");
+    assert_non_null(std::strstr(status.c_str(), "\nUid:\t0\t0\t0\t0\n"));
+    assert_int_equal(get_once(m.port(), "/hello").status, 200);
+}
+
 void test_arbiter__quick_stop_on_int(void **) // rule: LIFE-ARB-8
 {
     TempDir dir;
@@ -742,15 +768,19 @@ void test_arbiter__max_requests_recycles(void **) // rule: LIFE-ARB-13
     TempDir dir;
     Master m({"-w", "1", "--max-requests", "5", "--max-requests-jitter", "2", fixture(1)}, dir.file("error.log"));
     assert_int_not_equal(m.port(), 0);
+    // A worker that reached its 5 (+0..2) requests serves on until its replacement serves, so
+    // the count per worker is not exact; but the worker changes soon, and no request fails.
     std::set<pid_t> pids;
-    for (int i = 0; i < 30; ++i) {
+    auto t0 = clock_type::now();
+    int sent = 0;
+    while (pids.size() < 3 && ms_since(t0) < 15000) {
         Response r = get_once(m.port(), "/hello");
         assert_int_equal(r.status, 200);
         pids.insert(pid_of(r));
+        ++sent;
     }
-    // A worker that reached its 5 (+0..2) requests serves on until its replacement serves, so
-    // the count per worker is not exact; but one worker never served them all, and none failed.
-    assert_true(pids.size() >= 2);
+    std::printf("# --max-requests 5: %d requests, %zu workers\n", sent, pids.size());
+    assert_true(pids.size() >= 3);
     assert_non_null(std::strstr(m.log().c_str(), "Autorestarting worker after current request."));
 }
 
@@ -813,6 +843,7 @@ int main()
         cmocka_unit_test(test_arbiter__hup_deploys_a_rebuilt_app),
         cmocka_unit_test(test_arbiter__hup_with_a_broken_build_keeps_serving),
         cmocka_unit_test(test_arbiter__term_lets_requests_in_flight_finish),
+        cmocka_unit_test(test_arbiter__chdir_umask_user),
         cmocka_unit_test(test_arbiter__quick_stop_on_int),
         cmocka_unit_test(test_arbiter__ttin_ttou),
         cmocka_unit_test(test_arbiter__usr1_reopens_logs),
