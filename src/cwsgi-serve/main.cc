@@ -152,6 +152,10 @@ int main(int argc, char **argv)
         ->check(CLI::IsMember({"debug", "info", "warning", "error", "critical"}))->capture_default_str();
     cli.add_option("--script-name", cfg.script_name, "Mount point: SCRIPT_NAME for every request; paths outside it get 404")
         ->envname("SCRIPT_NAME");
+    // ---- TEMPORARY (arbiter helper): minimal -w wiring for the conformance run with two
+    // workers; the cli helper's full process-model flags replace this block at merge.
+    cli.add_option("-w,--workers", cfg.workers, "Worker processes under the master")->check(CLI::Range(1, 128));
+    // ---- end of the temporary block
     cli.add_flag("--check", check, "Load the app, run its handshake and init, print what it declares, exit");
     cli.add_flag("--list-adapters", list, "Print one line per adapter: name, built|missing, capabilities (hex)");
     cli.add_flag("-v,--version", version, "Print the version and exit");

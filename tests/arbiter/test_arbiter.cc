@@ -124,12 +124,15 @@ public:
     // Starts arbiter-serve with `args` (APP last) plus "-b 127.0.0.1:0 --error-logfile LOG", with
     // `env` added to its environment, and waits up to 15 s for "Listening at:" (port() is 0 when
     // it never came, and for `expect_listening` false the wait is skipped).
+    // With `systemd_fd` >= 0, that listening socket is passed as systemd does (descriptor 3,
+    // LISTEN_FDS=1, LISTEN_PID=the server's pid) and no -b is added.
     Master(std::vector<std::string> args, const std::string &log_path, std::vector<std::string> env = {},
-           bool expect_listening = true)
+           bool expect_listening = true, int systemd_fd = -1)
         : log_path_(log_path)
     {
         args.insert(args.begin(), serve_binary());
-        args.insert(args.end() - 1, {"-b", "127.0.0.1:0", "--error-logfile", log_path_});
+        if (systemd_fd < 0) args.insert(args.end() - 1, {"-b", "127.0.0.1:0"});
+        args.insert(args.end() - 1, {"--error-logfile", log_path_});
         std::vector<char *> argv;
         for (auto &a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
@@ -155,6 +158,19 @@ public:
             setpgid(0, 0);                    // a group of its own: the test kills it whole
             dup2(fds[1], 1);
             dup2(fds[1], 2);
+            if (systemd_fd >= 0) {
+                // The copy that dup2 makes is not close-on-exec; the same fd needs it cleared.
+                if (systemd_fd == 3) {
+                    fcntl(3, F_SETFD, 0);
+                } else {
+                    dup2(systemd_fd, 3);
+                }
+                char pid_env[32];
+                snprintf(pid_env, sizeof pid_env, "LISTEN_PID=%ld", static_cast<long>(getpid()));
+                envp.insert(envp.end() - 1, pid_env);
+                static char fds_env[] = "LISTEN_FDS=1";
+                envp.insert(envp.end() - 1, fds_env);
+            }
             execve(argv[0], argv.data(), envp.data());
             dprintf(2, "exec %s: %s\n", argv[0], std::strerror(errno));
             _exit(127);
@@ -474,8 +490,8 @@ void test_arbiter__kill9_mid_request_respawns(void **) // rule: LIFE-ARB-2, LIFE
     assert_true(std::find(kids.begin(), kids.end(), doomed) == kids.end());
     std::string log = m.log();
     assert_non_null(std::strstr(log.c_str(), "GET /slow?20000"));
-    std::printf("# kill -9: %s", log.substr(log.find("was sent SIGKILL!") - 40, 200).c_str());
-    std::printf("\n");
+    size_t at = log.rfind('\n', log.find("was sent SIGKILL!")) + 1;
+    std::printf("# kill -9: %s\n", log.substr(at, log.find('\n', at) - at).c_str());
 }
 
 void test_arbiter__hung_worker_is_killed_after_timeout(void **) // rule: LIFE-ARB-11
@@ -623,6 +639,29 @@ void test_arbiter__chdir_umask_user(void **) // rule: LIFE-ARB-9
     status = read_file("/proc/" + std::to_string(m.pid()) + "/status");
     assert_non_null(std::strstr(status.c_str(), "\nUid:\t0\t0\t0\t0\n"));
     assert_int_equal(get_once(m.port(), "/hello").status, 200);
+}
+
+void test_arbiter__adopts_systemd_sockets(void **) // rule: LIFE-ARB-7
+{
+    TempDir dir;
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+    assert_int_equal(::listen(fd, 64), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+    int port = ntohs(a.sin_port);
+    Master m({"-w", "2", fixture(1)}, dir.file("error.log"), {}, true, fd);
+    ::close(fd);
+    // The master serves the socket it was given, not a -b of its own.
+    assert_int_equal(m.port(), port);
+    assert_int_equal(get_once(port, "/hello").status, 200);
+    m.signal(SIGTERM);
+    int st = m.wait_exit(15000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 void test_arbiter__quick_stop_on_int(void **) // rule: LIFE-ARB-8
@@ -844,6 +883,7 @@ int main()
         cmocka_unit_test(test_arbiter__hup_with_a_broken_build_keeps_serving),
         cmocka_unit_test(test_arbiter__term_lets_requests_in_flight_finish),
         cmocka_unit_test(test_arbiter__chdir_umask_user),
+        cmocka_unit_test(test_arbiter__adopts_systemd_sockets),
         cmocka_unit_test(test_arbiter__quick_stop_on_int),
         cmocka_unit_test(test_arbiter__ttin_ttou),
         cmocka_unit_test(test_arbiter__usr1_reopens_logs),
