@@ -33,6 +33,9 @@ using core::Context;
 // The environment variable that tells a re-executed master the pid of the master it replaces.
 constexpr const char *kParentEnv = "CWSGI_PID";
 
+// How long after the graceful deadline the master waits before SIGKILL (LIFE-ARB-8).
+constexpr int64_t kKillMarginMs = 5000;
+
 // The signals the master takes (gunicorn's list).
 const std::vector<int> kMasterSignals = {SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU,
                                          SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD};
@@ -71,7 +74,7 @@ private:
     void murder_workers();
     void spawn_worker();
     uint32_t free_id() const;
-    void signal_workers(int sig, bool only_old = false);
+    void signal_workers(int sig);
     void reload();
     void reexec();
     void begin_stop(Stop how, int code);
@@ -411,14 +414,8 @@ void Master::on_exit_of(const Worker &w, int status)
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
         // LIFE-ARB-5: gunicorn's words, plus the requests the worker had in hand.
-        std::string line = fmt::format("Worker {} (pid:{}) was sent {}!{}{}", w.id, static_cast<long>(w.pid),
-                                       signal_name(sig), sig == SIGKILL && w.abort_sent_ms == 0 ? " Perhaps out of memory?" : "",
-                                       serving);
-        if (sig == SIGKILL && w.abort_sent_ms == 0) {
-            log().error(line);
-        } else {
-            log().error(line);
-        }
+        log().error(fmt::format("Worker {} (pid:{}) was sent {}!{}{}", w.id, static_cast<long>(w.pid), signal_name(sig),
+                                sig == SIGKILL && w.abort_sent_ms == 0 ? " Perhaps out of memory?" : "", serving));
         return;
     }
     int code = WEXITSTATUS(status);
@@ -450,7 +447,7 @@ void Master::on_exit_of(const Worker &w, int status)
     begin_stop(Stop::graceful, code);
 }
 
-void Master::signal_workers(int sig, bool)
+void Master::signal_workers(int sig)
 {
     for (auto &[pid, w] : workers_) ::kill(pid, sig);
 }
@@ -607,7 +604,9 @@ void Master::begin_stop(Stop how, int code)
         // LIFE-ARB-8: no new connection reaches this master's workers from here on. A socket
         // that a re-executed master serves keeps its file.
         core::close_listeners(listeners_, reexec_pid_ == 0);
-        stop_deadline_ms_ = now + config_.graceful_timeout_ms;
+        // Each worker cuts its own requests at the graceful deadline, then runs worker_stop;
+        // SIGKILL is the backstop a little later, for a worker that cannot.
+        stop_deadline_ms_ = now + config_.graceful_timeout_ms + kKillMarginMs;
     } else if (how == Stop::quick && stopping_ == Stop::graceful) {
         // INT or QUIT during a graceful stop: quick now, two seconds (gunicorn).
         stop_deadline_ms_ = std::min<int64_t>(stop_deadline_ms_, now + 2000);
