@@ -164,6 +164,16 @@ bool Server::stop()
         ctx_.log().info(fmt::format("Graceful stop: {} request(s) in flight, waiting up to {} ms", live_count_,
                                     cfg.graceful_timeout_ms));
         live_cv_.wait_until(lk, deadline, [&] { return live_count_ == 0; });
+        // A connection accepted just before the quiesce may not have shown its request yet: its
+        // bytes are in the socket and libmicrohttpd reads them on its next turn. Wait for a short
+        // quiet spell with no new request before closing what is left, so that such a request
+        // is served rather than dropped (a worker retired by its master under load, LIFE-ARB-4).
+        constexpr auto kQuiet = std::chrono::milliseconds(50);
+        while (live_count_ == 0 && std::chrono::steady_clock::now() < deadline) {
+            auto until = std::min(deadline, std::chrono::steady_clock::now() + kQuiet);
+            if (!live_cv_.wait_until(lk, until, [&] { return live_count_ != 0; })) break;
+            live_cv_.wait_until(lk, deadline, [&] { return live_count_ == 0; });
+        }
         left = live_count_;
     }
     if (left > 0) {
@@ -211,6 +221,7 @@ void Server::add_live(Bridge *b)
     if (live_head_ != nullptr) live_head_->prev_ = b;
     live_head_ = b;
     ++live_count_;
+    live_cv_.notify_all(); // a graceful stop waits for a quiet spell (stop())
 }
 
 void Server::remove_live(Bridge *b)

@@ -278,6 +278,10 @@ int main(int argc, char **argv)
     cli.add_option("--url", url, "A running server that serves the probe app: http://127.0.0.1:PORT");
     cli.add_option("-k,--worker-class", opt.worker_class,
                    "With --adapter: run the probe in this execution mode (gthread or gevent; default: the server's choice)");
+    cli.add_option("--server-arg", opt.server_args,
+                   "With --adapter: one more argument for every cwsgi-serve started (repeat it: --server-arg=-w "
+                   "--server-arg=2)")
+        ->allow_extra_args(false);
     cli.add_option("--serve-bin", opt.serve_bin, "cwsgi-serve to start (default: next to this program, then the build's)");
     cli.add_option("--probe", opt.probe_path, "The probe app (default: the build's probe.so)");
     cli.add_flag("--tap", tap, "Print TAP");

@@ -260,6 +260,7 @@ std::unique_ptr<ServerProc> Suite::start_server(const std::vector<std::string> &
         argv.push_back("-k");
         argv.push_back(opt_.worker_class);
     }
+    argv.insert(argv.end(), opt_.server_args.begin(), opt_.server_args.end());
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(opt_.probe_path);
     return ServerProc::start(argv, 0, 15000, err);

@@ -64,6 +64,7 @@ struct Options {
     std::string serve_bin;  // cwsgi-serve path
     std::string probe_path; // probe.so path
     std::string worker_class; // --worker-class: passed on as -k (gthread, gevent), "" = the server's choice
+    std::vector<std::string> server_args; // --server-arg: passed on to every cwsgi-serve started (e.g. -w 2)
     bool quick = false;
     bool verbose = false;
     int case_timeout_s = 150;

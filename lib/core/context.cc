@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "app.hh"
+#include "probe.hh"
 #include "request.hh"
 
 namespace cwsgi::core {
@@ -161,6 +162,12 @@ const void *api_get_extension(const char *name, uint32_t min_version)
 }
 
 } // namespace
+
+namespace detail {
+const WorkerProbe *g_worker_probe = nullptr;
+}
+
+void set_worker_probe(const WorkerProbe *probe) { detail::g_worker_probe = probe; }
 
 cwsgi_server_api make_api_table(uint64_t capabilities)
 {

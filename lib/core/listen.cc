@@ -12,6 +12,8 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstddef>
+#include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -175,15 +177,111 @@ bool open_listeners(const std::vector<std::string> &binds, std::vector<Listener>
     return true;
 }
 
-void close_listeners(std::vector<Listener> &listeners)
+void close_listeners(std::vector<Listener> &listeners, bool unlink)
 {
     for (Listener &l : listeners) {
         if (l.fd < 0) continue;
         ::close(l.fd);
-        if (l.spec.kind == BindSpec::Kind::unix_path) ::unlink(l.spec.path.c_str());
+        if (unlink && l.spec.kind == BindSpec::Kind::unix_path) ::unlink(l.spec.path.c_str());
         l.fd = -1;
     }
     listeners.clear();
+}
+
+bool adopt_listener(int fd, bool owns_path, Listener &out, std::string &error)
+{
+    out = Listener{};
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
+        error = fmt::format("inherited descriptor {} is not a stream socket", fd);
+        return false;
+    }
+    sockaddr_storage ss{};
+    socklen_t sl = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &sl) != 0) {
+        error = fmt::format("inherited descriptor {}: {}", fd, std::strerror(errno));
+        return false;
+    }
+    if (!set_flags(fd, error, fmt::format("inherited descriptor {}", fd))) return false;
+    out.fd = fd;
+    out.spec.kind = BindSpec::Kind::fd;
+    out.spec.fd = fd;
+    out.spec.text = fmt::format("fd://{}", fd);
+    if (ss.ss_family == AF_UNIX) {
+        const auto *un = reinterpret_cast<const sockaddr_un *>(&ss);
+        size_t n = sl > offsetof(sockaddr_un, sun_path) ? sl - offsetof(sockaddr_un, sun_path) : 0;
+        std::string path(un->sun_path, ::strnlen(un->sun_path, n));
+        out.is_unix = true;
+        out.display = "unix:" + path;
+        if (owns_path && !path.empty()) {
+            out.spec.kind = BindSpec::Kind::unix_path;
+            out.spec.path = path;
+        }
+        return true;
+    }
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (ss.ss_family == AF_INET) {
+        ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in *>(&ss)->sin_addr, host, sizeof host);
+        out.display = fmt::format("http://{}:{}", host, listener_port(out));
+    } else {
+        ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_addr, host, sizeof host);
+        out.display = fmt::format("http://[{}]:{}", host, listener_port(out));
+    }
+    out.spec.host = host;
+    out.spec.port = listener_port(out);
+    return true;
+}
+
+bool inherit_listeners(std::vector<Listener> &out, bool &found, std::string &error)
+{
+    found = false;
+    std::vector<int> fds;
+    bool systemd = false;
+    const char *pid = std::getenv("LISTEN_PID");
+    const char *count = std::getenv("LISTEN_FDS");
+    if (pid != nullptr && count != nullptr && std::strtol(pid, nullptr, 10) == static_cast<long>(::getpid())) {
+        long n = std::strtol(count, nullptr, 10);
+        for (long i = 0; i < n && i < 1024; ++i) fds.push_back(3 + static_cast<int>(i));
+        systemd = true;
+        ::unsetenv("LISTEN_PID");
+        ::unsetenv("LISTEN_FDS");
+        ::unsetenv("LISTEN_FDNAMES");
+    } else if (const char *list = std::getenv(kListenFdsEnv)) {
+        std::string_view rest(list);
+        while (!rest.empty()) {
+            size_t comma = rest.find(',');
+            std::string_view item = rest.substr(0, comma);
+            int fd = -1;
+            if (!parse_port(item, fd)) {
+                error = fmt::format("bad {}='{}': expected descriptor numbers separated by commas", kListenFdsEnv, list);
+                return false;
+            }
+            fds.push_back(fd);
+            rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        }
+        ::unsetenv(kListenFdsEnv);
+    }
+    for (int fd : fds) {
+        Listener l;
+        if (!adopt_listener(fd, !systemd, l, error)) {
+            close_listeners(out, false);
+            return false;
+        }
+        out.push_back(std::move(l));
+    }
+    found = !out.empty();
+    return true;
+}
+
+std::string listener_fd_list(const std::vector<Listener> &listeners)
+{
+    std::string out;
+    for (const Listener &l : listeners) {
+        if (!out.empty()) out += ',';
+        out += std::to_string(l.fd);
+    }
+    return out;
 }
 
 int listener_port(const Listener &l)

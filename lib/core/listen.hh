@@ -35,8 +35,28 @@ struct Listener {
 /// closes what it opened.
 bool open_listeners(const std::vector<std::string> &binds, std::vector<Listener> &out,
                     std::string &error);
-/// Closes listeners and unlinks unix socket files that open_listeners created.
-void close_listeners(std::vector<Listener> &listeners);
+/// Closes listeners and unlinks unix socket files that open_listeners created, unless `unlink`
+/// is false (another process, such as a re-executed master, still serves them).
+void close_listeners(std::vector<Listener> &listeners, bool unlink = true);
+
+/// The environment variable that passes listening sockets to a re-executed master (SIGUSR2):
+/// their descriptor numbers, comma-separated, as gunicorn's GUNICORN_FD.
+inline constexpr const char *kListenFdsEnv = "CWSGI_FD";
+
+/// Adopts the listening sockets this process inherited instead of opening `binds`: systemd's
+/// (LISTEN_PID is this process and LISTEN_FDS counts them from descriptor 3; both variables are
+/// then unset, and the socket files are systemd's to remove), else a re-executing master's
+/// (CWSGI_FD; unset too). Sets `found` to whether there were any. False with a one-line error
+/// when a passed descriptor is not a listening stream socket.
+bool inherit_listeners(std::vector<Listener> &out, bool &found, std::string &error);
+
+/// Takes `fd`, a stream socket this process inherited, as a listener: non-blocking and
+/// close-on-exec, its display taken from the address it is bound to. A unix socket file is
+/// unlinked at close only when `owns_path`.
+bool adopt_listener(int fd, bool owns_path, Listener &out, std::string &error);
+
+/// "3,4,5": the descriptors of `listeners`, for kListenFdsEnv.
+std::string listener_fd_list(const std::vector<Listener> &listeners);
 
 /// The port a TCP listener is bound to (useful with port 0). -1 for others.
 int listener_port(const Listener &l);

@@ -42,6 +42,22 @@ bool open_append(const std::string &path, int &fd, bool &owns, std::string &erro
     return true;
 }
 
+// Opens `path` again and moves the new file under `fd` (dup2 swaps atomically for writers).
+bool reopen_under(int fd, const std::string &path, std::string &error)
+{
+    int nfd = -1;
+    bool owns = false;
+    if (!open_append(path, nfd, owns, error)) return false;
+    int rc = ::dup3(nfd, fd, O_CLOEXEC);
+    int e = errno;
+    ::close(nfd);
+    if (rc < 0) {
+        error = fmt::format("cannot reopen log file '{}': {}", path, std::strerror(e));
+        return false;
+    }
+    return true;
+}
+
 const char *level_name(uint32_t level)
 {
     if (level >= 50) return "CRITICAL";
@@ -98,7 +114,13 @@ bool Logger::open(const std::string &path, std::string &error)
     if (owns_fd_) ::close(fd_);
     fd_ = fd;
     owns_fd_ = owns;
+    path_ = path;
     return true;
+}
+
+bool Logger::reopen(std::string &error)
+{
+    return !owns_fd_ || reopen_under(fd_, path_, error);
 }
 
 void Logger::write(uint32_t level, std::string_view msg)
@@ -123,7 +145,13 @@ bool AccessLog::open(const std::string &path, std::string &error)
         fd_ = 1;
         return true;
     }
+    path_ = path;
     return open_append(path, fd_, owns_fd_, error);
+}
+
+bool AccessLog::reopen(std::string &error)
+{
+    return !owns_fd_ || reopen_under(fd_, path_, error);
 }
 
 namespace {

@@ -23,6 +23,11 @@ public:
 
     /// Opens `path` for appending ("-" = stderr). Returns false and leaves stderr on failure.
     bool open(const std::string &path, std::string &error);
+    /// Opens the file again by its name (SIGUSR1, after logrotate renamed it) and puts it in place
+    /// of the old one under the same descriptor, so a line being written by another thread goes
+    /// to one file or the other, whole. No-op for stderr. False with a reason when the open fails
+    /// (the old file stays). Threads: any.
+    bool reopen(std::string &error);
     void set_level(uint32_t level) { level_ = level; }
     uint32_t level() const { return level_; }
     bool enabled(uint32_t level) const { return level >= level_; }
@@ -43,6 +48,7 @@ private:
     int fd_ = 2;
     bool owns_fd_ = false;
     uint32_t level_ = 20;
+    std::string path_;
 };
 
 /// One access-log record.
@@ -66,6 +72,8 @@ public:
 
     /// Opens `path` ("-" = stdout, "" = off). Returns false on failure with a reason.
     bool open(const std::string &path, std::string &error);
+    /// As Logger::reopen (no-op for stdout and when off).
+    bool reopen(std::string &error);
     bool enabled() const { return fd_ >= 0; }
     /// Writes one record. Threads: any.
     void write(const AccessRecord &r);
@@ -75,6 +83,7 @@ public:
 private:
     int fd_ = -1;
     bool owns_fd_ = false;
+    std::string path_;
 };
 
 } // namespace cwsgi::core

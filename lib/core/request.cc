@@ -21,6 +21,7 @@
 
 #include "app.hh"
 #include "context.hh"
+#include "probe.hh"
 
 namespace cwsgi::core {
 
@@ -971,6 +972,8 @@ void Request::run()
         return;
     }
     reached_app_ = true;
+    // The master's record of what this worker serves (lib/arbiter), for a crash or a hang.
+    if (const WorkerProbe *probe = worker_probe()) probe_token_ = probe->request_started(id_, head_.method, head_.target);
     int32_t rc = app->handle(slot_);
     handle_result_ = rc;
     if (rc >= 0) {
@@ -1055,6 +1058,7 @@ void Request::end_once()
         r.duration_us = now_us() - start_us_;
         ctx_.access_log().write(r);
     }
+    if (const WorkerProbe *probe = worker_probe()) probe->request_ended(probe_token_);
     // After this, the handle is dead for the app: calls return CWSGI_E_INVAL (RESP-STATE-1).
     slot_->self.store(nullptr, std::memory_order_release);
 }

@@ -184,6 +184,7 @@ private:
     void *user_data_ = nullptr;
     bool reached_app_ = false;
     int32_t handle_result_ = 0;
+    int probe_token_ = -1; // the worker probe's record of this request (probe.hh)
 };
 
 /// Logs a request the server refused before the app (error log at INFO, access log line).

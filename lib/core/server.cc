@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "app.hh"
+#include "arbiter/arbiter.hh"
 
 namespace cwsgi::core {
 
@@ -62,64 +63,10 @@ ExecMode choose_exec_mode(const Config &config, const AdapterOps &ops, bool app_
     return ExecMode::threads;
 }
 
-int run_server(const Config &config, const std::string &app_path, const AdapterOps &ops, ConfigReloader)
+int run_server(const Config &config, const std::string &app_path, const AdapterOps &ops, ConfigReloader reload)
 {
-    Context ctx(config, ops.name, ops.capabilities);
-    Context::set_current(&ctx);
-    std::string error;
-    if (!ctx.log().open(config.error_logfile, error) || !ctx.access_log().open(config.access_logfile, error)) {
-        ctx.log().error(error);
-        return kExitUsage;
-    }
-    install_stop_signals();
-    ctx.log().info(fmt::format("Starting cwsgi-serve {} (adapter {})", CWSGI_VERSION_STRING, ops.name));
-
-    // LIFE-LOAD-1: load and init in the master, before any worker exists.
-    auto app = App::load(app_path, ctx.api(), error);
-    if (!app) {
-        ctx.log().error(error);
-        return kExitAppLoadError;
-    }
-    // Decided before init, so that server_info already reports it there (LIFE-INFO-2).
-    std::string note;
-    ctx.set_exec_mode(choose_exec_mode(config, ops, app->cooperative(), note));
-    if (ctx.exec_mode() == ExecMode::cooperative && !app->cooperative()) {
-        ctx.log().warning("Execution: " + note);
-    } else {
-        ctx.log().info("Execution: " + note);
-    }
-    if (app->init(error) != CWSGI_OK) {
-        ctx.log().error(error);
-        return kExitAppLoadError;
-    }
-    ctx.set_app(app.get());
-
-    std::vector<Listener> listeners;
-    if (!open_listeners(config.binds, listeners, error)) {
-        ctx.log().error(error);
-        app->destroy();
-        return kExitFailure;
-    }
-    for (const Listener &l : listeners) {
-        ctx.log().info(fmt::format("Listening at: {} ({})", l.display, static_cast<long>(::getpid())));
-    }
-
-    // LIFE-WORKER-1: one worker (id 1) in this process until the arbiter lands.
-    ctx.set_worker_id(1);
-    if (app->worker_start(1, error) != CWSGI_OK) {
-        ctx.log().error(error);
-        close_listeners(listeners);
-        app->destroy();
-        return kExitWorkerBootError;
-    }
-    ctx.log().info(fmt::format("Booting worker with pid: {}", static_cast<long>(::getpid())));
-    int rc = ops.serve(ctx, listeners);
-    app->worker_stop(1); // LIFE-WORKER-3: after the adapter drained
-    close_listeners(listeners);
-    app->destroy();
-    ctx.set_app(nullptr);
-    ctx.log().info("Shutting down");
-    return rc;
+    // LIFE-ARB-1: a master by default, even with one worker, as gunicorn runs one.
+    return arbiter::run_master(config, app_path, ops, std::move(reload));
 }
 
 } // namespace cwsgi::core

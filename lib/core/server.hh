@@ -1,9 +1,6 @@
-// server.hh: the life of one server process: load the app, open the listeners, start the
-// worker, hand control to the adapter, stop gracefully on SIGTERM/SIGINT.
-//
-// The arbiter (pre-fork workers, restarts) slots in between "init" and "worker_start": the
-// master keeps the loaded app and the listeners and forks workers that each run
-// serve_worker(). Until then there is exactly one worker, in the same process.
+// server.hh: the life of a server: a master process (lib/arbiter/) that opens the listeners and
+// keeps `workers` worker processes serving them, each loading the app (or sharing the one the
+// master preloaded), starting its worker, and handing control to the adapter's serve().
 #pragma once
 
 #include <functional>
@@ -30,8 +27,10 @@ ExecMode choose_exec_mode(const Config &config, const AdapterOps &ops, bool app_
 /// False, with `error` set, when the new configuration is invalid: the master keeps the old one.
 using ConfigReloader = std::function<bool(Config &out, std::string &error)>;
 
-/// Runs the whole server for `app_path` with adapter `ops` and returns the exit code.
+/// Runs the whole server for `app_path` with adapter `ops` and returns the exit code: a master
+/// and config.workers workers (arbiter::run_master; LIFE-ARB-*), even for one worker.
 /// Logs every failure as one line to the error log. `reload` (may be empty) serves HUP.
+/// Threads: the process's only thread (the master forks).
 int run_server(const Config &config, const std::string &app_path, const AdapterOps &ops,
                ConfigReloader reload = nullptr);
 

@@ -18,6 +18,7 @@
 
 #include "cwsgi.h"
 #include "core/exchange.hh"
+#include "core/probe.hh"
 
 namespace cwsgi::exec {
 
@@ -443,7 +444,11 @@ void Task::run_pending_slow()
 void Task::step()
 {
     while (fiber_ != nullptr && pending_.exchange(false, std::memory_order_acq_rel)) {
+        // While the fiber runs this loop serves nothing else: the master's watchdog sees how long.
+        const core::WorkerProbe *probe = core::worker_probe();
+        if (probe) probe->fiber_running(true);
         fiber_->resume();
+        if (probe) probe->fiber_running(false);
         if (fiber_->done()) {
             release_fiber();
             hooks_.done(arg_); // the last use of this

@@ -1,0 +1,899 @@
+// test_arbiter.cc: the arbiter end to end. Each test starts a real master (arbiter-serve, which
+// calls run_server with the libmicrohttpd adapter) on an ephemeral loopback port, talks HTTP to
+// it, sends it real signals and checks what an operator would see: answers, the error log, the
+// worker processes, the exit status. The app is tests/fixtures/arbiter_app.c. Every wait is
+// bounded; every process started is killed by its pid at the end. The figures of the HUP and
+// USR2 tests (requests sent and failed) are printed as "# ..." lines.
+#include "cmocka.hh"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double ms_since(clock_type::time_point t0)
+{
+    return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+}
+
+std::string build_path(const std::string &rel)
+{
+    const char *dir = std::getenv("CWSGI_BUILD_DIR");
+    return std::string(dir ? dir : ".") + "/" + rel;
+}
+
+std::string serve_binary()
+{
+    const char *s = std::getenv("CWSGI_ARBITER_SERVE");
+    return s ? s : build_path("tests/arbiter/arbiter-serve");
+}
+
+std::string fixture(int version)
+{
+    return build_path("tests/fixtures/fixture_arbiter_v" + std::to_string(version) + ".so");
+}
+
+std::string read_file(const std::string &path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+size_t count_of(const std::string &text, const std::string &needle)
+{
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+}
+
+// A scratch directory for one test, removed with its files at the end.
+class TempDir {
+public:
+    TempDir()
+    {
+        char tmpl[] = "/tmp/cwsgi-arbiter-XXXXXX";
+        path_ = ::mkdtemp(tmpl) ? tmpl : "/tmp";
+    }
+    ~TempDir()
+    {
+        std::string cmd = "rm -rf '" + path_ + "'";
+        if (path_ != "/tmp" && std::system(cmd.c_str()) != 0) std::fprintf(stderr, "cannot remove %s\n", path_.c_str());
+    }
+    std::string file(const std::string &name) const { return path_ + "/" + name; }
+
+private:
+    std::string path_;
+};
+
+// Copies `from` to `to` the way a deployment should: a new file renamed over the old one, so that
+// workers still running the old one keep their mapping intact.
+bool install_file(const std::string &from, const std::string &to)
+{
+    std::string tmp = to + ".new";
+    {
+        std::ifstream in(from, std::ios::binary);
+        std::ofstream out(tmp, std::ios::binary);
+        out << in.rdbuf();
+        if (!out) return false;
+    }
+    return ::rename(tmp.c_str(), to.c_str()) == 0;
+}
+
+// The pids of `pid`'s children (Linux's /proc/PID/task/PID/children).
+std::vector<pid_t> children_of(pid_t pid)
+{
+    std::vector<pid_t> out;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+    long p;
+    while (in >> p) out.push_back(static_cast<pid_t>(p));
+    return out;
+}
+
+// ---- a master under test ----------------------------------------------------------------------
+
+class Master {
+public:
+    // Starts arbiter-serve with `args` (APP last) plus "-b 127.0.0.1:0 --error-logfile LOG", with
+    // `env` added to its environment, and waits up to 15 s for "Listening at:" (port() is 0 when
+    // it never came, and for `expect_listening` false the wait is skipped).
+    // With `systemd_fd` >= 0, that listening socket is passed as systemd does (descriptor 3,
+    // LISTEN_FDS=1, LISTEN_PID=the server's pid) and no -b is added.
+    Master(std::vector<std::string> args, const std::string &log_path, std::vector<std::string> env = {},
+           bool expect_listening = true, int systemd_fd = -1)
+        : log_path_(log_path)
+    {
+        args.insert(args.begin(), serve_binary());
+        if (systemd_fd < 0) args.insert(args.end() - 1, {"-b", "127.0.0.1:0"});
+        args.insert(args.end() - 1, {"--error-logfile", log_path_});
+        std::vector<char *> argv;
+        for (auto &a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        // ASan must let a segfault be a segfault, so that the master sees the signal.
+        std::string asan = "ASAN_OPTIONS=handle_segv=0:handle_sigbus=0:detect_leaks=0";
+        if (const char *old = std::getenv("ASAN_OPTIONS")) asan += std::string(":") + old;
+        env.push_back(asan);
+        std::vector<std::string> envs;
+        for (char **e = environ; *e; ++e) {
+            if (std::strncmp(*e, "ASAN_OPTIONS=", 13) != 0) envs.push_back(*e);
+        }
+        envs.insert(envs.end(), env.begin(), env.end());
+        std::vector<char *> envp;
+        for (auto &e : envs) envp.push_back(e.data());
+        envp.push_back(nullptr);
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) != 0) return;
+        pid_ = fork();
+        if (pid_ == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive a test killed by its timeout
+            struct rlimit no_core = {0, 0};
+            setrlimit(RLIMIT_CORE, &no_core); // the ABRTed workers leave no core files
+            setpgid(0, 0);                    // a group of its own: the test kills it whole
+            dup2(fds[1], 1);
+            dup2(fds[1], 2);
+            if (systemd_fd >= 0) {
+                // The copy that dup2 makes is not close-on-exec; the same fd needs it cleared.
+                if (systemd_fd == 3) {
+                    fcntl(3, F_SETFD, 0);
+                } else {
+                    dup2(systemd_fd, 3);
+                }
+                char pid_env[32];
+                snprintf(pid_env, sizeof pid_env, "LISTEN_PID=%ld", static_cast<long>(getpid()));
+                envp.insert(envp.end() - 1, pid_env);
+                static char fds_env[] = "LISTEN_FDS=1";
+                envp.insert(envp.end() - 1, fds_env);
+            }
+            execve(argv[0], argv.data(), envp.data());
+            dprintf(2, "exec %s: %s\n", argv[0], std::strerror(errno));
+            _exit(127);
+        }
+        ::close(fds[1]);
+        out_fd_ = fds[0];
+        reader_ = std::thread([this] { read_output(); });
+        if (!expect_listening) return;
+        const std::string mark = "Listening at: http://127.0.0.1:";
+        if (wait_for(mark, 15000)) {
+            std::string all = text();
+            port_ = std::atoi(all.c_str() + all.find(mark) + mark.size());
+        }
+        if (port_ == 0) std::fprintf(stderr, "the master did not start; output:\n%s\n", text().c_str());
+    }
+
+    ~Master()
+    {
+        if (pid_ > 0) {
+            ::kill(-pid_, SIGKILL); // the master and its workers
+            if (!exited_) {
+                int st;
+                waitpid(pid_, &st, 0);
+            }
+        }
+        for (pid_t p : extra_) ::kill(p, SIGKILL);
+        if (reader_.joinable()) reader_.join();
+        if (out_fd_ >= 0) ::close(out_fd_);
+    }
+
+    int port() const { return port_; }
+    pid_t pid() const { return pid_; }
+    void signal(int sig) const { ::kill(pid_, sig); }
+    // Another process to kill at the end (a re-executed master).
+    void also_kill(pid_t p) { extra_.push_back(p); }
+
+    std::string output()
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        return out_;
+    }
+    std::string log() const { return read_file(log_path_); }
+    std::string text() { return output() + log(); }
+
+    bool wait_for(const std::string &needle, int timeout_ms, size_t count = 1)
+    {
+        auto t0 = clock_type::now();
+        while (count_of(text(), needle) < count) {
+            if (ms_since(t0) > timeout_ms) return false;
+            usleep(5000);
+        }
+        return true;
+    }
+
+    // Waits until the master has `n` children, for up to `timeout_ms`.
+    bool wait_workers(size_t n, int timeout_ms)
+    {
+        auto t0 = clock_type::now();
+        while (children_of(pid_).size() != n) {
+            if (ms_since(t0) > timeout_ms) return false;
+            usleep(5000);
+        }
+        return true;
+    }
+
+    // Waits up to `timeout_ms` for the master to end; its waitpid status, or -1.
+    int wait_exit(int timeout_ms)
+    {
+        auto t0 = clock_type::now();
+        int st = 0;
+        while (waitpid(pid_, &st, WNOHANG) == 0) {
+            if (ms_since(t0) > timeout_ms) return -1;
+            usleep(5000);
+        }
+        exited_ = true;
+        return st;
+    }
+
+private:
+    void read_output()
+    {
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(out_fd_, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+            if (n > 0) {
+                std::lock_guard<std::mutex> lk(mu_);
+                out_.append(buf, static_cast<size_t>(n));
+            }
+        }
+    }
+
+    std::string log_path_;
+    pid_t pid_ = -1;
+    bool exited_ = false;
+    int out_fd_ = -1;
+    int port_ = 0;
+    std::vector<pid_t> extra_;
+    std::thread reader_;
+    std::mutex mu_;
+    std::string out_;
+};
+
+// ---- an HTTP/1.1 client -----------------------------------------------------------------------
+
+struct Response {
+    int status = 0; // 0: no complete response (refused, closed, timed out)
+    std::string body;
+};
+
+class Conn {
+public:
+    explicit Conn(int port)
+    {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<uint16_t>(port));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::connect(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
+            ::close(fd_);
+            fd_ = -1;
+        }
+        int one = 1;
+        if (fd_ >= 0) setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    ~Conn()
+    {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    Conn(const Conn &) = delete;
+    Conn &operator=(const Conn &) = delete;
+
+    bool ok() const { return fd_ >= 0; }
+
+    bool send_get(const std::string &target)
+    {
+        std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        return fd_ >= 0 && ::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+    }
+
+    // Reads one Content-Length response within `timeout_ms`.
+    Response read_response(int timeout_ms)
+    {
+        Response r;
+        auto deadline = clock_type::now() + std::chrono::milliseconds(timeout_ms);
+        size_t head_end;
+        while ((head_end = buf_.find("\r\n\r\n")) == std::string::npos) {
+            if (!fill(deadline)) return r;
+        }
+        std::string head = buf_.substr(0, head_end + 2);
+        buf_.erase(0, head_end + 4);
+        int status = 0;
+        if (std::sscanf(head.c_str(), "HTTP/1.%*d %d", &status) != 1) return r;
+        std::string lower = head;
+        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+        size_t at = lower.find("\r\ncontent-length: ");
+        size_t len = at == std::string::npos ? 0 : std::strtoul(lower.c_str() + at + 18, nullptr, 10);
+        while (buf_.size() < len) {
+            if (!fill(deadline)) return r;
+        }
+        r.body = buf_.substr(0, len);
+        buf_.erase(0, len);
+        r.status = status;
+        return r;
+    }
+
+    Response get(const std::string &target, int timeout_ms = 10000)
+    {
+        if (!send_get(target)) return {};
+        return read_response(timeout_ms);
+    }
+
+private:
+    bool fill(clock_type::time_point deadline)
+    {
+        int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now()).count());
+        if (fd_ < 0 || left <= 0) return false;
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, left) <= 0) return false;
+        char tmp[4096];
+        ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+        if (n <= 0) return false;
+        buf_.append(tmp, static_cast<size_t>(n));
+        return true;
+    }
+
+    int fd_ = -1;
+    std::string buf_;
+};
+
+Response get_once(int port, const std::string &target, int timeout_ms = 10000)
+{
+    Conn c(port);
+    return c.get(target, timeout_ms);
+}
+
+// "hello v1 pid 123 worker 2\n" -> 123
+pid_t pid_of(const Response &r)
+{
+    size_t at = r.body.find(" pid ");
+    return at == std::string::npos ? 0 : static_cast<pid_t>(std::atol(r.body.c_str() + at + 5));
+}
+
+// A client loop on fresh connections, one request at a time, until stop(): how many it sent and
+// how many got no 200 (refused, cut, or another status).
+class Load {
+public:
+    explicit Load(int port) : port_(port)
+    {
+        thread_ = std::thread([this] {
+            // Bounded: 20 000 requests or until stopped, whichever comes first.
+            for (int i = 0; i < 20000 && !stop_.load(); ++i) {
+                Response r = get_once(port_, "/hello", 10000);
+                sent_.fetch_add(1);
+                if (r.status != 200) {
+                    failed_.fetch_add(1);
+                    std::lock_guard<std::mutex> lk(mu_);
+                    if (first_failure_.empty()) first_failure_ = "request " + std::to_string(i) + ": status " + std::to_string(r.status);
+                }
+            }
+        });
+    }
+    ~Load() { stop(); }
+    void stop()
+    {
+        stop_.store(true);
+        if (thread_.joinable()) thread_.join();
+    }
+    long sent() const { return sent_.load(); }
+    long failed() const { return failed_.load(); }
+    std::string first_failure()
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        return first_failure_;
+    }
+
+private:
+    int port_;
+    std::atomic<bool> stop_{false};
+    std::atomic<long> sent_{0}, failed_{0};
+    std::mutex mu_;
+    std::string first_failure_;
+    std::thread thread_;
+};
+
+// Waits until the load has sent `n` more requests (bounded by `timeout_ms`).
+bool wait_sent(const Load &load, long n, int timeout_ms)
+{
+    long target = load.sent() + n;
+    auto t0 = clock_type::now();
+    while (load.sent() < target) {
+        if (ms_since(t0) > timeout_ms) return false;
+        usleep(2000);
+    }
+    return true;
+}
+
+// The distinct worker pids seen over `n` fresh requests.
+std::set<pid_t> pids_seen(int port, int n)
+{
+    std::set<pid_t> pids;
+    for (int i = 0; i < n; ++i) {
+        Response r = get_once(port, "/hello");
+        if (r.status == 200) pids.insert(pid_of(r));
+    }
+    return pids;
+}
+
+// ---- the tests --------------------------------------------------------------------------------
+
+void test_arbiter__one_worker_under_a_master(void **) // rule: LIFE-ARB-1, LIFE-ARB-10
+{
+    TempDir dir;
+    Master m({fixture(1)}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    // A master even with one worker: the answer comes from a child of the process we started.
+    Response r = get_once(m.port(), "/hello");
+    assert_int_equal(r.status, 200);
+    std::vector<pid_t> kids = children_of(m.pid());
+    assert_int_equal(kids.size(), 1);
+    assert_int_equal(pid_of(r), kids[0]);
+    assert_non_null(std::strstr(r.body.c_str(), "worker 1"));
+    // "Listening at" comes after the worker booted.
+    std::string log = m.log();
+    assert_true(log.find("Booting worker") < log.find("Listening at:"));
+    // Process titles.
+    std::string title = read_file("/proc/" + std::to_string(kids[0]) + "/cmdline");
+    assert_string_equal(title.c_str(), "cwsgi: worker 1");
+    assert_int_equal(read_file("/proc/" + std::to_string(m.pid()) + "/cmdline").rfind("cwsgi: master [", 0), 0);
+    m.signal(SIGTERM);
+    int st = m.wait_exit(15000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+void test_arbiter__kill9_mid_request_respawns(void **) // rule: LIFE-ARB-2, LIFE-ARB-5
+{
+    TempDir dir;
+    Master m({"-w", "2", fixture(1)}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    // A kept-alive connection: its /hello names the worker, its /slow is then in that worker.
+    Conn victim(m.port());
+    Response r = victim.get("/hello");
+    assert_int_equal(r.status, 200);
+    pid_t doomed = pid_of(r);
+    assert_true(victim.send_get("/slow?20000"));
+    assert_true(m.wait_for("slow: started", 10000));
+    ::kill(doomed, SIGKILL);
+    // The request in the dead worker is lost; everyone else is served.
+    assert_int_equal(victim.read_response(10000).status, 0);
+    assert_true(m.wait_for("was sent SIGKILL!", 10000));
+    int ok = 0;
+    for (int i = 0; i < 30; ++i) ok += get_once(m.port(), "/hello").status == 200;
+    assert_int_equal(ok, 30);
+    assert_true(m.wait_workers(2, 10000));
+    std::vector<pid_t> kids = children_of(m.pid());
+    assert_true(std::find(kids.begin(), kids.end(), doomed) == kids.end());
+    std::string log = m.log();
+    assert_non_null(std::strstr(log.c_str(), "GET /slow?20000"));
+    size_t at = log.rfind('\n', log.find("was sent SIGKILL!")) + 1;
+    std::printf("# kill -9: %s\n", log.substr(at, log.find('\n', at) - at).c_str());
+}
+
+void test_arbiter__hung_worker_is_killed_after_timeout(void **) // rule: LIFE-ARB-11
+{
+    TempDir dir;
+    // Cooperative mode (the fixture declares it): /spin blocks its event-loop thread.
+    Master m({"-w", "2", "--timeout", "1500", fixture(1)}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    auto t0 = clock_type::now();
+    Conn spin(m.port());
+    assert_true(spin.send_get("/spin"));
+    assert_true(m.wait_for("WORKER TIMEOUT", 15000));
+    double after = ms_since(t0);
+    assert_true(m.wait_for("was sent SIGABRT!", 10000));
+    assert_int_equal(spin.read_response(5000).status, 0);
+    std::string log = m.log();
+    size_t at = log.find("WORKER TIMEOUT");
+    std::string line = log.substr(at, log.find('\n', at) - at);
+    assert_non_null(std::strstr(line.c_str(), "GET /spin"));
+    // Killed after --timeout (1.5 s), not long after (wide margin for a busy machine).
+    assert_true(after >= 1400);
+    assert_true(after < 12000);
+    std::printf("# hung worker: killed %.0f ms after /spin began: %s\n", after, line.c_str());
+    int ok = 0;
+    for (int i = 0; i < 20; ++i) ok += get_once(m.port(), "/hello").status == 200;
+    assert_int_equal(ok, 20);
+    assert_true(m.wait_workers(2, 10000));
+}
+
+void test_arbiter__segfault_loses_one_request(void **) // rule: LIFE-ARB-5
+{
+    TempDir dir;
+    Master m({"-w", "2", fixture(1)}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    Response crash = get_once(m.port(), "/crash?x=1", 10000);
+    assert_int_equal(crash.status, 0);
+    assert_true(m.wait_for("was sent SIGSEGV!", 10000));
+    std::string log = m.log();
+    size_t at = log.find("was sent SIGSEGV!");
+    std::string line = log.substr(at, log.find('\n', at) - at);
+    assert_non_null(std::strstr(line.c_str(), "GET /crash?x=1"));
+    int ok = 0;
+    for (int i = 0; i < 30; ++i) ok += get_once(m.port(), "/hello").status == 200;
+    assert_int_equal(ok, 30);
+    assert_true(m.wait_workers(2, 10000));
+}
+
+void test_arbiter__hup_deploys_a_rebuilt_app(void **) // rule: LIFE-ARB-3, LIFE-ARB-4, LIFE-LOAD-5
+{
+    TempDir dir;
+    std::string app = dir.file("app.so");
+    assert_true(install_file(fixture(1), app));
+    Master m({"-w", "2", "--reload-workers", "3", app}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    assert_non_null(std::strstr(get_once(m.port(), "/hello").body.c_str(), "hello v1"));
+    Load load(m.port());
+    assert_true(wait_sent(load, 50, 20000));
+    assert_true(install_file(fixture(2), app));
+    m.signal(SIGHUP);
+    assert_true(m.wait_for("Reload done", 20000));
+    // The old generation drains: only the new one (3 workers, as the reloader said) remains.
+    assert_true(m.wait_workers(3, 20000));
+    assert_true(wait_sent(load, 50, 20000));
+    load.stop();
+    std::printf("# HUP under load: %ld requests sent, %ld failed\n", load.sent(), load.failed());
+    if (load.failed() != 0) std::printf("# first failure: %s\n", load.first_failure().c_str());
+    assert_int_equal(load.failed(), 0);
+    for (int i = 0; i < 10; ++i) {
+        Response r = get_once(m.port(), "/hello");
+        assert_int_equal(r.status, 200);
+        assert_non_null(std::strstr(r.body.c_str(), "hello v2"));
+    }
+}
+
+void test_arbiter__hup_with_a_broken_build_keeps_serving(void **) // rule: LIFE-ARB-4
+{
+    TempDir dir;
+    std::string app = dir.file("app.so");
+    assert_true(install_file(fixture(1), app));
+    Master m({"-w", "2", app}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    // Not an ELF file: the new generation cannot load it.
+    {
+        std::ofstream bad(app + ".new", std::ios::binary);
+        bad << "not a shared object\n";
+    }
+    assert_int_equal(::rename((app + ".new").c_str(), app.c_str()), 0);
+    m.signal(SIGHUP);
+    assert_true(m.wait_for("Reload failed", 20000));
+    for (int i = 0; i < 10; ++i) {
+        Response r = get_once(m.port(), "/hello");
+        assert_int_equal(r.status, 200);
+        assert_non_null(std::strstr(r.body.c_str(), "hello v1"));
+    }
+    assert_int_equal(m.wait_exit(0), -1); // still running
+}
+
+void test_arbiter__term_lets_requests_in_flight_finish(void **) // rule: LIFE-ARB-8, LIFE-STOP-4
+{
+    TempDir dir;
+    std::string pidfile = dir.file("master.pid");
+    Master m({"-w", "2", "--pid", pidfile, fixture(1)}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    assert_int_equal(std::atol(read_file(pidfile).c_str()), m.pid());
+    std::vector<std::unique_ptr<Conn>> conns;
+    for (int i = 0; i < 4; ++i) {
+        conns.push_back(std::make_unique<Conn>(m.port()));
+        assert_true(conns.back()->send_get("/slow?1500"));
+    }
+    assert_true(m.wait_for("slow: started", 10000, 4));
+    m.signal(SIGTERM);
+    for (auto &c : conns) {
+        Response r = c->read_response(10000);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body.c_str(), "slow\n");
+    }
+    int st = m.wait_exit(15000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(::access(pidfile.c_str(), F_OK), -1); // removed at exit
+    assert_non_null(std::strstr(m.log().c_str(), "Shutting down: Master"));
+}
+
+void test_arbiter__chdir_umask_user(void **) // rule: LIFE-ARB-9
+{
+    TempDir dir;
+    ::chmod(dir.file("").c_str(), 0755);
+    // A relative unix socket lands in --chdir, with the --umask mode.
+    std::vector<std::string> args = {"-w", "1", "--chdir", dir.file(""), "--umask", "077", "-b", "unix:rel.sock"};
+    bool root = ::getuid() == 0;
+    if (root) args.insert(args.end(), {"--user", "nobody", "--group", "nogroup"});
+    args.push_back(fixture(1));
+    Master m(args, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    struct stat st {};
+    assert_int_equal(::stat(dir.file("rel.sock").c_str(), &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 077, 0);
+    if (!root) return; // switching users needs root
+    std::vector<pid_t> kids = children_of(m.pid());
+    assert_int_equal(kids.size(), 1);
+    std::string status = read_file("/proc/" + std::to_string(kids[0]) + "/status");
+    assert_non_null(std::strstr(status.c_str(), "\nUid:\t65534\t65534\t65534\t65534\n"));
+    // The master keeps its identity (to re-exec and to bind).
+    status = read_file("/proc/" + std::to_string(m.pid()) + "/status");
+    assert_non_null(std::strstr(status.c_str(), "\nUid:\t0\t0\t0\t0\n"));
+    assert_int_equal(get_once(m.port(), "/hello").status, 200);
+}
+
+void test_arbiter__adopts_systemd_sockets(void **) // rule: LIFE-ARB-7
+{
+    TempDir dir;
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+    assert_int_equal(::listen(fd, 64), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+    int port = ntohs(a.sin_port);
+    Master m({"-w", "2", fixture(1)}, dir.file("error.log"), {}, true, fd);
+    ::close(fd);
+    // The master serves the socket it was given, not a -b of its own.
+    assert_int_equal(m.port(), port);
+    assert_int_equal(get_once(port, "/hello").status, 200);
+    m.signal(SIGTERM);
+    int st = m.wait_exit(15000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+void test_arbiter__quick_stop_on_int(void **) // rule: LIFE-ARB-8
+{
+    TempDir dir;
+    Master m({"-w", "2", fixture(1)}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    Conn c(m.port());
+    assert_true(c.send_get("/slow?20000"));
+    assert_true(m.wait_for("slow: started", 10000));
+    auto t0 = clock_type::now();
+    m.signal(SIGINT);
+    int st = m.wait_exit(10000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_true(ms_since(t0) < 5000); // did not wait for the 20 s request
+    assert_int_equal(c.read_response(2000).status, 0);
+}
+
+void test_arbiter__ttin_ttou(void **) // rule: LIFE-ARB-2
+{
+    TempDir dir;
+    Master m({"-w", "1", fixture(1)}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    m.signal(SIGTTIN);
+    assert_true(m.wait_for("Handling signal: TTIN", 5000));
+    m.signal(SIGTTIN);
+    assert_true(m.wait_workers(3, 10000));
+    m.signal(SIGTTOU);
+    assert_true(m.wait_workers(2, 10000));
+    m.signal(SIGTTOU);
+    assert_true(m.wait_workers(1, 10000));
+    assert_true(m.wait_for("Handling signal: TTOU", 5000, 2));
+    m.signal(SIGTTOU); // never below one
+    assert_true(m.wait_for("Handling signal: TTOU", 5000, 3));
+    usleep(300 * 1000); // a wrong extra TTOU would show now
+    assert_int_equal(children_of(m.pid()).size(), 1);
+    assert_int_equal(get_once(m.port(), "/hello").status, 200);
+}
+
+void test_arbiter__usr1_reopens_logs(void **) // rule: LIFE-ARB-12
+{
+    TempDir dir;
+    std::string error_log = dir.file("error.log"), access_log = dir.file("access.log");
+    Master m({"-w", "2", "--access-logfile", access_log, fixture(1)}, error_log);
+    assert_int_not_equal(m.port(), 0);
+    assert_int_equal(get_once(m.port(), "/hello").status, 200);
+    assert_int_equal(::rename(error_log.c_str(), (error_log + ".1").c_str()), 0);
+    assert_int_equal(::rename(access_log.c_str(), (access_log + ".1").c_str()), 0);
+    m.signal(SIGUSR1);
+    // The master reopens at once; each worker on its ticker: keep asking until both logs are new.
+    auto t0 = clock_type::now();
+    bool fresh = false;
+    while (!fresh && ms_since(t0) < 10000) {
+        assert_int_equal(get_once(m.port(), "/hello").status, 200);
+        m.signal(SIGWINCH); // logged by the master ("Handling signal: WINCH"), otherwise ignored
+        fresh = read_file(access_log).find("GET /hello") != std::string::npos &&
+                read_file(error_log).find("Handling signal: WINCH") != std::string::npos;
+        usleep(20 * 1000);
+    }
+    assert_true(fresh);
+    // Every worker writes to the new access log: both pids' requests reach it.
+    std::set<pid_t> before = pids_seen(m.port(), 20);
+    assert_int_equal(before.size(), 2);
+    assert_int_equal(count_of(read_file(access_log), "GET /hello"), count_of(read_file(access_log), "\n"));
+}
+
+void test_arbiter__usr2_reexec_under_load(void **) // rule: LIFE-ARB-6, LIFE-ARB-7
+{
+    TempDir dir;
+    std::string pidfile = dir.file("master.pid");
+    // The re-executed master is the old one's child; once the old one exits it becomes ours.
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    Master m({"-w", "2", "--pid", pidfile, fixture(1)}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    Load load(m.port());
+    assert_true(wait_sent(load, 50, 20000));
+    m.signal(SIGUSR2);
+    // The new master announces the same socket once its workers serve.
+    assert_true(m.wait_for("Listening at: http://127.0.0.1:" + std::to_string(m.port()), 20000, 2));
+    std::vector<pid_t> kids = children_of(m.pid());
+    pid_t fresh = 0;
+    for (pid_t k : kids) {
+        if (read_file("/proc/" + std::to_string(k) + "/cmdline").rfind("cwsgi: master", 0) == 0) fresh = k;
+    }
+    assert_int_not_equal(fresh, 0);
+    m.also_kill(fresh);
+    assert_int_equal(std::atol(read_file(pidfile + ".2").c_str()), fresh);
+    assert_true(wait_sent(load, 50, 20000));
+    // The operator retires the old master; the new one serves on and takes the pid file over.
+    m.signal(SIGTERM);
+    int st = m.wait_exit(20000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    auto t0 = clock_type::now();
+    while (std::atol(read_file(pidfile).c_str()) != fresh && ms_since(t0) < 10000) usleep(10000);
+    assert_int_equal(std::atol(read_file(pidfile).c_str()), fresh);
+    assert_true(wait_sent(load, 50, 20000));
+    load.stop();
+    std::printf("# USR2 under load: %ld requests sent, %ld failed\n", load.sent(), load.failed());
+    if (load.failed() != 0) std::printf("# first failure: %s\n", load.first_failure().c_str());
+    assert_int_equal(load.failed(), 0);
+    ::kill(fresh, SIGTERM);
+    int fst = 0;
+    pid_t got = 0;
+    t0 = clock_type::now();
+    while ((got = waitpid(fresh, &fst, WNOHANG)) == 0 && ms_since(t0) < 15000) usleep(10000);
+    assert_int_equal(got, fresh);
+    assert_true(WIFEXITED(fst));
+    assert_int_equal(WEXITSTATUS(fst), 0);
+    prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+void test_arbiter__boot_error_stops_the_master(void **) // rule: LIFE-WORKER-2, LIFE-ARB-5
+{
+    TempDir dir;
+    Master m({"-w", "2", fixture(1)}, dir.file("error.log"), {"ARBITER_FAIL_BOOT=1"}, false);
+    int st = m.wait_exit(15000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 3);
+    std::string log = m.log();
+    assert_non_null(std::strstr(log.c_str(), "worker_start refused by the fixture"));
+    assert_non_null(std::strstr(log.c_str(), "Reason: Worker failed to boot."));
+    assert_true(count_of(log, "Booting worker") <= 2); // no respawn loop
+    assert_null(std::strstr(log.c_str(), "Listening at:"));
+}
+
+void test_arbiter__load_error_stops_the_master(void **) // rule: LIFE-LOAD-2, LIFE-LOAD-5
+{
+    TempDir dir;
+    Master m({"-w", "2", fixture(1)}, dir.file("error.log"), {"ARBITER_FAIL_INIT=1"}, false);
+    int st = m.wait_exit(15000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 4);
+    std::string log = m.log();
+    assert_non_null(std::strstr(log.c_str(), "init refused by the fixture"));
+    assert_non_null(std::strstr(log.c_str(), "Reason: App failed to load."));
+    assert_true(count_of(log, "Booting worker") <= 2);
+}
+
+void test_arbiter__max_requests_recycles(void **) // rule: LIFE-ARB-13
+{
+    TempDir dir;
+    Master m({"-w", "1", "--max-requests", "5", "--max-requests-jitter", "2", fixture(1)}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    // A worker that reached its 5 (+0..2) requests serves on until its replacement serves, so
+    // the count per worker is not exact; but the worker changes soon, and no request fails.
+    std::set<pid_t> pids;
+    auto t0 = clock_type::now();
+    int sent = 0;
+    while (pids.size() < 3 && ms_since(t0) < 15000) {
+        Response r = get_once(m.port(), "/hello");
+        assert_int_equal(r.status, 200);
+        pids.insert(pid_of(r));
+        ++sent;
+    }
+    std::printf("# --max-requests 5: %d requests, %zu workers\n", sent, pids.size());
+    assert_true(pids.size() >= 3);
+    assert_non_null(std::strstr(m.log().c_str(), "Autorestarting worker after current request."));
+}
+
+void test_arbiter__harakiri_kills_a_long_request(void **) // rule: LIFE-ARB-14
+{
+    TempDir dir;
+    Master m({"-w", "1", "--harakiri", "800", fixture(1)}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    Response r = get_once(m.port(), "/slow?20000", 15000);
+    assert_int_equal(r.status, 0);
+    std::string log = m.log();
+    assert_non_null(std::strstr(log.c_str(), "HARAKIRI: req"));
+    assert_non_null(std::strstr(log.c_str(), "GET /slow?20000"));
+    assert_int_equal(get_once(m.port(), "/hello").status, 200);
+}
+
+void test_arbiter__max_worker_memory_recycles(void **) // rule: LIFE-ARB-15
+{
+    TempDir dir;
+    Master m({"-w", "1", "--max-worker-memory", std::to_string(200u << 20), fixture(1)}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    Response before = get_once(m.port(), "/hello");
+    assert_int_equal(get_once(m.port(), "/grow?256").status, 200);
+    assert_true(m.wait_for("above --max-worker-memory", 10000));
+    auto t0 = clock_type::now();
+    pid_t now_pid = pid_of(before);
+    while (now_pid == pid_of(before) && ms_since(t0) < 10000) now_pid = pid_of(get_once(m.port(), "/hello"));
+    assert_int_not_equal(now_pid, pid_of(before));
+}
+
+void test_arbiter__preload_loads_in_the_master(void **) // rule: LIFE-LOAD-1, LIFE-LOAD-5
+{
+    TempDir dir;
+    // With --preload an init failure is the master's own, before any worker exists.
+    Master bad({"-w", "2", "--preload", fixture(1)}, dir.file("bad.log"), {"ARBITER_FAIL_INIT=1"}, false);
+    int st = bad.wait_exit(15000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 4);
+    assert_null(std::strstr(bad.log().c_str(), "Booting worker"));
+    std::string app = dir.file("app.so");
+    assert_true(install_file(fixture(1), app));
+    Master m({"-w", "2", "--preload", app}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    assert_true(install_file(fixture(2), app));
+    m.signal(SIGHUP);
+    assert_true(m.wait_for("Reload done", 20000));
+    // HUP cannot change preloaded code.
+    assert_non_null(std::strstr(get_once(m.port(), "/hello").body.c_str(), "hello v1"));
+}
+
+} // namespace
+
+int main()
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_arbiter__one_worker_under_a_master),
+        cmocka_unit_test(test_arbiter__kill9_mid_request_respawns),
+        cmocka_unit_test(test_arbiter__hung_worker_is_killed_after_timeout),
+        cmocka_unit_test(test_arbiter__segfault_loses_one_request),
+        cmocka_unit_test(test_arbiter__hup_deploys_a_rebuilt_app),
+        cmocka_unit_test(test_arbiter__hup_with_a_broken_build_keeps_serving),
+        cmocka_unit_test(test_arbiter__term_lets_requests_in_flight_finish),
+        cmocka_unit_test(test_arbiter__chdir_umask_user),
+        cmocka_unit_test(test_arbiter__adopts_systemd_sockets),
+        cmocka_unit_test(test_arbiter__quick_stop_on_int),
+        cmocka_unit_test(test_arbiter__ttin_ttou),
+        cmocka_unit_test(test_arbiter__usr1_reopens_logs),
+        cmocka_unit_test(test_arbiter__usr2_reexec_under_load),
+        cmocka_unit_test(test_arbiter__boot_error_stops_the_master),
+        cmocka_unit_test(test_arbiter__load_error_stops_the_master),
+        cmocka_unit_test(test_arbiter__max_requests_recycles),
+        cmocka_unit_test(test_arbiter__harakiri_kills_a_long_request),
+        cmocka_unit_test(test_arbiter__max_worker_memory_recycles),
+        cmocka_unit_test(test_arbiter__preload_loads_in_the_master),
+    };
+    return cmocka_run_group_tests(tests, nullptr, nullptr);
+}
