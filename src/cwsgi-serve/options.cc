@@ -408,7 +408,9 @@ bool parse_invocation(const std::vector<std::string> &args, const std::string &b
                                              "");
     cli.config_formatter(std::make_shared<TomlConfig>(&cli, &out.config.app_settings));
     cli.footer("Adapters:\n" + adapter_list() +
-               "\nSignals: TERM or INT stop gracefully (in-flight requests finish within --graceful-timeout).\n"
+               "\nSignals to the master, as in gunicorn: TERM stops gracefully (in-flight requests finish within\n"
+               "--graceful-timeout), INT and QUIT quickly; HUP reloads (new workers, the .so and -c file read\n"
+               "again), TTIN/TTOU add or retire a worker, USR1 reopens the logs, USR2 upgrades the binary.\n"
                "Docs: docs/deployment.md; the spec: spec/README.md");
 
     std::vector<std::string> words(args.rbegin(), args.rend()); // CLI11 takes them last first
