@@ -248,7 +248,8 @@ void Stream::start_response_locked()
     if (h.framing.framing == core::Framing::chunked) {
         // The adapter frames chunks itself (libh2o's chunked filter is removed: it would
         // close instead for any status but 200).
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_TRANSFER_ENCODING, nullptr, H2O_STRLIT("chunked"));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_TRANSFER_ENCODING, "Transfer-Encoding",
+                       H2O_STRLIT("chunked"));
     }
     h2o_start_response(req, &gen_.super);
     started_ = true;
