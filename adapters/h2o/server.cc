@@ -269,6 +269,8 @@ bool Server::start(std::vector<core::Listener> &listeners, std::string &error)
     handler->super.on_req = &Server::on_req;
     handler->server = this;
 
+    if (!cfg.certfile.empty() && !setup_tls(cfg, error)) return false;
+
     const bool cooperative = executor_.cooperative();
     unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
     unsigned loops = cfg.loop_threads > 0 ? cfg.loop_threads : cpus;
@@ -292,6 +294,29 @@ bool Server::start(std::vector<core::Listener> &listeners, std::string &error)
                                  listeners.size(), loops,
                                  cooperative ? fmt::format("on fibers of {} KiB", cfg.stack_size / 1024)
                                              : fmt::format("on {} app thread(s)", std::max(1u, cfg.threads))));
+    return true;
+}
+
+bool Server::setup_tls(const core::Config &cfg, std::string &error)
+{
+    ssl_ctx_ = SSL_CTX_new(TLS_server_method());
+    if (ssl_ctx_ == nullptr) {
+        error = "OpenSSL could not create a TLS context";
+        return false;
+    }
+    SSL_CTX_set_min_proto_version(ssl_ctx_, TLS1_2_VERSION);
+    SSL_CTX_set_options(ssl_ctx_, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_use_certificate_chain_file(ssl_ctx_, cfg.certfile.c_str()) != 1) {
+        error = fmt::format("--certfile {}: not a PEM certificate chain OpenSSL can read", cfg.certfile);
+        return false;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ssl_ctx_, cfg.keyfile.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ssl_ctx_) != 1) {
+        error = fmt::format("--keyfile {}: not a PEM private key for the certificate", cfg.keyfile);
+        return false;
+    }
+    // ALPN: h2 first, then http/1.1 (libh2o's list); without ALPN a client gets HTTP/1.1.
+    h2o_ssl_register_alpn_protocols(ssl_ctx_, h2o_alpn_protocols);
     return true;
 }
 

@@ -119,6 +119,8 @@ public:
     static int on_req(h2o_handler_t *self, h2o_req_t *req);
 
 private:
+    /// The TLS context for --certfile/--keyfile, with ALPN h2 and http/1.1.
+    bool setup_tls(const core::Config &cfg, std::string &error);
     void stop_loops();
     size_t wait_live(std::chrono::steady_clock::time_point deadline);
 

@@ -152,6 +152,10 @@ int main(int argc, char **argv)
         ->check(CLI::IsMember({"debug", "info", "warning", "error", "critical"}))->capture_default_str();
     cli.add_option("--script-name", cfg.script_name, "Mount point: SCRIPT_NAME for every request; paths outside it get 404")
         ->envname("SCRIPT_NAME");
+    // TLS, gunicorn's names: every listener serves HTTPS (ALPN h2 and http/1.1 where the
+    // adapter has HTTP/2); an adapter without CWSGI_CAP_TLS refuses them below.
+    cli.add_option("--certfile", cfg.certfile, "TLS certificate chain (PEM); with --keyfile, every listener serves HTTPS");
+    cli.add_option("--keyfile", cfg.keyfile, "TLS private key (PEM) for --certfile");
     cli.add_flag("--check", check, "Load the app, run its handshake and init, print what it declares, exit");
     cli.add_flag("--list-adapters", list, "Print one line per adapter: name, built|missing, capabilities (hex)");
     cli.add_flag("-v,--version", version, "Print the version and exit");
@@ -193,6 +197,11 @@ int main(int argc, char **argv)
         return kExitUsage;
     }
     cfg.adapter = ops->name;
+    if (cfg.certfile.empty() != cfg.keyfile.empty() ||
+        (!cfg.certfile.empty() && (ops->capabilities & CWSGI_CAP_TLS) == 0)) {
+        std::fprintf(stderr, "cwsgi-serve: --certfile and --keyfile go together, on an adapter with TLS (h2o)\n");
+        return kExitUsage;
+    }
     if (!parse_worker_class(worker_class, cfg.worker_class)) {
         std::fprintf(stderr, "cwsgi-serve: unknown worker class '%s'\n", worker_class.c_str());
         return kExitUsage;
