@@ -19,6 +19,15 @@ namespace cwsgi::adapters::h2o {
 
 namespace {
 
+/// Rapid reset (CVE-2023-44487): a connection is closed once its client cut at least this
+/// many streams while the app worked on them, and more than kRapidResetRatio times as many as
+/// it let finish. A browser that cancels some requests stays far below both.
+constexpr uint32_t kRapidResetFloor = 100;
+constexpr uint32_t kRapidResetRatio = 4;
+/// Connections tallied per loop before the table starts over (the ids of closed connections
+/// are never reported, so the table is bounded this way).
+constexpr size_t kTallyCap = 16384;
+
 /// Connections accepted per readiness event of a listener before the loop serves others.
 constexpr int kAcceptBurst = 16;
 
@@ -199,6 +208,31 @@ void Loop::shut_connections(bool idle_only)
     h2o_globalconf_t *conf = server_.conf();
     conf->http1.callbacks.foreach_request(&link_.ctx, cb, &filter);
     if (!idle_only) conf->http2.callbacks.foreach_request(&link_.ctx, cb, &filter);
+}
+
+void Loop::note_h2_stream_end(h2o_conn_t *conn, bool cut)
+{
+    if (h2_tally_.size() >= kTallyCap && h2_tally_.find(conn->id) == h2_tally_.end()) h2_tally_.clear();
+    H2Tally &t = h2_tally_[conn->id];
+    if (t.closed) return;
+    ++(cut ? t.cut : t.done);
+    if (t.cut < kRapidResetFloor || t.cut <= kRapidResetRatio * t.done) return;
+    t.closed = true;
+    server_.ctx().log().warning(fmt::format("HTTP/2 connection {}: the client cut {} streams and let {} finish "
+                                            "(rapid reset); closing it",
+                                            conn->id, t.cut, t.done));
+    // libh2o 2.2.5 has no public way to send a GOAWAY for one connection (its connection
+    // struct needs a header Debian does not ship), so the connection is cut: libh2o sees the
+    // end of the stream, closes it and disposes its streams; the frames it already read are
+    // not dispatched to the app (h2_refused).
+    h2o_socket_t *sock = conn->callbacks->get_socket(conn);
+    if (sock != nullptr) ::shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+}
+
+bool Loop::h2_refused(const h2o_conn_t *conn) const
+{
+    auto it = h2_tally_.find(conn->id);
+    return it != h2_tally_.end() && it->second.closed;
 }
 
 void Loop::on_accept(h2o_socket_t *listener, const char *err)

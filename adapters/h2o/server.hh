@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "core/context.hh"
@@ -62,6 +63,13 @@ public:
     /// Bounds how long a response buffer may wait for the client (--client-timeout).
     h2o_timeout_t &write_timeout() { return write_timeout_; }
 
+    /// An HTTP/2 stream of `conn` ended: `cut` when it ended before its response did (the
+    /// client reset or refused it while the app worked). A connection whose client cuts far
+    /// more streams than it lets finish (CVE-2023-44487, rapid reset) is closed. Loop thread, inside libh2o's dispose of the stream.
+    void note_h2_stream_end(h2o_conn_t *conn, bool cut);
+    /// True once `conn` was closed for abuse: its later streams never reach the app.
+    bool h2_refused(const h2o_conn_t *conn) const;
+
     static Loop &from(h2o_req_t *req) { return *reinterpret_cast<ContextLink *>(req->conn->ctx)->loop; }
 
 private:
@@ -84,6 +92,12 @@ private:
     h2o_accept_ctx_t accept_{};
     std::vector<h2o_socket_t *> listeners_;
     std::thread thread_;
+    struct H2Tally {
+        uint32_t cut = 0;
+        uint32_t done = 0;
+        bool closed = false;
+    };
+    std::unordered_map<uint64_t, H2Tally> h2_tally_; // by h2o's connection id
     std::atomic<uint8_t> pending_cmd_{0}; // the highest LoopCommand asked for
     uint8_t done_cmd_ = 0;                // the highest carried out (loop thread)
     std::atomic<bool> exit_{false};

@@ -112,6 +112,11 @@ void Stream::handle(Loop &loop, h2o_req_t *req)
 {
     Server &srv = loop.server();
     core::Context &ctx = srv.ctx();
+    if (req->version >= 0x200) {
+        // A stream of a connection closed for abuse never reaches the app; libh2o disposes it
+        // with its connection.
+        if (loop.h2_refused(req->conn)) return;
+    }
     core::RequestHead head;
     const char *why = build_head(req, head);
     core::HeadCheck check;
@@ -211,6 +216,7 @@ void Stream::on_disposed()
             gone_.store(true, std::memory_order_release);
         }
         if (h2o_timeout_is_linked(&write_timer_.super)) h2o_timeout_unlink(&write_timer_.super);
+        if (http2_ && req_ != nullptr) loop_.note_h2_stream_end(req_->conn, !final_sent_ && !aborted_);
         req_ = nullptr; // libh2o frees or reuses it now
         body_ = nullptr;
         fd_ = -1;
