@@ -60,6 +60,7 @@ Loop::~Loop()
         h2o_socket_close(wake_sock_); // closes wake_fd_
         wake_sock_ = nullptr;
     }
+    h2o_multithread_queue_t *queue = context_ready_ ? link_.ctx.queue : nullptr;
     if (context_ready_) {
         // The GOAWAY's graceful-close timer of HTTP/2 outlives the connections it watched.
         if (h2o_timeout_is_linked(&link_.ctx.http2._graceful_shutdown_timeout)) {
@@ -69,9 +70,11 @@ Loop::~Loop()
         h2o_multithread_unregister_receiver(link_.ctx.queue, &recv_.super);
         h2o_context_dispose(&link_.ctx);
     }
-    // Let the loop run the closes it deferred, then free it.
+    // Let the loop run the closes it deferred, then free it. libh2o 2.2.5's
+    // h2o_multithread_destroy_queue closes the queue's sockets but never frees the queue.
     h2o_evloop_run(evloop_, 0);
     h2o_evloop_destroy(evloop_);
+    std::free(queue);
 }
 
 bool Loop::start(const std::vector<core::Listener> &listeners, std::string &error)
@@ -125,6 +128,15 @@ void Loop::run()
         if (h2o_linklist_is_empty(&link_.ctx.http1._conns) && h2o_linklist_is_empty(&link_.ctx.http2._conns)) break;
     }
     h2o_evloop_run(evloop_, 0);
+    // libh2o keeps freed socket buffers in a per-thread list for reuse, which dies with the
+    // thread: give them back (each one's first word links the next).
+    h2o_mem_recycle_t &spare = h2o_socket_buffer_prototype.allocator;
+    while (spare._link != nullptr) {
+        void *chunk = spare._link;
+        spare._link = *static_cast<struct st_h2o_mem_recycle_chunk_t **>(chunk);
+        std::free(chunk);
+    }
+    spare.cnt = 0;
 }
 
 void Loop::command(LoopCommand cmd)
