@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <future>
 #include <cstdlib>
 
 #include <fmt/format.h>
@@ -51,54 +52,13 @@ Loop::Loop(Server &server, unsigned index) : server_(server), index_(index) {}
 
 Loop::~Loop()
 {
-    if (thread_.joinable()) thread_.join();
-    if (evloop_ == nullptr) return;
-    // Everything below runs after the thread ended, with every connection closed.
-    close_listeners();
-    if (wake_sock_ != nullptr) {
-        h2o_socket_read_stop(wake_sock_);
-        h2o_socket_close(wake_sock_); // closes wake_fd_
-        wake_sock_ = nullptr;
-    }
-    h2o_multithread_queue_t *queue = context_ready_ ? link_.ctx.queue : nullptr;
-    if (context_ready_) {
-        // The GOAWAY's graceful-close timer of HTTP/2 outlives the connections it watched.
-        if (h2o_timeout_is_linked(&link_.ctx.http2._graceful_shutdown_timeout)) {
-            h2o_timeout_unlink(&link_.ctx.http2._graceful_shutdown_timeout);
-        }
-        h2o_timeout_dispose(evloop_, &write_timeout_);
-        h2o_multithread_unregister_receiver(link_.ctx.queue, &recv_.super);
-        h2o_context_dispose(&link_.ctx);
-    }
-    // Let the loop run the closes it deferred, then free it. libh2o 2.2.5's
-    // h2o_multithread_destroy_queue closes the queue's sockets but never frees the queue.
-    h2o_evloop_run(evloop_, 0);
-    h2o_evloop_destroy(evloop_);
-    std::free(queue);
+    join();
+    for (int fd : listen_fds_) ::close(fd); // left over when the thread never took them
+    if (wake_fd_ >= 0 && wake_sock_ == nullptr) ::close(wake_fd_);
 }
 
 bool Loop::start(const std::vector<core::Listener> &listeners, std::string &error)
 {
-    evloop_ = h2o_evloop_create();
-    h2o_context_init(&link_.ctx, evloop_, server_.conf());
-    link_.loop = this;
-    context_ready_ = true;
-    recv_.loop = this;
-    h2o_timeout_init(evloop_, &write_timeout_, std::max<uint64_t>(server_.ctx().config().client_timeout_ms, 1));
-    h2o_multithread_register_receiver(link_.ctx.queue, &recv_.super, &Loop::on_messages);
-    accept_.ctx = &link_.ctx;
-    accept_.hosts = server_.conf()->hosts;
-    accept_.ssl_ctx = server_.ssl_ctx();
-
-    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (wake_fd_ < 0) {
-        error = "eventfd failed";
-        return false;
-    }
-    wake_sock_ = h2o_evloop_socket_create(evloop_, wake_fd_, H2O_SOCKET_FLAG_DONT_READ);
-    wake_sock_->data = this;
-    h2o_socket_read_start(wake_sock_, &Loop::on_wake);
-
     for (const core::Listener &l : listeners) {
         // Each loop has its own descriptor of the core's socket (h2o's server does the same):
         // the kernel then hands each new connection to one of the loops waiting on it.
@@ -107,17 +67,79 @@ bool Loop::start(const std::vector<core::Listener> &listeners, std::string &erro
             error = fmt::format("could not duplicate the listener {}", l.display);
             return false;
         }
+        listen_fds_.push_back(fd);
+    }
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) {
+        error = "eventfd failed";
+        return false;
+    }
+    // Everything of libh2o is created, used and destroyed on the loop's own thread: its
+    // sockets take their buffers from a per-thread spare list (h2o_socket_buffer_prototype),
+    // and a socket made on one thread but read on another would share that thread's list.
+    std::promise<void> ready;
+    std::future<void> started = ready.get_future();
+    thread_ = std::thread([this, &ready] { run(ready); });
+    started.wait();
+    return true;
+}
+
+void Loop::setup()
+{
+    evloop_ = h2o_evloop_create();
+    h2o_context_init(&link_.ctx, evloop_, server_.conf());
+    link_.loop = this;
+    recv_.loop = this;
+    h2o_multithread_register_receiver(link_.ctx.queue, &recv_.super, &Loop::on_messages);
+    h2o_timeout_init(evloop_, &write_timeout_, std::max<uint64_t>(server_.ctx().config().client_timeout_ms, 1));
+    accept_.ctx = &link_.ctx;
+    accept_.hosts = server_.conf()->hosts;
+    accept_.ssl_ctx = server_.ssl_ctx();
+    wake_sock_ = h2o_evloop_socket_create(evloop_, wake_fd_, H2O_SOCKET_FLAG_DONT_READ);
+    wake_sock_->data = this;
+    h2o_socket_read_start(wake_sock_, &Loop::on_wake);
+    for (int fd : listen_fds_) {
         h2o_socket_t *sock = h2o_evloop_socket_create(evloop_, fd, H2O_SOCKET_FLAG_DONT_READ);
         sock->data = this;
         h2o_socket_read_start(sock, &Loop::on_accept);
         listeners_.push_back(sock);
     }
-    thread_ = std::thread([this] { run(); });
-    return true;
+    listen_fds_.clear(); // owned by their sockets now
 }
 
-void Loop::run()
+void Loop::teardown()
 {
+    close_listeners();
+    h2o_socket_read_stop(wake_sock_);
+    h2o_socket_close(wake_sock_); // closes wake_fd_
+    // The GOAWAY's graceful-close timer of HTTP/2 outlives the connections it watched.
+    if (h2o_timeout_is_linked(&link_.ctx.http2._graceful_shutdown_timeout)) {
+        h2o_timeout_unlink(&link_.ctx.http2._graceful_shutdown_timeout);
+    }
+    h2o_timeout_dispose(evloop_, &write_timeout_);
+    h2o_multithread_queue_t *queue = link_.ctx.queue;
+    h2o_multithread_unregister_receiver(queue, &recv_.super);
+    h2o_context_dispose(&link_.ctx);
+    // Let the loop run the closes it deferred, then free it. libh2o 2.2.5's
+    // h2o_multithread_destroy_queue closes the queue's sockets but never frees the queue.
+    h2o_evloop_run(evloop_, 0);
+    h2o_evloop_destroy(evloop_);
+    std::free(queue);
+    // libh2o keeps freed socket buffers in a per-thread list for reuse, which dies with the
+    // thread: give them back (each one's first word links the next).
+    h2o_mem_recycle_t &spare = h2o_socket_buffer_prototype.allocator;
+    while (spare._link != nullptr) {
+        void *chunk = spare._link;
+        spare._link = *static_cast<struct st_h2o_mem_recycle_chunk_t **>(chunk);
+        std::free(chunk);
+    }
+    spare.cnt = 0;
+}
+
+void Loop::run(std::promise<void> &ready)
+{
+    setup();
+    ready.set_value();
     while (!exit_.load(std::memory_order_acquire)) {
         h2o_evloop_run(evloop_, 1000);
     }
@@ -128,15 +150,7 @@ void Loop::run()
         if (h2o_linklist_is_empty(&link_.ctx.http1._conns) && h2o_linklist_is_empty(&link_.ctx.http2._conns)) break;
     }
     h2o_evloop_run(evloop_, 0);
-    // libh2o keeps freed socket buffers in a per-thread list for reuse, which dies with the
-    // thread: give them back (each one's first word links the next).
-    h2o_mem_recycle_t &spare = h2o_socket_buffer_prototype.allocator;
-    while (spare._link != nullptr) {
-        void *chunk = spare._link;
-        spare._link = *static_cast<struct st_h2o_mem_recycle_chunk_t **>(chunk);
-        std::free(chunk);
-    }
-    spare.cnt = 0;
+    teardown();
 }
 
 void Loop::command(LoopCommand cmd)

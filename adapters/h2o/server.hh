@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -73,7 +74,9 @@ public:
     static Loop &from(h2o_req_t *req) { return *reinterpret_cast<ContextLink *>(req->conn->ctx)->loop; }
 
 private:
-    void run();
+    void run(std::promise<void> &ready);
+    void setup();    // on the loop thread, before it serves
+    void teardown(); // on the loop thread, after it served
     void carry_out(LoopCommand cmd);
     void close_listeners();
     /// Shuts down the sockets of HTTP/1 connections between requests (`idle_only`), or of
@@ -86,10 +89,10 @@ private:
     unsigned index_;
     h2o_evloop_t *evloop_ = nullptr;
     ContextLink link_{};
-    bool context_ready_ = false;
     ReceiverLink recv_{};
     h2o_timeout_t write_timeout_{};
     h2o_accept_ctx_t accept_{};
+    std::vector<int> listen_fds_; // dup()s of the core's listeners, until setup() takes them
     std::vector<h2o_socket_t *> listeners_;
     std::thread thread_;
     struct H2Tally {
