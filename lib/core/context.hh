@@ -69,6 +69,7 @@ struct Config {
     std::string error_logfile = "-";        // "-" = stderr
     uint32_t log_level = CWSGI_LOG_INFO;
     std::string script_name;                // SCRIPT_NAME mount point ("" = root)
+    std::string certfile, keyfile;          // --certfile/--keyfile: TLS on every listener ("" = off)
 };
 
 /// Process-wide server state. Create one, then call set_current() before serving.

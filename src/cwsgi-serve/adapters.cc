@@ -6,6 +6,9 @@
 
 #include "core/adapter.hh"
 
+#ifdef CWSGI_HAVE_H2O
+#include "h2o/h2o.hh"
+#endif
 #ifdef CWSGI_HAVE_MICROHTTPD
 #include "microhttpd/microhttpd.hh"
 #endif
@@ -22,8 +25,12 @@ AdapterOps missing(const char *name, const char *summary, const char *reason)
 const AdapterOps *build_table()
 {
     static AdapterOps table[] = {
+#ifdef CWSGI_HAVE_H2O
+        cwsgi::adapters::h2o_ops(),
+#else
         missing("h2o", "libh2o: HTTP/1.1, HTTP/2, TLS (the fast one)",
-                "the h2o adapter is not part of this build yet"),
+                "libh2o was not found at build time (apt-get install libh2o-evloop-dev)"),
+#endif
 #ifdef CWSGI_HAVE_MICROHTTPD
         cwsgi::adapters::microhttpd_ops(),
 #else

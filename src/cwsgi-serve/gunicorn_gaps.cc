@@ -16,10 +16,9 @@ struct Gap {
 
 // Trimmed as features arrive: a flag that gets implemented leaves this table in the same commit.
 constexpr Gap kGaps[] = {
-    // ---- TLS: the h2o adapter brings these (the lead trims this block when it lands) ----------
-    {"certfile keyfile ssl-version cert-reqs ca-certs suppress-ragged-eofs do-handshake-on-connect ciphers "
-     "ssl-context",
-     "TLS is not served yet; terminate it in a proxy in front (nginx, see docs/deployment.md)"},
+    {"ssl-version cert-reqs ca-certs suppress-ragged-eofs do-handshake-on-connect ciphers ssl-context",
+     "TLS takes --certfile and --keyfile (h2o adapter) with OpenSSL's defaults; for client certificates or a "
+     "cipher policy, terminate TLS in a proxy in front (docs/deployment.md)"},
     // ---- the rest ------------------------------------------------------------------------
     {"D daemon enable-stdio-inheritance R",
      "cwsgi-serve stays in the foreground; run it under systemd or supervisor (docs/deployment.md)"},

@@ -234,6 +234,10 @@ int main(int argc, char **argv)
         return kExitUsage;
     }
     inv.config.adapter = ops->name;
+    if (!inv.config.certfile.empty() && (ops->capabilities & CWSGI_CAP_TLS) == 0) {
+        return usage_error(fmt::format("--certfile and --keyfile need an adapter that serves TLS (h2o); {} does not",
+                                       ops->name));
+    }
     if (inv.action == Action::print_config) {
         std::fputs(cwsgi::serve::config_to_toml(inv).c_str(), stdout);
         return kExitOk;

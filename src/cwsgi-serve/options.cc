@@ -239,6 +239,14 @@ void add_options(CLI::App &cli, Invocation &out, Raw &raw)
     cli.add_option("--script-name", cfg.script_name,
                    "Mount point: SCRIPT_NAME for every request; paths outside it get 404")
         ->envname("SCRIPT_NAME");
+    // TLS, gunicorn's names: every listener serves HTTPS (ALPN h2 and http/1.1 where the
+    // adapter has HTTP/2); main() refuses them on an adapter without CWSGI_CAP_TLS.
+    cli.add_option("--certfile", cfg.certfile, "TLS certificate chain (PEM); with --keyfile, every listener serves HTTPS")
+        ->type_name("FILE")
+        ->transform([base_dir](std::string path) { return absolute_from(base_dir, path); }, "");
+    cli.add_option("--keyfile", cfg.keyfile, "TLS private key (PEM) for --certfile")
+        ->type_name("FILE")
+        ->transform([base_dir](std::string path) { return absolute_from(base_dir, path); }, "");
 
     // ---- server mechanics ----
     cli.add_flag("--preload", cfg.preload, "Load the app in the master before forking the workers (copy-on-write)");
@@ -342,6 +350,10 @@ bool finish(const Raw &raw, const std::string &base_dir, Invocation &out, std::s
     }
     if (!cfg.script_name.empty() && cfg.script_name.front() != '/') {
         error = "--script-name: the mount point must start with '/'";
+        return false;
+    }
+    if (cfg.certfile.empty() != cfg.keyfile.empty()) {
+        error = "--certfile and --keyfile go together";
         return false;
     }
     if (raw.version) {
@@ -508,6 +520,8 @@ std::string config_to_toml(const Invocation &inv)
     line("limit_request_fields", std::to_string(c.limits.request_fields));
     line("limit_request_field_size", std::to_string(c.limits.request_field_size));
     text("script_name", c.script_name, "none (the app is mounted at the root)");
+    text("certfile", c.certfile, "none (plain HTTP)");
+    text("keyfile", c.keyfile, "none");
     s += "\n# server mechanics\n";
     line("preload", c.preload ? "true" : "false");
     line("reload", c.reload ? "true" : "false");

@@ -484,8 +484,8 @@ void test_cli__gunicorn_flags_are_named(void **)
         {"--statsd-host", "127.0.0.1:8125"},
         {"--forwarded-allow-ips", "*"},
         {"--proxy-protocol"},
-        {"--certfile", "c.pem"},
-        {"--keyfile", "k.pem"},
+        {"--ca-certs", "ca.pem"},
+        {"--ciphers", "ALL"},
         {"--paste", "dev.ini"},
         {"--log-config", "log.ini"},
         {"--log-syslog"},
@@ -507,6 +507,18 @@ void test_cli__gunicorn_flags_are_named(void **)
         expect_usage_error(run({"x.so", "-c", file}),
                            ":1: " + key + " is a gunicorn setting that cwsgi-serve does not have: ");
     }
+}
+
+void test_cli__tls_flags(void **)
+{
+    // gunicorn's --certfile and --keyfile: together, and only on an adapter that serves TLS.
+    expect_usage_error(run({"--certfile", "c.pem", "x.so"}), "--certfile and --keyfile go together");
+    expect_usage_error(run({"--keyfile", "k.pem", "x.so"}), "--certfile and --keyfile go together");
+    expect_usage_error(run({"--adapter", "microhttpd", "--certfile", "c.pem", "--keyfile", "k.pem", "x.so"}),
+                       "need an adapter that serves TLS (h2o); microhttpd does not");
+    std::string cert = g_dir + "/c.pem";
+    expect_line(run({"--print-config", "--certfile", cert, "--keyfile", g_dir + "/k.pem", "x.so"}),
+                "certfile = \"" + cert + "\"");
 }
 
 void test_cli__check_runs_worker_start(void **) // rule: LIFE-WORKER-2
@@ -587,6 +599,7 @@ int main(void)
         cmocka_unit_test(test_cli__print_config_reads_back),
         cmocka_unit_test(test_cli__bad_command_line_exits_2),
         cmocka_unit_test(test_cli__gunicorn_flags_are_named),
+        cmocka_unit_test(test_cli__tls_flags),
         cmocka_unit_test(test_cli__check_runs_worker_start),
         cmocka_unit_test(test_cli__env_reaches_the_app),
         cmocka_unit_test(test_cli__chdir_before_the_app_loads),

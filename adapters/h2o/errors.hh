@@ -1,0 +1,28 @@
+// errors.hh: makes libh2o's own error answers look like the core's.
+//
+// libh2o 2.2.5 answers some requests before the adapter's handler runs: a Content-Length it
+// cannot parse or a Transfer-Encoding other than "chunked" (400), a body over
+// max_request_entity_size (413), an Expect other than 100-continue (417), a malformed chunk
+// (400). Those answers go through the response filters of the path, so a filter that sees a
+// response the adapter did not start rewrites its head and body into make_error_response's
+// (REQ-REPLY-1) and logs it as the adapter's own refusals are logged. Answers libh2o writes
+// straight to the socket (an unparsable request head) cannot be reached; known-limits.txt
+// lists them.
+#pragma once
+
+#include "libh2o.hh"
+
+namespace cwsgi::core {
+class Context;
+}
+
+namespace cwsgi::adapters::h2o {
+
+/// Registers the filter on `pathconf`, after removing libh2o's chunked encoder from it (the
+/// adapter frames chunks itself, as the core decided). Threads: before the loops start.
+void install_filters(h2o_pathconf_t *pathconf, core::Context &ctx);
+
+/// True when `gen` is one of the adapter's own generators (a Stream's, or a refused head's).
+bool is_adapter_generator(const h2o_generator_t *gen);
+
+} // namespace cwsgi::adapters::h2o
