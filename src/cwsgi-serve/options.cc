@@ -242,11 +242,8 @@ void add_options(CLI::App &cli, Invocation &out, Raw &raw)
     // TLS, gunicorn's names: every listener serves HTTPS (ALPN h2 and http/1.1 where the
     // adapter has HTTP/2); main() refuses them on an adapter without CWSGI_CAP_TLS.
     cli.add_option("--certfile", cfg.certfile, "TLS certificate chain (PEM); with --keyfile, every listener serves HTTPS")
-        ->type_name("FILE")
-        ->transform([base_dir](std::string path) { return absolute_from(base_dir, path); }, "");
-    cli.add_option("--keyfile", cfg.keyfile, "TLS private key (PEM) for --certfile")
-        ->type_name("FILE")
-        ->transform([base_dir](std::string path) { return absolute_from(base_dir, path); }, "");
+        ->type_name("FILE");
+    cli.add_option("--keyfile", cfg.keyfile, "TLS private key (PEM) for --certfile")->type_name("FILE");
 
     // ---- server mechanics ----
     cli.add_flag("--preload", cfg.preload, "Load the app in the master before forking the workers (copy-on-write)");

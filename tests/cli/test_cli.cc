@@ -501,7 +501,7 @@ void test_cli__gunicorn_flags_are_named(void **)
         // The message says what to do instead, not "see --help".
         assert_false(has(r.err, "see cwsgi-serve --help"));
     }
-    for (const char *setting : {"daemon = true", "worker_connections = 10", "statsd_host = 'x'", "keyfile = 'k.pem'"}) {
+    for (const char *setting : {"daemon = true", "worker_connections = 10", "statsd_host = 'x'", "ciphers = 'ALL'"}) {
         std::string file = write_file("gap.toml", std::string(setting) + "\n");
         std::string key(setting, std::strcspn(setting, " "));
         expect_usage_error(run({"x.so", "-c", file}),
@@ -518,7 +518,7 @@ void test_cli__tls_flags(void **)
                        "need an adapter that serves TLS (h2o); microhttpd does not");
     std::string cert = g_dir + "/c.pem";
     expect_line(run({"--print-config", "--certfile", cert, "--keyfile", g_dir + "/k.pem", "x.so"}),
-                "certfile = \"" + cert + "\"");
+                "certfile = '" + cert + "'");
 }
 
 void test_cli__check_runs_worker_start(void **) // rule: LIFE-WORKER-2
