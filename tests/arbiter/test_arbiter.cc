@@ -567,6 +567,85 @@ void test_arbiter__hup_deploys_a_rebuilt_app(void **) // rule: LIFE-ARB-3, LIFE-
     }
 }
 
+// Writes `text` to `path` as an editor or a deployment tool would: a new file renamed over it.
+bool write_file(const std::string &path, const std::string &text)
+{
+    std::string tmp = path + ".new";
+    {
+        std::ofstream out(tmp, std::ios::binary);
+        out << text;
+        if (!out) return false;
+    }
+    return ::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+// Asks fresh connections for /hello until `n` distinct workers answered (up to `tries` requests
+// or `timeout_ms`); their pids. A request that fails is counted in `failed`.
+std::set<pid_t> wait_pids_seen(int port, size_t n, int tries, int timeout_ms, int &failed)
+{
+    std::set<pid_t> pids;
+    auto t0 = clock_type::now();
+    for (int i = 0; i < tries && pids.size() < n && ms_since(t0) < timeout_ms; ++i) {
+        Response r = get_once(port, "/hello");
+        if (r.status == 200) {
+            pids.insert(pid_of(r));
+        } else {
+            ++failed;
+        }
+    }
+    return pids;
+}
+
+void test_arbiter__hup_rereads_the_config_file(void **) // rule: LIFE-ARB-3
+{
+    TempDir dir;
+    std::string conf = dir.file("cwsgi.toml");
+    assert_true(write_file(conf, "workers = 1\nenv = { ARBITER_MARK = \"one\" }\n"));
+    Master m({"-c", conf, fixture(1)}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    assert_true(m.wait_workers(1, 10000));
+    Response r = get_once(m.port(), "/env");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.c_str(), "ARBITER_MARK=one\n");
+    // The operator edits the file and sends HUP: the new generation has what the file says now.
+    assert_true(write_file(conf, "workers = 3\nenv = { ARBITER_MARK = \"three\" }\n"));
+    m.signal(SIGHUP);
+    assert_true(m.wait_for("Reload done", 20000));
+    assert_true(m.wait_workers(3, 20000));
+    int failed = 0;
+    std::set<pid_t> pids = wait_pids_seen(m.port(), 3, 600, 20000, failed);
+    std::printf("# HUP with -c: %zu workers answered, %d requests failed\n", pids.size(), failed);
+    assert_int_equal(pids.size(), 3);
+    assert_int_equal(failed, 0);
+    std::vector<pid_t> kids = children_of(m.pid());
+    for (pid_t p : pids) assert_true(std::find(kids.begin(), kids.end(), p) != kids.end());
+    for (int i = 0; i < 10; ++i) {
+        r = get_once(m.port(), "/env");
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body.c_str(), "ARBITER_MARK=three\n");
+    }
+    // A file that no longer parses: the HUP is refused and the workers of before serve on.
+    assert_true(write_file(conf, "workers = [3\nenv = { ARBITER_MARK = \"broken\" }\n"));
+    m.signal(SIGHUP);
+    assert_true(m.wait_for("Reload refused", 20000));
+    std::string log = m.log();
+    size_t at = log.find("Reload refused");
+    std::printf("# %s\n", log.substr(at, log.find('\n', at) - at).c_str());
+    assert_non_null(std::strstr(log.substr(at).c_str(), "cwsgi.toml"));
+    assert_int_equal(count_of(log, "Reload done"), 1);
+    assert_true(m.wait_workers(3, 10000));
+    failed = 0;
+    std::set<pid_t> after = wait_pids_seen(m.port(), 3, 600, 20000, failed);
+    assert_int_equal(failed, 0);
+    assert_true(after == pids); // the same processes: no new generation was started
+    for (int i = 0; i < 10; ++i) {
+        r = get_once(m.port(), "/env");
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body.c_str(), "ARBITER_MARK=three\n");
+    }
+    assert_int_equal(m.wait_exit(0), -1); // still running
+}
+
 void test_arbiter__hup_with_a_broken_build_keeps_serving(void **) // rule: LIFE-ARB-4
 {
     TempDir dir;
@@ -881,6 +960,7 @@ int main()
         cmocka_unit_test(test_arbiter__hung_worker_is_killed_after_timeout),
         cmocka_unit_test(test_arbiter__segfault_loses_one_request),
         cmocka_unit_test(test_arbiter__hup_deploys_a_rebuilt_app),
+        cmocka_unit_test(test_arbiter__hup_rereads_the_config_file),
         cmocka_unit_test(test_arbiter__hup_with_a_broken_build_keeps_serving),
         cmocka_unit_test(test_arbiter__term_lets_requests_in_flight_finish),
         cmocka_unit_test(test_arbiter__chdir_umask_user),
