@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstring>
@@ -525,6 +526,13 @@ void Master::reload()
             }
         }
         config_ = std::move(fresh);
+        // As gunicorn's setup() on reload: the new generation is forked with the new env
+        // (-e, the file's env table). Variables the new configuration dropped stay set.
+        for (const auto &[key, value] : config_.env) {
+            if (::setenv(key.c_str(), value.c_str(), 1) != 0) {
+                log().error(fmt::format("--env {}: {}", key, std::strerror(errno)));
+            }
+        }
         num_workers_ = std::max(1u, config_.workers);
         log().set_level(config_.log_level);
     }

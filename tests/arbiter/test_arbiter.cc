@@ -1,7 +1,7 @@
-// test_arbiter.cc: the arbiter end to end. Each test starts a real master (arbiter-serve, which
-// calls run_server with the libmicrohttpd adapter) on an ephemeral loopback port, talks HTTP to
-// it, sends it real signals and checks what an operator would see: answers, the error log, the
-// worker processes, the exit status. The app is tests/fixtures/arbiter_app.c. Every wait is
+// test_arbiter.cc: the arbiter end to end. Each test starts a real master (the built cwsgi-serve,
+// with its real command line and the libmicrohttpd adapter) on an ephemeral loopback port, talks
+// HTTP to it, sends it real signals and checks what an operator would see: answers, the error
+// log, the worker processes, the exit status. The app is tests/fixtures/arbiter_app.c. Every wait is
 // bounded; every process started is killed by its pid at the end. The figures of the HUP and
 // USR2 tests (requests sent and failed) are printed as "# ..." lines.
 #include "cmocka.hh"
@@ -50,8 +50,8 @@ std::string build_path(const std::string &rel)
 
 std::string serve_binary()
 {
-    const char *s = std::getenv("CWSGI_ARBITER_SERVE");
-    return s ? s : build_path("tests/arbiter/arbiter-serve");
+    const char *s = std::getenv("CWSGI_SERVE");
+    return s ? s : build_path("src/cwsgi-serve/cwsgi-serve");
 }
 
 std::string fixture(int version)
@@ -121,7 +121,8 @@ std::vector<pid_t> children_of(pid_t pid)
 
 class Master {
 public:
-    // Starts arbiter-serve with `args` (APP last) plus "-b 127.0.0.1:0 --error-logfile LOG", with
+    // Starts cwsgi-serve with `args` (APP last) plus "--adapter microhttpd -b 127.0.0.1:0
+    // --error-logfile LOG", with
     // `env` added to its environment, and waits up to 15 s for "Listening at:" (port() is 0 when
     // it never came, and for `expect_listening` false the wait is skipped).
     // With `systemd_fd` >= 0, that listening socket is passed as systemd does (descriptor 3,
@@ -130,7 +131,7 @@ public:
            bool expect_listening = true, int systemd_fd = -1)
         : log_path_(log_path)
     {
-        args.insert(args.begin(), serve_binary());
+        args.insert(args.begin(), {serve_binary(), "--adapter", "microhttpd"});
         if (systemd_fd < 0) args.insert(args.end() - 1, {"-b", "127.0.0.1:0"});
         args.insert(args.end() - 1, {"--error-logfile", log_path_});
         std::vector<char *> argv;
@@ -498,7 +499,7 @@ void test_arbiter__hung_worker_is_killed_after_timeout(void **) // rule: LIFE-AR
 {
     TempDir dir;
     // Cooperative mode (the fixture declares it): /spin blocks its event-loop thread.
-    Master m({"-w", "2", "--timeout", "1500", fixture(1)}, dir.file("error.log"));
+    Master m({"-w", "2", "--timeout", "1.5", fixture(1)}, dir.file("error.log"));
     assert_int_not_equal(m.port(), 0);
     auto t0 = clock_type::now();
     Conn spin(m.port());
@@ -544,7 +545,7 @@ void test_arbiter__hup_deploys_a_rebuilt_app(void **) // rule: LIFE-ARB-3, LIFE-
     TempDir dir;
     std::string app = dir.file("app.so");
     assert_true(install_file(fixture(1), app));
-    Master m({"-w", "2", "--reload-workers", "3", app}, dir.file("error.log"));
+    Master m({"-w", "2", app}, dir.file("error.log"));
     assert_int_not_equal(m.port(), 0);
     assert_non_null(std::strstr(get_once(m.port(), "/hello").body.c_str(), "hello v1"));
     Load load(m.port());
@@ -552,8 +553,8 @@ void test_arbiter__hup_deploys_a_rebuilt_app(void **) // rule: LIFE-ARB-3, LIFE-
     assert_true(install_file(fixture(2), app));
     m.signal(SIGHUP);
     assert_true(m.wait_for("Reload done", 20000));
-    // The old generation drains: only the new one (3 workers, as the reloader said) remains.
-    assert_true(m.wait_workers(3, 20000));
+    // The old generation drains: only the new one (2 workers) remains.
+    assert_true(m.wait_workers(2, 20000));
     assert_true(wait_sent(load, 50, 20000));
     load.stop();
     std::printf("# HUP under load: %ld requests sent, %ld failed\n", load.sent(), load.failed());
@@ -564,6 +565,85 @@ void test_arbiter__hup_deploys_a_rebuilt_app(void **) // rule: LIFE-ARB-3, LIFE-
         assert_int_equal(r.status, 200);
         assert_non_null(std::strstr(r.body.c_str(), "hello v2"));
     }
+}
+
+// Writes `text` to `path` as an editor or a deployment tool would: a new file renamed over it.
+bool write_file(const std::string &path, const std::string &text)
+{
+    std::string tmp = path + ".new";
+    {
+        std::ofstream out(tmp, std::ios::binary);
+        out << text;
+        if (!out) return false;
+    }
+    return ::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+// Asks fresh connections for /hello until `n` distinct workers answered (up to `tries` requests
+// or `timeout_ms`); their pids. A request that fails is counted in `failed`.
+std::set<pid_t> wait_pids_seen(int port, size_t n, int tries, int timeout_ms, int &failed)
+{
+    std::set<pid_t> pids;
+    auto t0 = clock_type::now();
+    for (int i = 0; i < tries && pids.size() < n && ms_since(t0) < timeout_ms; ++i) {
+        Response r = get_once(port, "/hello");
+        if (r.status == 200) {
+            pids.insert(pid_of(r));
+        } else {
+            ++failed;
+        }
+    }
+    return pids;
+}
+
+void test_arbiter__hup_rereads_the_config_file(void **) // rule: LIFE-ARB-3
+{
+    TempDir dir;
+    std::string conf = dir.file("cwsgi.toml");
+    assert_true(write_file(conf, "workers = 1\nenv = { ARBITER_MARK = \"one\" }\n"));
+    Master m({"-c", conf, fixture(1)}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    assert_true(m.wait_workers(1, 10000));
+    Response r = get_once(m.port(), "/env");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.c_str(), "ARBITER_MARK=one\n");
+    // The operator edits the file and sends HUP: the new generation has what the file says now.
+    assert_true(write_file(conf, "workers = 3\nenv = { ARBITER_MARK = \"three\" }\n"));
+    m.signal(SIGHUP);
+    assert_true(m.wait_for("Reload done", 20000));
+    assert_true(m.wait_workers(3, 20000));
+    int failed = 0;
+    std::set<pid_t> pids = wait_pids_seen(m.port(), 3, 600, 20000, failed);
+    std::printf("# HUP with -c: %zu workers answered, %d requests failed\n", pids.size(), failed);
+    assert_int_equal(pids.size(), 3);
+    assert_int_equal(failed, 0);
+    std::vector<pid_t> kids = children_of(m.pid());
+    for (pid_t p : pids) assert_true(std::find(kids.begin(), kids.end(), p) != kids.end());
+    for (int i = 0; i < 10; ++i) {
+        r = get_once(m.port(), "/env");
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body.c_str(), "ARBITER_MARK=three\n");
+    }
+    // A file that no longer parses: the HUP is refused and the workers of before serve on.
+    assert_true(write_file(conf, "workers = [3\nenv = { ARBITER_MARK = \"broken\" }\n"));
+    m.signal(SIGHUP);
+    assert_true(m.wait_for("Reload refused", 20000));
+    std::string log = m.log();
+    size_t at = log.find("Reload refused");
+    std::printf("# %s\n", log.substr(at, log.find('\n', at) - at).c_str());
+    assert_non_null(std::strstr(log.substr(at).c_str(), "cwsgi.toml"));
+    assert_int_equal(count_of(log, "Reload done"), 1);
+    assert_true(m.wait_workers(3, 10000));
+    failed = 0;
+    std::set<pid_t> after = wait_pids_seen(m.port(), 3, 600, 20000, failed);
+    assert_int_equal(failed, 0);
+    assert_true(after == pids); // the same processes: no new generation was started
+    for (int i = 0; i < 10; ++i) {
+        r = get_once(m.port(), "/env");
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body.c_str(), "ARBITER_MARK=three\n");
+    }
+    assert_int_equal(m.wait_exit(0), -1); // still running
 }
 
 void test_arbiter__hup_with_a_broken_build_keeps_serving(void **) // rule: LIFE-ARB-4
@@ -826,7 +906,7 @@ void test_arbiter__max_requests_recycles(void **) // rule: LIFE-ARB-13
 void test_arbiter__harakiri_kills_a_long_request(void **) // rule: LIFE-ARB-14
 {
     TempDir dir;
-    Master m({"-w", "1", "--harakiri", "800", fixture(1)}, dir.file("error.log"));
+    Master m({"-w", "1", "--harakiri", "0.8", fixture(1)}, dir.file("error.log"));
     assert_int_not_equal(m.port(), 0);
     Response r = get_once(m.port(), "/slow?20000", 15000);
     assert_int_equal(r.status, 0);
@@ -880,6 +960,7 @@ int main()
         cmocka_unit_test(test_arbiter__hung_worker_is_killed_after_timeout),
         cmocka_unit_test(test_arbiter__segfault_loses_one_request),
         cmocka_unit_test(test_arbiter__hup_deploys_a_rebuilt_app),
+        cmocka_unit_test(test_arbiter__hup_rereads_the_config_file),
         cmocka_unit_test(test_arbiter__hup_with_a_broken_build_keeps_serving),
         cmocka_unit_test(test_arbiter__term_lets_requests_in_flight_finish),
         cmocka_unit_test(test_arbiter__chdir_umask_user),
