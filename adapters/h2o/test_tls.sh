@@ -33,6 +33,7 @@ start() { # start MODE APP: cwsgi-serve on a free port; sets pid and port
         sleep 0.1
     done
     [ -n "$port" ] || fail "no Listening line"
+    grep -q "Listening at: https://127\.0\.0\.1:$port " "$dir/log" || fail "the Listening line does not say https://"
 }
 
 stop() {

@@ -28,6 +28,13 @@ namespace cwsgi::arbiter {
 
 namespace {
 
+/// A listener as the "Listening at" line shows it: https:// when the workers serve TLS on it.
+std::string shown_address(const core::Listener &l, const core::Config &config)
+{
+    if (!config.certfile.empty() && l.display.rfind("http://", 0) == 0) return "https://" + l.display.substr(7);
+    return l.display;
+}
+
 using core::Config;
 using core::Context;
 
@@ -316,7 +323,7 @@ void Master::check_generations()
     if (first) {
         // LOG-ERR-4, LIFE-ARB-10: the listeners are announced once the workers serve them.
         for (const core::Listener &l : listeners_) {
-            log().info(fmt::format("Listening at: {} ({})", l.display, static_cast<long>(::getpid())));
+            log().info(fmt::format("Listening at: {} ({})", shown_address(l, config_), static_cast<long>(::getpid())));
         }
         std::string state = "READY=1";
         if (reexec_parent_ != 0) state += fmt::format("\nMAINPID={}", static_cast<long>(::getpid()));
@@ -522,7 +529,7 @@ void Master::reload()
             }
             listeners_ = std::move(fresh_listeners);
             for (const core::Listener &l : listeners_) {
-                log().info(fmt::format("Listening at: {} ({})", l.display, static_cast<long>(::getpid())));
+                log().info(fmt::format("Listening at: {} ({})", shown_address(l, config_), static_cast<long>(::getpid())));
             }
         }
         config_ = std::move(fresh);

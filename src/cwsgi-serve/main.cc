@@ -258,7 +258,14 @@ int main(int argc, char **argv)
     const std::string app_path = inv.app_path;
     ConfigReloader reload = [args, base_dir, adapter, app_path](Config &out, std::string &why) {
         Invocation again;
-        if (!cwsgi::serve::parse_invocation(args, base_dir, again, why)) return false;
+        if (!cwsgi::serve::parse_invocation(args, base_dir, again, why)) {
+            // The log line needs no pointer to --help, which ends every usage error.
+            const std::string see_help = " (see cwsgi-serve --help)";
+            if (why.size() >= see_help.size() && why.compare(why.size() - see_help.size(), see_help.size(), see_help) == 0) {
+                why.resize(why.size() - see_help.size());
+            }
+            return false;
+        }
         std::string unused;
         const AdapterOps *now = resolve_adapter(again.adapter_name, false, unused);
         if (now == nullptr || adapter != now->name) {
