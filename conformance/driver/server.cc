@@ -259,6 +259,11 @@ std::optional<int> ServerProc::wait_exit(int timeout_ms)
             exited_ = true;
             wait_status_ = st;
             track_pid(pid_, false);
+            // What it wrote last may still be in the pipe: the master's exit can be seen before
+            // the reader took its workers' final lines. Wait (bounded: a descendant that
+            // outlives the master keeps the pipe open) until the reader reaches the end.
+            std::unique_lock<std::mutex> lk(mu_);
+            cv_.wait_for(lk, std::chrono::seconds(2), [this] { return out_closed_; });
             return st;
         }
         if (r < 0 && errno != EINTR) {

@@ -40,7 +40,8 @@ public:
     bool wait_output(const std::string &needle, int timeout_ms) const;
     /// Sends a signal to the process (only to its pid).
     void signal(int sig) const;
-    /// Waits for the process to exit; returns its wait status, or nullopt on timeout.
+    /// Waits for the process to exit; returns its wait status, or nullopt on timeout. Once it
+    /// exited, output() holds everything it wrote (up to 2 s more for the pipe to drain).
     std::optional<int> wait_exit(int timeout_ms);
     bool exited() const { return exited_; }
     /// Resident memory of the process and all its descendants, in KiB (-1 when unknown).
