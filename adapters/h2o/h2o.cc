@@ -13,19 +13,7 @@ namespace {
 /// Serves until a stop is requested, then stops gracefully (core::AdapterOps::serve).
 int serve(core::Context &ctx, std::vector<core::Listener> &listeners)
 {
-    auto server = std::make_unique<h2o::Server>(ctx);
-    std::string error;
-    if (!server->start(listeners, error)) {
-        ctx.log().error(error);
-        return 1;
-    }
-    ctx.wait_for_stop(-1);
-    if (!server->stop()) {
-        // App threads are still inside the app and may still reach the server's state:
-        // keep it (the process is about to exit).
-        (void)server.release();
-    }
-    return 0;
+    return core::serve_until_stopped<h2o::Server>(ctx, listeners);
 }
 
 } // namespace

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "context.hh"
@@ -27,6 +29,26 @@ struct AdapterOps {
     /// it every app runs in threads mode.
     bool cooperative;
 };
+
+/// AdapterOps::serve for an adapter whose `Server` is built from the Context and has
+/// `bool start(std::vector<Listener> &, std::string &error)` and `bool stop()` (the graceful
+/// stop; false while app threads are still inside the app). Starts it, waits until a stop is
+/// requested, stops it. Returns 1 when start fails (its error logged), else 0. A Server whose
+/// stop() returned false is kept, not destroyed: those threads may still reach it, and the
+/// process is about to exit.
+template <class Server>
+int serve_until_stopped(Context &ctx, std::vector<Listener> &listeners)
+{
+    auto server = std::make_unique<Server>(ctx);
+    std::string error;
+    if (!server->start(listeners, error)) {
+        ctx.log().error(error);
+        return 1;
+    }
+    ctx.wait_for_stop(-1);
+    if (!server->stop()) (void)server.release();
+    return 0;
+}
 
 /// The adapter table (src/cwsgi-serve/adapters.cc), terminated by an entry with name nullptr.
 const AdapterOps *adapter_table();
