@@ -84,6 +84,7 @@ private:
     uint32_t free_id() const;
     void signal_workers(int sig);
     void reload();
+    void watch_app();
     void reexec();
     void begin_stop(Stop how, int code);
     void maybe_promote();
@@ -114,6 +115,18 @@ private:
     pid_t reexec_parent_ = 0; // the master that re-executed us, until it exits
     std::vector<std::string> argv_;
     std::string exe_, start_cwd_;
+    /// --reload: the app file as last seen, and a change seen once but not yet stable.
+    struct FileStamp {
+        bool ok = false;
+        dev_t dev = 0;
+        ino_t ino = 0;
+        off_t size = 0;
+        int64_t mtime_ns = 0;
+        bool operator==(const FileStamp &) const = default;
+    };
+    static FileStamp stamp_of(const std::string &path);
+    FileStamp app_seen_, app_changed_;
+    bool app_change_pending_ = false;
 };
 
 // ---- start ----------------------------------------------------------------------------------
@@ -155,6 +168,9 @@ bool Master::start(int &code)
         return false;
     }
 
+    if (config_.reload && config_.preload) {
+        log().warning("--reload has no effect with --preload: the master holds the app's code (LIFE-ARB-16)");
+    }
     // LIFE-LOAD-1: with --preload the master loads the app and runs init before any fork.
     if (config_.preload) {
         app_ = core::App::load(app_path_, ctx_->api(), error);
@@ -506,6 +522,7 @@ void Master::handle_signal(int sig)
 
 void Master::reload()
 {
+    if (config_.reload) app_seen_ = stamp_of(app_path_); // what the new generation loads
     // LIFE-ARB-3: the new configuration first; an invalid one leaves everything as it was.
     if (reload_) {
         Config fresh;
@@ -665,7 +682,49 @@ void Master::loop()
         manage_workers();
         retire_recycled();
         maybe_promote();
+        watch_app();
     }
+}
+
+Master::FileStamp Master::stamp_of(const std::string &path)
+{
+    FileStamp f;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return f;
+    f.ok = true;
+    f.dev = st.st_dev;
+    f.ino = st.st_ino;
+    f.size = st.st_size;
+    f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    return f;
+}
+
+void Master::watch_app()
+{
+    // LIFE-ARB-16: --reload. The file is looked at once per pass of the loop (about a second
+    // when idle); a change must hold for one more pass before the reload, so that a build or a
+    // copy still writing the file is not loaded half-written. With --preload the master holds
+    // the code, so a new generation would not load the new file: start() warned about that.
+    if (!config_.reload || config_.preload) return;
+    FileStamp now = stamp_of(app_path_);
+    if (!app_seen_.ok && !app_change_pending_) {
+        app_seen_ = now; // the first pass: what the workers were started with
+        return;
+    }
+    if (now == app_seen_) {
+        app_change_pending_ = false;
+        return;
+    }
+    if (!app_change_pending_ || !(now == app_changed_)) {
+        app_change_pending_ = true;
+        app_changed_ = now;
+        return;
+    }
+    app_change_pending_ = false;
+    if (!now.ok) return; // gone: keep serving the old code until a file is back
+    app_seen_ = now;
+    log().info(fmt::format("Reloading: {} changed (--reload)", app_path_));
+    reload();
 }
 
 void Master::finish()

@@ -567,6 +567,34 @@ void test_arbiter__hup_deploys_a_rebuilt_app(void **) // rule: LIFE-ARB-3, LIFE-
     }
 }
 
+void test_arbiter__reload_watches_the_app_file(void **) // rule: LIFE-ARB-16
+{
+    TempDir dir;
+    std::string app = dir.file("app.so");
+    assert_true(install_file(fixture(1), app));
+    Master m({"-w", "2", "--reload", app}, dir.file("error.log"));
+    assert_int_not_equal(m.port(), 0);
+    assert_non_null(std::strstr(get_once(m.port(), "/hello").body.c_str(), "hello v1"));
+    Load load(m.port());
+    assert_true(wait_sent(load, 50, 20000));
+    // No signal: the master sees the new file by itself.
+    assert_true(install_file(fixture(2), app));
+    assert_true(m.wait_for("Reloading: " + app + " changed (--reload)", 20000));
+    assert_true(m.wait_for("Reload done", 20000));
+    assert_true(m.wait_workers(2, 20000));
+    assert_true(wait_sent(load, 50, 20000));
+    load.stop();
+    std::printf("# --reload under load: %ld requests sent, %ld failed\n", load.sent(), load.failed());
+    assert_int_equal(load.failed(), 0);
+    for (int i = 0; i < 10; ++i) {
+        Response r = get_once(m.port(), "/hello");
+        assert_int_equal(r.status, 200);
+        assert_non_null(std::strstr(r.body.c_str(), "hello v2"));
+    }
+    // One change, one reload: the master does not keep reloading an unchanged file.
+    assert_int_equal(count_of(m.text(), "Reloading: "), 1);
+}
+
 // Writes `text` to `path` as an editor or a deployment tool would: a new file renamed over it.
 bool write_file(const std::string &path, const std::string &text)
 {
@@ -960,6 +988,7 @@ int main()
         cmocka_unit_test(test_arbiter__hung_worker_is_killed_after_timeout),
         cmocka_unit_test(test_arbiter__segfault_loses_one_request),
         cmocka_unit_test(test_arbiter__hup_deploys_a_rebuilt_app),
+        cmocka_unit_test(test_arbiter__reload_watches_the_app_file),
         cmocka_unit_test(test_arbiter__hup_rereads_the_config_file),
         cmocka_unit_test(test_arbiter__hup_with_a_broken_build_keeps_serving),
         cmocka_unit_test(test_arbiter__term_lets_requests_in_flight_finish),
