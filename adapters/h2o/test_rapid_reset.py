@@ -191,6 +191,10 @@ def main():
             assert "rapid reset" in text, "no log line for the closed connection"
             print(f"ok: closed after {sent} reset streams; second client worst {worst * 1000:.0f} ms "
                   f"(before {before * 1000:.0f} ms)")
+        except BaseException:
+            # The server's side of a failure (a dead worker, a refused connection) is in its log.
+            sys.stderr.write("server log:\n" + open(log_path).read()[-6000:])
+            raise
         finally:
             proc.terminate()
             try:

@@ -151,6 +151,7 @@ bool Master::start(int &code)
         ::unsetenv(kParentEnv);
         if (reexec_parent_ != ::getppid()) reexec_parent_ = 0; // the old master is gone already
     }
+    ::signal(SIGPIPE, SIG_IGN); // a closed log pipe or notify socket is an error code, not an exit
     if (!signals_.open(kMasterSignals, error) || !board_.map(error)) {
         log().error(error);
         code = core::kExitFailure;

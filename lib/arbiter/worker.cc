@@ -140,6 +140,10 @@ void run_worker(const WorkerSpec &spec)
         ctx.log().error(error);
         leave(core::kExitWorkerBootError);
     }
+    // A client that left must be an error code from a send, never a dead worker: libh2o
+    // writes with writev(2), which raises SIGPIPE on a connection the peer reset or that was
+    // shut down under it (a rapid-reset cut, LIFE-DISC-1).
+    ::signal(SIGPIPE, SIG_IGN);
     sigset_t all;
     sigfillset(&all);
     ::pthread_sigmask(SIG_UNBLOCK, &all, nullptr);

@@ -1,7 +1,6 @@
 // server.cc: the process lifecycle around an adapter (see server.hh).
 #include "server.hh"
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -12,30 +11,6 @@
 #include "arbiter/arbiter.hh"
 
 namespace cwsgi::core {
-
-namespace {
-
-void on_stop_signal(int)
-{
-    // Only async-signal-safe work here: an atomic store and one write(2) to the stop pipe.
-    if (Context *ctx = Context::current()) ctx->request_stop();
-}
-
-} // namespace
-
-void install_stop_signals()
-{
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &sa, nullptr);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGQUIT, &sa, nullptr);
-    struct sigaction ign {};
-    ign.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &ign, nullptr);
-}
 
 ExecMode choose_exec_mode(const Config &config, const AdapterOps &ops, bool app_cooperative, std::string &note)
 {

@@ -34,8 +34,4 @@ using ConfigReloader = std::function<bool(Config &out, std::string &error)>;
 int run_server(const Config &config, const std::string &app_path, const AdapterOps &ops,
                ConfigReloader reload = nullptr);
 
-/// Installs SIGTERM/SIGINT/SIGQUIT handlers that call Context::current()->request_stop(),
-/// and ignores SIGPIPE (a vanished client must be an error code, not a dead process).
-void install_stop_signals();
-
 } // namespace cwsgi::core
