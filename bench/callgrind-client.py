@@ -3,11 +3,13 @@
 
   callgrind-client.py HOST PORT N     sends N keep-alive "GET /" requests on one connection,
                                       one at a time, and checks every answer is a 200
-  callgrind-client.py --table DIR N   reads DIR/{gevent,gthread,peer,core}.{N,2N}.out and prints the
-                                      instructions per request: (cost(2N) - cost(N)) / N
+  callgrind-client.py --table DIR N   reads DIR/{gevent,gthread,peer,core}.{N,2N}.PID.out (one
+                                      profile per process: the master and its worker are added up)
+                                      and prints the instructions per request: (cost(2N) - cost(N)) / N
 
 The profiles are read directly (see split()), so nothing but the standard library is needed. Python's stdlib only: /usr/bin/python3 has just Debian's packages.
 """
+import glob
 import os
 import re
 import socket
@@ -98,20 +100,25 @@ def split(path):
     return total, mhd, total - mhd - loader
 
 
+def split_all(paths):
+    """split() of each profile, added up: the processes of one server run."""
+    return [sum(parts) for parts in zip(*(split(p) for p in paths))]
+
+
 def table(directory, n):
     print("instructions per request (callgrind, (cost of %d requests - cost of %d) / %d)" % (2 * n, n, n))
     print("(libmicrohttpd: its code and the libc calls it makes; ours: the rest but the loader)")
     print("%-28s %10s %14s %14s" % ("server", "total", "libmicrohttpd", "ours+libc"))
     for name, label in (("gevent", "adapter -k gevent"), ("gthread", "adapter -k gthread"),
                         ("peer", "bare libmicrohttpd peer"), ("core", "core alone (core_hello)")):
-        a = os.path.join(directory, "%s.%d.out" % (name, n))
-        b = os.path.join(directory, "%s.%d.out" % (name, 2 * n))
-        if not (os.path.exists(a) and os.path.exists(b)):
+        a = glob.glob(os.path.join(directory, "%s.%d.*.out" % (name, n)))
+        b = glob.glob(os.path.join(directory, "%s.%d.*.out" % (name, 2 * n)))
+        if not (a and b):
             if name != "core":
                 print("%-28s %10s" % (label, "n/a"))
             continue
         try:
-            x, y = split(a), split(b)
+            x, y = split_all(a), split_all(b)
         except (OSError, ValueError) as e:
             print("%-28s %10s (%s)" % (label, "n/a", e))
             continue

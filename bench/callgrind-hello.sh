@@ -59,7 +59,9 @@ run() {
     name=$1 count=$2
     shift 2
     : > "$TMP/$name.$count.log" # exists before wait_port reads it
-    valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$TMP/$name.$count.out" \
+    # cwsgi-serve forks its worker from the master (the arbiter): each process writes its own
+    # profile, $TMP/NAME.COUNT.PID.out, and the table adds them up.
+    valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$TMP/$name.$count.%p.out" \
         "$@" > "$TMP/$name.$count.log" 2>&1 &
     PID=$!
     if port=$(wait_port "$TMP/$name.$count.log"); then
@@ -84,7 +86,7 @@ run peer "$N" "$PEER" --port 0 --threads "$THREADS"
 run peer $((2 * N)) "$PEER" --port 0 --threads "$THREADS"
 if [ -x "$CORE" ]; then
     for c in "$N" $((2 * N)); do
-        valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$TMP/core.$c.out" \
+        valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$TMP/core.$c.0.out" \
             "$CORE" "$HELLO" "$c" > "$TMP/core.$c.log" 2>&1 || echo "callgrind-hello.sh: bench_core_hello failed" >&2
     done
 fi
