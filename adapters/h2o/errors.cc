@@ -7,6 +7,7 @@
 #include "core/context.hh"
 #include "core/request.hh"
 #include "head.hh"
+#include "server.hh"
 #include "stream.hh"
 
 namespace cwsgi::adapters::h2o {
@@ -71,7 +72,7 @@ void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 
         // Logged as the adapter logs the heads it refuses (error log at INFO, access log).
         core::RequestHead head;
-        if (req->version != 0) (void)build_head(req, head);
+        if (req->version != 0) (void)build_head(req, Loop::from(req).addresses(), head);
         core::HeadCheck check;
         check.status = static_cast<uint32_t>(status);
         check.reason = std::string("answered by libh2o: ") + (why != nullptr ? why : "");

@@ -5,7 +5,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <cstdio>
+#include <charconv>
 
 namespace cwsgi::adapters::h2o {
 
@@ -22,40 +22,48 @@ std::string_view trim(std::string_view v)
     return v;
 }
 
-/// Numeric host and port of `sa` into the head's arena; nothing for a unix socket.
-void keep_address(const sockaddr_storage &ss, socklen_t len, std::string_view &host, std::string_view &port,
-                  core::RequestHead &head)
+/// Appends the decimal digits of `v` to `out`.
+void append_decimal(std::string &out, unsigned v)
 {
-    if (len == 0) return;
-    char text[INET6_ADDRSTRLEN] = "";
-    unsigned p = 0;
-    if (ss.ss_family == AF_INET) {
-        const auto *in = reinterpret_cast<const sockaddr_in *>(&ss);
-        inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
-        p = ntohs(in->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-        const auto *in6 = reinterpret_cast<const sockaddr_in6 *>(&ss);
-        inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
-        p = ntohs(in6->sin6_port);
-    } else {
-        return;
-    }
-    char digits[8];
-    int n = std::snprintf(digits, sizeof digits, "%u", p);
-    host = head.keep(text);
-    port = head.keep(std::string_view(digits, static_cast<size_t>(n)));
+    char digits[12];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v);
+    (void)ec; // 12 digits hold any unsigned
+    out.append(digits, end);
 }
 
-void fill_connection(h2o_req_t *req, h2o_socket_t *sock, core::RequestHead &out)
+/// Numeric host and port of `ss` (nothing for a unix socket or an unknown family). IPv4, the
+/// common case, is formatted here: inet_ntop goes through sprintf.
+void format_address(const sockaddr_storage &ss, socklen_t len, std::string &host, std::string &port)
 {
-    sockaddr_storage ss{};
-    socklen_t len = req->conn->callbacks->get_peername(req->conn, reinterpret_cast<sockaddr *>(&ss));
-    out.is_unix = len != 0 && ss.ss_family == AF_UNIX;
-    keep_address(ss, len, out.remote_addr, out.remote_port, out);
-    ss = {};
-    len = req->conn->callbacks->get_sockname(req->conn, reinterpret_cast<sockaddr *>(&ss));
-    if (len != 0 && ss.ss_family == AF_UNIX) out.is_unix = true;
-    keep_address(ss, len, out.local_addr, out.local_port, out);
+    host.clear();
+    port.clear();
+    if (len == 0) return;
+    if (ss.ss_family == AF_INET) {
+        const auto *in = reinterpret_cast<const sockaddr_in *>(&ss);
+        const auto *b = reinterpret_cast<const unsigned char *>(&in->sin_addr);
+        for (int i = 0; i < 4; ++i) {
+            if (i > 0) host.push_back('.');
+            append_decimal(host, b[i]);
+        }
+        append_decimal(port, ntohs(in->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const auto *in6 = reinterpret_cast<const sockaddr_in6 *>(&ss);
+        char text[INET6_ADDRSTRLEN] = "";
+        inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+        host = text;
+        append_decimal(port, ntohs(in6->sin6_port));
+    }
+}
+
+void fill_connection(h2o_req_t *req, h2o_socket_t *sock, AddressCache &addresses, core::RequestHead &out)
+{
+    const AddressCache::Entry &e = addresses.get(req->conn);
+    out.is_unix = e.is_unix;
+    // An empty string is "no address" (a unix socket): the head's views stay empty then.
+    if (!e.remote_addr.empty()) out.remote_addr = out.keep(e.remote_addr);
+    if (!e.remote_port.empty()) out.remote_port = out.keep(e.remote_port);
+    if (!e.local_addr.empty()) out.local_addr = out.keep(e.local_addr);
+    if (!e.local_port.empty()) out.local_port = out.keep(e.local_port);
     out.is_tls = sock != nullptr && sock->ssl != nullptr;
 }
 
@@ -102,19 +110,38 @@ const char *build_http2(h2o_req_t *req, core::RequestHead &out)
         // libh2o checked the body against the content-length it removed from the list; the
         // buffered body's size is the same number (or the only one, without the field).
         char digits[24];
-        int n = std::snprintf(digits, sizeof digits, "%zu", req->entity.len);
-        if (!out.add_header("content-length", std::string_view(digits, static_cast<size_t>(n)))) return "out of memory";
+        auto [end, ec] = std::to_chars(digits, digits + sizeof digits, req->entity.len);
+        (void)ec; // 24 digits hold any size_t
+        if (!out.add_header("content-length", std::string_view(digits, static_cast<size_t>(end - digits)))) {
+            return "out of memory";
+        }
     }
     return nullptr;
 }
 
 } // namespace
 
-const char *build_head(h2o_req_t *req, core::RequestHead &out)
+const AddressCache::Entry &AddressCache::get(h2o_conn_t *conn)
+{
+    Entry &e = slots_[conn->id % kSlots];
+    if (e.id == conn->id && conn->id != 0) return e;
+    e.id = conn->id;
+    sockaddr_storage ss{};
+    socklen_t len = conn->callbacks->get_peername(conn, reinterpret_cast<sockaddr *>(&ss));
+    e.is_unix = len != 0 && ss.ss_family == AF_UNIX;
+    format_address(ss, len, e.remote_addr, e.remote_port);
+    ss = {};
+    len = conn->callbacks->get_sockname(conn, reinterpret_cast<sockaddr *>(&ss));
+    if (len != 0 && ss.ss_family == AF_UNIX) e.is_unix = true;
+    format_address(ss, len, e.local_addr, e.local_port);
+    return e;
+}
+
+const char *build_head(h2o_req_t *req, AddressCache &addresses, core::RequestHead &out)
 {
     h2o_socket_t *sock = req->conn->callbacks->get_socket != nullptr ? req->conn->callbacks->get_socket(req->conn)
                                                                      : nullptr;
-    fill_connection(req, sock, out);
+    fill_connection(req, sock, addresses, out);
     return req->version >= 0x200 ? build_http2(req, out) : build_http1(sock, out);
 }
 

@@ -18,6 +18,7 @@
 #include "core/context.hh"
 #include "core/listen.hh"
 #include "exec/executor.hh"
+#include "head.hh"
 #include "libh2o.hh"
 
 namespace cwsgi::adapters::h2o {
@@ -63,6 +64,8 @@ public:
     h2o_multithread_receiver_t *receiver() { return &recv_.super; }
     /// Bounds how long a response buffer may wait for the client (--client-timeout).
     h2o_timeout_t &write_timeout() { return write_timeout_; }
+    /// The formatted addresses of this loop's connections (build_head). Loop thread only.
+    AddressCache &addresses() { return addresses_; }
 
     /// An HTTP/2 stream of `conn` ended: `cut` when it ended before its response did (the
     /// client reset or refused it while the app worked). A connection whose client cuts far
@@ -91,6 +94,7 @@ private:
     ContextLink link_{};
     ReceiverLink recv_{};
     h2o_timeout_t write_timeout_{};
+    AddressCache addresses_;
     h2o_accept_ctx_t accept_{};
     std::vector<int> listen_fds_; // dup()s of the core's listeners, until setup() takes them
     std::vector<h2o_socket_t *> listeners_;

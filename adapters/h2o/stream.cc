@@ -118,7 +118,7 @@ void Stream::handle(Loop &loop, h2o_req_t *req)
         if (loop.h2_refused(req->conn)) return;
     }
     core::RequestHead head;
-    const char *why = build_head(req, head);
+    const char *why = build_head(req, loop.addresses(), head);
     core::HeadCheck check;
     if (why != nullptr) {
         check.status = 400;
