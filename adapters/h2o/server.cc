@@ -386,43 +386,19 @@ void Server::stop_loops()
     for (auto &l : loops_) l->join();
 }
 
-size_t Server::wait_live(std::chrono::steady_clock::time_point deadline)
-{
-    std::unique_lock<std::mutex> lk(live_mu_);
-    live_cv_.wait_until(lk, deadline, [&] { return live_count_ == 0; });
-    return live_count_;
-}
-
 bool Server::stop()
 {
     const core::Config &cfg = ctx_.config();
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.graceful_timeout_ms);
     for (auto &l : loops_) l->command(LoopCommand::drain);
-    {
-        std::lock_guard<std::mutex> lk(live_mu_);
-        ctx_.log().info(fmt::format("Graceful stop: {} request(s) in flight, waiting up to {} ms", live_count_,
-                                    cfg.graceful_timeout_ms));
-    }
-    size_t left = wait_live(deadline);
-    if (left > 0) ctx_.log().warning(fmt::format("Graceful timeout: closing {} request(s) still in flight", left));
+    live_.drain(ctx_.log(), deadline, cfg.graceful_timeout_ms);
 
     // Past the deadline: every wait ends with CWSGI_E_SHUTDOWN (LIFE-STOP-5) and every
     // connection is cut; the requests end through libh2o's dispose callbacks.
-    std::vector<Stream *> live;
-    {
-        std::lock_guard<std::mutex> lk(live_mu_);
-        for (Stream *s = live_head_; s != nullptr; s = s->next_) {
-            s->ref();
-            live.push_back(s);
-        }
-    }
-    for (Stream *s : live) {
-        s->force_stop();
-        s->unref();
-    }
+    live_.for_each_held([](Stream *s) { s->force_stop(); });
     executor_.hard_stop();
     for (auto &l : loops_) l->command(LoopCommand::cut);
-    wait_live(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+    live_.wait_empty(std::chrono::steady_clock::now() + std::chrono::seconds(2));
 
     auto now = std::chrono::steady_clock::now();
     auto grace = std::max(std::chrono::milliseconds(1000),
@@ -434,31 +410,6 @@ bool Server::stop()
         return false;
     }
     return true;
-}
-
-void Server::add_live(Stream *s)
-{
-    std::lock_guard<std::mutex> lk(live_mu_);
-    s->prev_ = nullptr;
-    s->next_ = live_head_;
-    if (live_head_ != nullptr) live_head_->prev_ = s;
-    live_head_ = s;
-    ++live_count_;
-}
-
-void Server::remove_live(Stream *s)
-{
-    std::lock_guard<std::mutex> lk(live_mu_);
-    if (s->prev_ != nullptr) {
-        s->prev_->next_ = s->next_;
-    } else if (live_head_ == s) {
-        live_head_ = s->next_;
-    } else {
-        return;
-    }
-    if (s->next_ != nullptr) s->next_->prev_ = s->prev_;
-    s->prev_ = s->next_ = nullptr;
-    if (--live_count_ == 0) live_cv_.notify_all();
 }
 
 } // namespace cwsgi::adapters::h2o

@@ -17,6 +17,7 @@
 
 #include "core/context.hh"
 #include "core/listen.hh"
+#include "core/live.hh"
 #include "exec/executor.hh"
 #include "head.hh"
 #include "libh2o.hh"
@@ -134,8 +135,8 @@ public:
     h2o_globalconf_t *conf() { return &conf_; }
     SSL_CTX *ssl_ctx() { return ssl_ctx_; }
 
-    void add_live(Stream *s);
-    void remove_live(Stream *s);
+    /// The requests in flight: a Stream is listed from its start to its dispose.
+    core::LiveSet<Stream> &live() { return live_; }
 
     static int on_req(h2o_handler_t *self, h2o_req_t *req);
 
@@ -143,7 +144,6 @@ private:
     /// The TLS context for --certfile/--keyfile, with ALPN h2 and http/1.1.
     bool setup_tls(const core::Config &cfg, std::string &error);
     void stop_loops();
-    size_t wait_live(std::chrono::steady_clock::time_point deadline);
 
     core::Context &ctx_;
     exec::Executor executor_;
@@ -153,10 +153,7 @@ private:
     bool app_has_request_end_ = false;
     std::vector<std::unique_ptr<Loop>> loops_;
 
-    std::mutex live_mu_;
-    std::condition_variable live_cv_;
-    Stream *live_head_ = nullptr;
-    size_t live_count_ = 0;
+    core::LiveSet<Stream> live_;
 };
 
 } // namespace cwsgi::adapters::h2o

@@ -154,7 +154,7 @@ void Stream::handle(Loop &loop, h2o_req_t *req)
     auto *link = static_cast<PoolLink *>(h2o_mem_alloc_shared(&req->pool, sizeof(PoolLink), &Stream::on_pool_dispose));
     link->self = s.get();
     Stream *self = s.release(); // libh2o's reference, dropped in on_pool_dispose
-    srv.add_live(self);
+    srv.live().add(self);
     self->ref(); // the run job's, dropped by hook_done
     self->task_.start(&Stream::job_run, self);
     self->flush();
@@ -223,7 +223,7 @@ void Stream::on_disposed()
         sending_ = false;
         task_.notify();
     }
-    loop_.server().remove_live(this);
+    loop_.server().live().remove(this);
     // Nothing of libh2o calls this request back any more: waits in progress end now, and a
     // fiber may finish here (LIFE-DISC-1, LIFE-STOP-5).
     task_.orphan(stopped ? CWSGI_E_SHUTDOWN : CWSGI_E_DISCONNECTED);

@@ -24,6 +24,7 @@
 #include <string>
 
 #include "core/exchange.hh"
+#include "core/live.hh"
 #include "core/request.hh"
 #include "exec/byte_fifo.hh"
 #include "exec/executor.hh"
@@ -51,7 +52,7 @@ struct TimeoutLink {
     Stream *self;
 };
 
-class Stream final : public core::Exchange {
+class Stream final : public core::Exchange, public core::LiveSet<Stream>::Hook {
 public:
     /// Called from the loop's handler: builds and checks the head, answers a refused one, or
     /// starts the app. Threads: `loop`'s thread.
@@ -81,10 +82,6 @@ public:
     bool disconnected() const override;
     int32_t wait_fd(int fd, uint32_t events, int32_t timeout_ms) override;
     bool response_sent() const override;
-
-    // Intrusive list of live Streams, owned by the Server (guarded by its registry mutex).
-    Stream *prev_ = nullptr;
-    Stream *next_ = nullptr;
 
 private:
     Stream(Loop &loop, h2o_req_t *req);

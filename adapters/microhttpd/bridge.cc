@@ -521,7 +521,7 @@ void Bridge::on_completed(MHD_RequestTerminationCode toe)
         wait_ = Wait::none;
         task_.notify();
     }
-    srv_.remove_live(this);
+    srv_.live().remove(this);
     if (!req_) return; // refused before the app, or libmicrohttpd answered the head itself
     // A fiber waiting on this connection learns that it is gone, and may finish here. Nothing
     // of libmicrohttpd calls this request back from now on, so its waits end now too.

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "core/exchange.hh"
+#include "core/live.hh"
 #include "core/request.hh"
 #include "exec/byte_fifo.hh"
 #include "exec/executor.hh"
@@ -41,7 +42,7 @@ namespace cwsgi::adapters::mhd {
 class Server;
 struct Conn;
 
-class Bridge final : public core::Exchange {
+class Bridge final : public core::Exchange, public core::LiveSet<Bridge>::Hook {
 public:
     /// Created by the URI log callback, before libmicrohttpd parses the rest of the head.
     /// `uri` is the raw request-target (copied); the pointer value is kept for the request-line
@@ -83,10 +84,6 @@ public:
     bool disconnected() const override;
     int32_t wait_fd(int fd, uint32_t events, int32_t timeout_ms) override;
     bool response_sent() const override;
-
-    // Intrusive list of live Bridges, owned by Server (guarded by its registry mutex).
-    Bridge *prev_ = nullptr;
-    Bridge *next_ = nullptr;
 
 private:
     /// Where the request stands, seen from libmicrohttpd's side.

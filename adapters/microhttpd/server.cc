@@ -158,44 +158,16 @@ bool Server::stop()
     for (auto &slot : slots_) {
         if (slot->daemon != nullptr) MHD_quiesce_daemon(slot->daemon);
     }
-    size_t left;
-    {
-        std::unique_lock<std::mutex> lk(live_mu_);
-        ctx_.log().info(fmt::format("Graceful stop: {} request(s) in flight, waiting up to {} ms", live_count_,
-                                    cfg.graceful_timeout_ms));
-        live_cv_.wait_until(lk, deadline, [&] { return live_count_ == 0; });
-        // A connection accepted just before the quiesce may not have shown its request yet: its
-        // bytes are in the socket and libmicrohttpd reads them on its next turn. Wait for a short
-        // quiet spell with no new request before closing what is left, so that such a request
-        // is served rather than dropped (a worker retired by its master under load, LIFE-ARB-4).
-        constexpr auto kQuiet = std::chrono::milliseconds(50);
-        while (live_count_ == 0 && std::chrono::steady_clock::now() < deadline) {
-            auto until = std::min(deadline, std::chrono::steady_clock::now() + kQuiet);
-            if (!live_cv_.wait_until(lk, until, [&] { return live_count_ != 0; })) break;
-            live_cv_.wait_until(lk, deadline, [&] { return live_count_ == 0; });
-        }
-        left = live_count_;
-    }
-    if (left > 0) {
-        ctx_.log().warning(fmt::format("Graceful timeout: closing {} request(s) still in flight", left));
-    }
+    // A connection accepted just before the quiesce may not have shown its request yet: its
+    // bytes are in the socket and libmicrohttpd reads them on its next turn. A quiet spell of
+    // 50 ms with no new request comes before closing what is left (LiveSet::drain).
+    live_.drain(ctx_.log(), deadline, cfg.graceful_timeout_ms, std::chrono::milliseconds(50));
 
     // LIFE-STOP-2: past the deadline. Nothing may suspend any more, and every suspended
     // connection is resumed so that libmicrohttpd can close it (MHD_stop_daemon aborts the
     // process when it finds a suspended connection).
     hard_stop_.store(true, std::memory_order_release);
-    std::vector<Bridge *> live;
-    {
-        std::lock_guard<std::mutex> lk(live_mu_);
-        for (Bridge *b = live_head_; b != nullptr; b = b->next_) {
-            b->ref();
-            live.push_back(b);
-        }
-    }
-    for (Bridge *b : live) {
-        b->force_stop();
-        b->unref();
-    }
+    live_.for_each_held([](Bridge *b) { b->force_stop(); });
     // Only now that every request's reads and writes fail: a wait_fd ended first would let a
     // fiber write on as if nothing had happened.
     executor_.hard_stop(); // every wait_fd in progress returns CWSGI_E_SHUTDOWN (LIFE-STOP-5)
@@ -211,32 +183,6 @@ bool Server::stop()
         return false;
     }
     return true;
-}
-
-void Server::add_live(Bridge *b)
-{
-    std::lock_guard<std::mutex> lk(live_mu_);
-    b->prev_ = nullptr;
-    b->next_ = live_head_;
-    if (live_head_ != nullptr) live_head_->prev_ = b;
-    live_head_ = b;
-    ++live_count_;
-    live_cv_.notify_all(); // a graceful stop waits for a quiet spell (stop())
-}
-
-void Server::remove_live(Bridge *b)
-{
-    std::lock_guard<std::mutex> lk(live_mu_);
-    if (b->prev_ != nullptr) {
-        b->prev_->next_ = b->next_;
-    } else if (live_head_ == b) {
-        live_head_ = b->next_;
-    } else {
-        return; // not listed (already removed)
-    }
-    if (b->next_ != nullptr) b->next_->prev_ = b->prev_;
-    b->prev_ = b->next_ = nullptr;
-    if (--live_count_ == 0) live_cv_.notify_all();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,7 +204,7 @@ void *Server::on_uri(void *cls, const char *uri, MHD_Connection *conn)
         MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, s->request_timeout_s_);
     }
     auto bridge = std::make_unique<Bridge>(*s, c, uri);
-    s->add_live(bridge.get());
+    s->live().add(bridge.get());
     return bridge.release(); // owned by libmicrohttpd until on_completed
 }
 

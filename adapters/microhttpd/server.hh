@@ -16,6 +16,7 @@
 
 #include "core/context.hh"
 #include "core/listen.hh"
+#include "core/live.hh"
 #include "exec/executor.hh"
 
 namespace cwsgi::adapters::mhd {
@@ -73,9 +74,8 @@ public:
     unsigned request_timeout_s() const { return request_timeout_s_; }
     unsigned idle_timeout_s() const { return idle_timeout_s_; }
 
-    /// Request registry: a Bridge is listed from its URI log callback to its completion.
-    void add_live(Bridge *b);
-    void remove_live(Bridge *b);
+    /// The requests in flight: a Bridge is listed from its URI log callback to its completion.
+    core::LiveSet<Bridge> &live() { return live_; }
 
     // libmicrohttpd callbacks (cls is the ListenerSlot).
     static void *on_uri(void *cls, const char *uri, MHD_Connection *conn);
@@ -100,10 +100,7 @@ private:
     size_t memory_limit_ = 32 * 1024;
     std::atomic<bool> hard_stop_{false};
 
-    std::mutex live_mu_;
-    std::condition_variable live_cv_;
-    Bridge *live_head_ = nullptr;
-    size_t live_count_ = 0;
+    core::LiveSet<Bridge> live_;
 };
 
 } // namespace cwsgi::adapters::mhd
