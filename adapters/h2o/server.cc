@@ -92,6 +92,13 @@ void Loop::setup()
     recv_.loop = this;
     h2o_multithread_register_receiver(link_.ctx.queue, &recv_.super, &Loop::on_messages);
     h2o_timeout_init(evloop_, &write_timeout_, std::max<uint64_t>(server_.ctx().config().client_timeout_ms, 1));
+    // The idle sweep runs 4 times per --keep-alive (at most once a second, at least every
+    // 50 ms), so an idle connection is closed within 1.25 times --keep-alive.
+    idle_limit_ms_ = std::max<uint64_t>(server_.ctx().config().keepalive_ms, 1000);
+    h2o_timeout_init(evloop_, &sweep_timeout_, std::clamp<uint64_t>(idle_limit_ms_ / 4, 50, 1000));
+    sweep_.entry.cb = &Loop::on_sweep;
+    sweep_.loop = this;
+    h2o_timeout_link(evloop_, &sweep_timeout_, &sweep_.entry);
     accept_.ctx = &link_.ctx;
     accept_.hosts = server_.conf()->hosts;
     accept_.ssl_ctx = server_.ssl_ctx();
@@ -117,6 +124,8 @@ void Loop::teardown()
         h2o_timeout_unlink(&link_.ctx.http2._graceful_shutdown_timeout);
     }
     h2o_timeout_dispose(evloop_, &write_timeout_);
+    if (h2o_timeout_is_linked(&sweep_.entry)) h2o_timeout_unlink(&sweep_.entry);
+    h2o_timeout_dispose(evloop_, &sweep_timeout_);
     h2o_multithread_queue_t *queue = link_.ctx.queue;
     h2o_multithread_unregister_receiver(queue, &recv_.super);
     h2o_context_dispose(&link_.ctx);
@@ -236,6 +245,39 @@ void Loop::shut_connections(bool idle_only)
     if (!idle_only) conf->http2.callbacks.foreach_request(&link_.ctx, cb, &filter);
 }
 
+void Loop::on_sweep(h2o_timeout_entry_t *entry)
+{
+    Loop *self = reinterpret_cast<SweepLink *>(entry)->loop;
+    self->sweep_idle();
+    h2o_timeout_link(self->evloop_, &self->sweep_timeout_, &self->sweep_.entry);
+}
+
+void Loop::sweep_idle()
+{
+    idle_next_.clear();
+    auto cb = [](h2o_req_t *req, void *data) -> int {
+        Loop *self = static_cast<Loop *>(data);
+        // Idle: no request parsed (version 0) and no byte of the next one in the buffer.
+        if (req->version != 0) return 0;
+        h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+        if (sock == nullptr || (sock->input != nullptr && sock->input->size != 0)) return 0;
+        const size_t bytes = sock->bytes_read + sock->bytes_written;
+        const uint64_t now = h2o_now(self->evloop_);
+        IdleMark mark{now, bytes};
+        auto it = self->idle_.find(req->conn->id);
+        if (it != self->idle_.end() && it->second.bytes == bytes) mark.since_ms = it->second.since_ms;
+        if (now - mark.since_ms >= self->idle_limit_ms_) {
+            // libh2o sees the end of the stream and closes the connection itself.
+            ::shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+            return 0;
+        }
+        self->idle_next_.emplace(req->conn->id, mark);
+        return 0;
+    };
+    server_.conf()->http1.callbacks.foreach_request(&link_.ctx, cb, this);
+    idle_.swap(idle_next_);
+}
+
 void Loop::note_h2_stream_end(h2o_conn_t *conn, bool cut)
 {
     if (h2_tally_.size() >= kTallyCap && h2_tally_.find(conn->id) == h2_tally_.end()) h2_tally_.clear();
@@ -314,8 +356,11 @@ bool Server::start(std::vector<core::Listener> &listeners, std::string &error)
     // exactly the limit through; a declared Content-Length over the limit reaches the core,
     // which answers 413 itself.
     if (cfg.limits.request_body >= 0) conf_.max_request_entity_size = static_cast<size_t>(cfg.limits.request_body) + 1;
-    // The HTTP/1 request timeout also bounds the idle time between requests in libh2o.
-    conf_.http1.req_timeout = std::max<uint64_t>(cfg.keepalive_ms, 1000);
+    // libh2o's HTTP/1 request timeout bounds the idle time before a request and the whole
+    // request's arrival together (it is armed once, not on each read): --client-timeout, so
+    // that an upload is not cut at --keep-alive; the loops close idle connections themselves
+    // (Loop::sweep_idle).
+    conf_.http1.req_timeout = std::max<uint64_t>(cfg.client_timeout_ms, 1000);
     conf_.http2.idle_timeout = std::max<uint64_t>(cfg.client_timeout_ms, 1000);
     conf_.http2.graceful_shutdown_timeout = cfg.graceful_timeout_ms;
     h2o_hostconf_t *host = h2o_config_register_host(&conf_, h2o_iovec_init(H2O_STRLIT("default")), 65535);

@@ -86,6 +86,13 @@ private:
     /// Shuts down the sockets of HTTP/1 connections between requests (`idle_only`), or of
     /// every connection: libh2o then sees the end of the stream and closes them itself.
     void shut_connections(bool idle_only);
+    /// --keep-alive for HTTP/1, which libh2o 2.2.5 cannot give: its req_timeout is armed once
+    /// when a connection starts waiting for a request and bounds the idle time and the whole
+    /// request's arrival together (a 700 MB upload was cut after 2 s), so it is set to
+    /// --client-timeout, and this sweep closes connections that sat idle between requests
+    /// (no request parsed, no byte of the next one, no byte in or out) for --keep-alive.
+    void sweep_idle();
+    static void on_sweep(h2o_timeout_entry_t *entry);
     static void on_accept(h2o_socket_t *listener, const char *err);
     static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 
@@ -95,6 +102,17 @@ private:
     ContextLink link_{};
     ReceiverLink recv_{};
     h2o_timeout_t write_timeout_{};
+    h2o_timeout_t sweep_timeout_{};
+    struct SweepLink {
+        h2o_timeout_entry_t entry; // first: on_sweep casts back
+        Loop *loop;
+    } sweep_{};
+    struct IdleMark {
+        uint64_t since_ms; // h2o_now when the connection was first seen idle
+        size_t bytes;      // its bytes read + written then: any change means it was not idle
+    };
+    std::unordered_map<uint64_t, IdleMark> idle_, idle_next_; // by h2o's connection id
+    uint64_t idle_limit_ms_ = 2000;
     AddressCache addresses_;
     h2o_accept_ctx_t accept_{};
     std::vector<int> listen_fds_; // dup()s of the core's listeners, until setup() takes them

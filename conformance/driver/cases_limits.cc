@@ -5,6 +5,7 @@
 // server's own answer (REQ-REPLY-1: standard reason, text/plain, Content-Length,
 // Connection: close, body "<status> <reason>\n", then a close), and checks with the probe's
 // bookkeeping that the request never reached the app.
+#include <chrono>
 #include <thread>
 
 #include "suite.hh"
@@ -159,6 +160,25 @@ void keepalive_idle(Ctx &ctx)
     if (!extra.empty()) fail("LIMIT-5: the idle connection got bytes before the close: " + escape_bytes(extra, 120));
 }
 
+void keepalive_not_for_slow_bodies(Ctx &ctx)
+{
+    // rule: LIMIT-5: --keep-alive bounds only the time between requests. A body that keeps
+    // arriving, here 4 pieces 900 ms apart (3.6 s in all, past the 2 s --keep-alive, each gap
+    // well within --client-timeout), is read whole and answered.
+    const std::string body = pattern(0, 40000);
+    Conn c = ctx.connect();
+    std::string head = ctx.req("POST", "/t/echo?r=4096", "Content-Length: 40000\r\n");
+    ctx.note_request(head + body);
+    c.send(head);
+    for (size_t off = 0; off < body.size(); off += 10000) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(900)); // the client's pace, not a wait for the server
+        c.send(body.substr(off, 10000));
+    }
+    Response r = c.read_response({});
+    if (r.status != 200 || !r.complete) fail("LIMIT-5: a body slower than --keep-alive was cut: " + r.summary());
+    if (r.body != body) fail("LIMIT-5: the slow body came back different (" + std::to_string(r.body.size()) + " bytes)");
+}
+
 void expect_unknown(Ctx &ctx)
 {
     // rule: REQ-HDR-4
@@ -284,6 +304,7 @@ void add_limits_cases(std::vector<Case> &out)
     add("LIMIT-3", "header-size-limit-431", field_size_at_limit);
     add("LIMIT-5", "stalled-head-408", head_timeout, profile::limits);
     add("LIMIT-5", "idle-keep-alive-closed", keepalive_idle);
+    add("LIMIT-5", "slow-body-outlives-keep-alive", keepalive_not_for_slow_bodies);
 }
 
 } // namespace conf
