@@ -1464,6 +1464,7 @@ static int32_t h_caps(probe_state *p, cwsgi_request *req)
     jb_kint(&j, "abi_minor", g_api->abi_minor);
     jb_kint(&j, "api_struct_size", g_api->struct_size);
     jb_kint(&j, "server_info_rc", g_api->server_info(&si));
+    jb_kint(&j, "pid", (int64_t)getpid());
     jb_kint(&j, "worker_id", si.worker_id);
     jb_kint(&j, "workers", si.workers);
     jb_kint(&j, "threads", si.threads);

@@ -99,6 +99,32 @@ void server_info(Ctx &ctx)
     check_eq(again["caps"], d["caps"], "ABI-CAP-1: capabilities on a second request");
 }
 
+void multiprocess_flag(Ctx &ctx)
+{
+    // rule: LIFE-ARB-18: CWSGI_CAP_MULTIPROCESS (wsgi.multiprocess) with more than one worker;
+    // without it, the fallback of ABI-CAP-3: one process runs the app.
+    const int64_t workers = ctx.caps_doc["workers"].get<int64_t>();
+    const bool declared = ctx.has(CWSGI_CAP_MULTIPROCESS);
+    if (workers > 1 && !declared) {
+        fail("LIFE-ARB-18: server_info.workers is " + std::to_string(workers) + " but CWSGI_CAP_MULTIPROCESS is not declared");
+    }
+    // rule: ABI-CAP-1: every worker offers the same bits. Fresh connections land on any worker.
+    std::set<int64_t> pids;
+    for (int i = 0; i < 40 && static_cast<int64_t>(pids.size()) < workers; i++) {
+        json c = ctx.get_json("/t/caps");
+        check_eq(c["caps"], ctx.caps_doc["caps"], "ABI-CAP-1: capabilities of worker pid " + c["pid"].dump());
+        pids.insert(c["pid"].get<int64_t>());
+    }
+    ctx.diag.push_back(std::to_string(pids.size()) + " worker process(es) answered /t/caps; workers " + std::to_string(workers) +
+                       (declared ? ", multiprocess declared" : ", multiprocess not declared"));
+    json s = ctx.stats();
+    if (declared || !s.value("shared", 0)) return;
+    size_t live = live_workers(ctx, s).size();
+    if (live != 1) {
+        fail("ABI-CAP-3: CWSGI_CAP_MULTIPROCESS is not declared, yet " + std::to_string(live) + " processes run the app");
+    }
+}
+
 void end_once(Ctx &ctx, const std::string &target, int64_t outcome)
 {
     // rule: LIFE-END-1, LIFE-END-2
@@ -553,6 +579,7 @@ void add_lifecycle_cases(std::vector<Case> &out)
                    uint64_t caps = 0) { out.push_back({rule, name, prof, caps, false, std::move(fn)}); };
     add("LIFE-WORKER-1", "worker-start-before-requests", worker_start);
     add("LIFE-INFO-1", "server-info", server_info);
+    add("LIFE-ARB-18", "multiprocess-with-workers", multiprocess_flag);
     add("LIFE-END-1", "end-once-ok", [](Ctx &c) { end_once(c, "/t/env", CWSGI_OK); });
     add("LIFE-END-2", "end-once-app-error", [](Ctx &c) { end_once(c, "/t/fail?when=before", CWSGI_E_APP); });
     add("LIFE-END-2", "end-once-aborted", [](Ctx &c) { end_once(c, "/t/fail?when=after&w=10", CWSGI_E_ABORTED); });
