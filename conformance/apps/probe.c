@@ -7,9 +7,12 @@
  * the environ, the header list, request_info and the request body as JSON, so that a request
  * of any shape can be checked field by field. What cannot be seen on the wire (the return
  * codes of API calls made after commit, the outcome given to on_request_end, worker_start)
- * is recorded in process-wide bookkeeping under a tag the driver chooses (?tag=NAME) and read
- * back with GET /t/stats?tag=NAME. Bookkeeping requests (/t/stats, /t/caps) are not counted,
- * so "handled" tells the driver exactly how many of its requests reached the app.
+ * is recorded in bookkeeping under a tag the driver chooses (?tag=NAME) and read back with
+ * GET /t/stats?tag=NAME. Bookkeeping requests (/t/stats, /t/caps) are not counted, so
+ * "handled" tells the driver exactly how many of its requests reached the app. When
+ * $CWSGI_PROBE_SHARED names a file, the bookkeeping lives in a shared mapping of it, so that
+ * every worker process of a server (-w N) counts into it and any of them answers /t/stats for
+ * all; without it, it is this process's own.
  *
  * Endpoints (query parameters in brackets; all optional):
  *   /t/env       environ + headers + info + body as JSON [r=read size, tag]
@@ -39,11 +42,13 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -314,7 +319,11 @@ static int64_t qs_int(cwsgi_str qs, const char *name, int64_t dflt)
 #define TAG_LEN 64
 #define NOTES_LEN 1536
 #define DOC_MAX (256 * 1024)
+#define DOC_SLOTS 16
+#define MAX_PROCS 64
 #define MAX_FILES 8
+#define SHARED_ENV "CWSGI_PROBE_SHARED"
+#define SHARED_MAGIC UINT32_C(0x70726f62) /* "prob" */
 
 typedef struct tag_rec {
     char tag[TAG_LEN];
@@ -323,17 +332,48 @@ typedef struct tag_rec {
     int32_t outcome;    /* the last outcome */
     char notes[NOTES_LEN]; /* JSON members, "k":v,... */
     size_t notes_len;
-    char *doc;          /* a whole JSON document (the environ of a HEAD request) */
+    int doc;            /* index in probe_shared.docs of its JSON document, or -1 */
 } tag_rec;
 
-typedef struct probe_state {
+/* One process that ran worker_start: its own counts, as the driver checks them per worker. */
+typedef struct proc_rec {
+    int32_t pid;        /* 0: a free record */
+    uint32_t worker_id; /* the id worker_start got */
+    uint64_t inits, worker_starts, worker_stops, handled, ends;
+} proc_rec;
+
+/* The bookkeeping every worker of one server shares. With $CWSGI_PROBE_SHARED set (the driver
+ * sets it for each server it starts) this lives in a MAP_SHARED mapping of that file, so the
+ * counts and tags aggregate across worker processes (the driver's requests land on any of
+ * them); without it, in this process's memory. `state` is 0 in a fresh file, 1 while the first
+ * process to map it sets it up, 2 once it is ready; the mutex is process-shared and robust, so
+ * a worker that dies holding it does not stall the others. */
+typedef struct probe_shared {
+    _Atomic uint32_t state;
+    uint32_t magic;
+    uint64_t size;
     pthread_mutex_t mu;
-    uint64_t inits, worker_starts, worker_stops, handled, ends, read_errors;
+    uint64_t handled, ends, read_errors, handled_before_worker_start;
     uint64_t outcome_ok, outcome_disc, outcome_aborted, outcome_app, outcome_other;
-    uint64_t handled_before_worker_start;
-    uint32_t last_worker_id;
     tag_rec tags[MAX_TAGS];
     unsigned next_tag;
+    proc_rec procs[MAX_PROCS];
+    unsigned next_doc;
+    struct {
+        int owner;      /* the tag slot that holds it, or -1 */
+        char text[DOC_MAX + 1];
+    } docs[DOC_SLOTS];
+} probe_shared;
+
+/* What belongs to this process alone. Under --preload the master's copy is inherited at fork,
+ * so "inits" is 1 in each worker, as the process's memory says. */
+typedef struct probe_state {
+    pthread_mutex_t mu; /* files */
+    probe_shared *sh;
+    size_t sh_len;      /* the mapping's length; 0 when sh is this process's own memory */
+    proc_rec *me;       /* this process's record, from worker_start on (under sh->mu) */
+    uint64_t inits, worker_starts, worker_stops, handled, ends; /* under sh->mu */
+    uint32_t last_worker_id;
     struct {
         int64_t size;
         int fd;
@@ -348,6 +388,102 @@ typedef struct rctx {
 } rctx;
 
 static const cwsgi_server_api *g_api;
+
+static void sh_lock(probe_state *p)
+{
+    if (pthread_mutex_lock(&p->sh->mu) == EOWNERDEAD) {
+        pthread_mutex_consistent(&p->sh->mu); /* a worker died holding it; the counts stand */
+    }
+}
+
+static void sh_unlock(probe_state *p) { pthread_mutex_unlock(&p->sh->mu); }
+
+/* Sets up a fresh probe_shared: a process-shared robust mutex, no tags, no documents. */
+static int shared_setup(probe_shared *sh)
+{
+    pthread_mutexattr_t a;
+    int k, rc;
+    if (pthread_mutexattr_init(&a) != 0) return -1;
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    rc = pthread_mutex_init(&sh->mu, &a);
+    pthread_mutexattr_destroy(&a);
+    for (k = 0; k < MAX_TAGS; k++) sh->tags[k].doc = -1;
+    for (k = 0; k < DOC_SLOTS; k++) sh->docs[k].owner = -1;
+    sh->magic = SHARED_MAGIC;
+    sh->size = sizeof *sh;
+    return rc == 0 ? 0 : -1;
+}
+
+/* Maps the bookkeeping file `path` (created when absent, grown to size; the pages stay sparse
+ * until written). The first process to map it sets it up; the others wait for that, up to 5 s.
+ * Returns the mapping, or NULL with errbuf filled. */
+static probe_shared *shared_map(const char *path, char *errbuf, size_t errlen)
+{
+    struct stat st;
+    probe_shared *sh;
+    uint32_t fresh = 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600), k;
+    if (fd < 0 || fstat(fd, &st) != 0 ||
+        (st.st_size < (off_t)sizeof *sh && ftruncate(fd, (off_t)sizeof *sh) != 0)) {
+        snprintf(errbuf, errlen, "probe: %s=%s: %s", SHARED_ENV, path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    sh = (probe_shared *)mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (sh == MAP_FAILED) {
+        snprintf(errbuf, errlen, "probe: mmap %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (atomic_compare_exchange_strong(&sh->state, &fresh, 1)) {
+        if (shared_setup(sh) != 0) {
+            snprintf(errbuf, errlen, "probe: cannot set up the shared mutex in %s", path);
+            munmap(sh, sizeof *sh);
+            return NULL;
+        }
+        atomic_store(&sh->state, 2);
+    }
+    for (k = 0; k < 5000 && atomic_load(&sh->state) != 2; k++) {
+        sleep_ms(1);
+    }
+    if (atomic_load(&sh->state) != 2 || sh->magic != SHARED_MAGIC || sh->size != sizeof *sh) {
+        snprintf(errbuf, errlen, "probe: %s is not this probe's bookkeeping file (or its setup stalled)", path);
+        munmap(sh, sizeof *sh);
+        return NULL;
+    }
+    return sh;
+}
+
+/* This process's record, claimed on first use; the caller holds sh->mu. NULL when all
+ * MAX_PROCS records are taken (the driver then sees fewer processes than workers). */
+static proc_rec *proc_claim_locked(probe_state *p)
+{
+    int32_t pid = (int32_t)getpid();
+    int k;
+    for (k = 0; k < MAX_PROCS; k++) {
+        if (p->sh->procs[k].pid == pid) return &p->sh->procs[k];
+    }
+    for (k = 0; k < MAX_PROCS; k++) {
+        if (p->sh->procs[k].pid == 0) {
+            p->sh->procs[k].pid = pid;
+            return &p->sh->procs[k];
+        }
+    }
+    return NULL;
+}
+
+/* Copies this process's own counts into its record; the caller holds sh->mu. */
+static void proc_publish_locked(probe_state *p)
+{
+    if (p->me == NULL) return;
+    p->me->worker_id = p->last_worker_id;
+    p->me->inits = p->inits;
+    p->me->worker_starts = p->worker_starts;
+    p->me->worker_stops = p->worker_stops;
+    p->me->handled = p->handled;
+    p->me->ends = p->ends;
+}
 
 /* Sleeps through the server when it can (ABI 1.1 wait_fd with fd -1), so that the probe keeps
  * the cooperative promise and can be served with -k gevent (THR-5); on a 1.0 server, which runs
@@ -364,24 +500,26 @@ static void probe_sleep(cwsgi_request *req, int64_t ms)
     sleep_ms(ms);
 }
 
-/* Finds or creates the slot for `tag`; the caller holds p->mu. Oldest slots are reused. */
+/* Finds or creates the slot for `tag`; the caller holds sh->mu. Oldest slots are reused. */
 static int tag_slot_locked(probe_state *p, const char *tag, int create)
 {
+    probe_shared *sh = p->sh;
     int k;
     for (k = 0; k < MAX_TAGS; k++) {
-        if (p->tags[k].used && strcmp(p->tags[k].tag, tag) == 0) {
+        if (sh->tags[k].used && strcmp(sh->tags[k].tag, tag) == 0) {
             return k;
         }
     }
     if (!create) {
         return -1;
     }
-    k = (int)(p->next_tag++ % MAX_TAGS);
-    free(p->tags[k].doc);
-    memset(&p->tags[k], 0, sizeof p->tags[k]);
-    p->tags[k].used = 1;
-    p->tags[k].outcome = INT32_MIN;
-    snprintf(p->tags[k].tag, TAG_LEN, "%s", tag);
+    k = (int)(sh->next_tag++ % MAX_TAGS);
+    if (sh->tags[k].doc >= 0) sh->docs[sh->tags[k].doc].owner = -1;
+    memset(&sh->tags[k], 0, sizeof sh->tags[k]);
+    sh->tags[k].used = 1;
+    sh->tags[k].outcome = INT32_MIN;
+    sh->tags[k].doc = -1;
+    snprintf(sh->tags[k].tag, TAG_LEN, "%s", tag);
     return k;
 }
 
@@ -393,8 +531,8 @@ static void note_int(probe_state *p, rctx *rc, const char *key, int64_t v)
     if (rc == NULL || rc->slot < 0) {
         return;
     }
-    pthread_mutex_lock(&p->mu);
-    t = &p->tags[rc->slot];
+    sh_lock(p);
+    t = &p->sh->tags[rc->slot];
     n = snprintf(t->notes + t->notes_len, NOTES_LEN - t->notes_len, "%s\"%s\":%lld",
                  t->notes_len ? "," : "", key, (long long)v);
     if (n > 0 && t->notes_len + (size_t)n < NOTES_LEN) {
@@ -402,18 +540,27 @@ static void note_int(probe_state *p, rctx *rc, const char *key, int64_t v)
     } else {
         t->notes[t->notes_len] = '\0';
     }
-    pthread_mutex_unlock(&p->mu);
+    sh_unlock(p);
 }
 
+/* Keeps the JSON document j for the request's tag, in the oldest of DOC_SLOTS document
+ * slots (the tag that held it loses its document). */
 static void note_doc(probe_state *p, rctx *rc, const jbuf *j)
 {
+    probe_shared *sh = p->sh;
+    tag_rec *t;
     if (rc == NULL || rc->slot < 0 || j->oom || j->len > DOC_MAX) {
         return;
     }
-    pthread_mutex_lock(&p->mu);
-    free(p->tags[rc->slot].doc);
-    p->tags[rc->slot].doc = strdup(j->p);
-    pthread_mutex_unlock(&p->mu);
+    sh_lock(p);
+    t = &sh->tags[rc->slot];
+    if (t->doc < 0) {
+        t->doc = (int)(sh->next_doc++ % DOC_SLOTS);
+        if (sh->docs[t->doc].owner >= 0) sh->tags[sh->docs[t->doc].owner].doc = -1;
+        sh->docs[t->doc].owner = rc->slot;
+    }
+    memcpy(sh->docs[t->doc].text, j->p, j->len + 1);
+    sh_unlock(p);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -532,9 +679,9 @@ static void read_body(probe_state *p, cwsgi_request *req, size_t rsize, size_t k
             br->after_end[k] = g_api->read(req, buf, rsize);
         }
     } else {
-        pthread_mutex_lock(&p->mu);
-        p->read_errors++;
-        pthread_mutex_unlock(&p->mu);
+        sh_lock(p);
+        p->sh->read_errors++;
+        sh_unlock(p);
     }
     free(buf);
 }
@@ -1317,6 +1464,7 @@ static int32_t h_caps(probe_state *p, cwsgi_request *req)
     jb_kint(&j, "abi_minor", g_api->abi_minor);
     jb_kint(&j, "api_struct_size", g_api->struct_size);
     jb_kint(&j, "server_info_rc", g_api->server_info(&si));
+    jb_kint(&j, "pid", (int64_t)getpid());
     jb_kint(&j, "worker_id", si.worker_id);
     jb_kint(&j, "workers", si.workers);
     jb_kint(&j, "threads", si.threads);
@@ -1333,37 +1481,67 @@ static int32_t h_caps(probe_state *p, cwsgi_request *req)
     return respond_json(req, 200, &j);
 }
 
+/* The bookkeeping as JSON. "shared" says whether the counts are those of every process of the
+ * server ($CWSGI_PROBE_SHARED) or of this one. "handled", "ends", "read_errors",
+ * "handled_before_worker_start", "outcomes" and "tag" are of the whole server (all processes
+ * with a shared file); "pid", "info_worker_id" (server_info now), "inits", "worker_starts",
+ * "worker_stops" and "last_worker_id" are of the process that answers; "processes" lists the
+ * record of every process that ran worker_start (its own counts). */
 static int32_t h_stats(probe_state *p, cwsgi_request *req, cwsgi_str qs)
 {
+    probe_shared *sh = p->sh;
     jbuf j = {0};
     char tag[TAG_LEN];
-    int slot = -1;
+    int slot = -1, k;
     long tl = qs_get(qs, "tag", 0, tag, sizeof tag);
-    pthread_mutex_lock(&p->mu);
+    cwsgi_server_info si;
+    memset(&si, 0, sizeof si);
+    si.struct_size = sizeof si;
+    (void)g_api->server_info(&si);
+    sh_lock(p);
     jb_open(&j, "{");
+    jb_kint(&j, "shared", p->sh_len > 0);
+    jb_kint(&j, "pid", (int64_t)getpid());
+    jb_kint(&j, "info_worker_id", si.worker_id);
     jb_kint(&j, "inits", (int64_t)p->inits);
     jb_kint(&j, "worker_starts", (int64_t)p->worker_starts);
     jb_kint(&j, "worker_stops", (int64_t)p->worker_stops);
     jb_kint(&j, "last_worker_id", p->last_worker_id);
-    jb_kint(&j, "handled", (int64_t)p->handled);
-    jb_kint(&j, "ends", (int64_t)p->ends);
-    jb_kint(&j, "read_errors", (int64_t)p->read_errors);
-    jb_kint(&j, "handled_before_worker_start", (int64_t)p->handled_before_worker_start);
+    jb_kint(&j, "handled", (int64_t)sh->handled);
+    jb_kint(&j, "ends", (int64_t)sh->ends);
+    jb_kint(&j, "read_errors", (int64_t)sh->read_errors);
+    jb_kint(&j, "handled_before_worker_start", (int64_t)sh->handled_before_worker_start);
     jb_key(&j, "outcomes");
     jb_open(&j, "{");
-    jb_kint(&j, "ok", (int64_t)p->outcome_ok);
-    jb_kint(&j, "disconnected", (int64_t)p->outcome_disc);
-    jb_kint(&j, "aborted", (int64_t)p->outcome_aborted);
-    jb_kint(&j, "app", (int64_t)p->outcome_app);
-    jb_kint(&j, "other", (int64_t)p->outcome_other);
+    jb_kint(&j, "ok", (int64_t)sh->outcome_ok);
+    jb_kint(&j, "disconnected", (int64_t)sh->outcome_disc);
+    jb_kint(&j, "aborted", (int64_t)sh->outcome_aborted);
+    jb_kint(&j, "app", (int64_t)sh->outcome_app);
+    jb_kint(&j, "other", (int64_t)sh->outcome_other);
     jb_lit(&j, "}");
+    jb_key(&j, "processes");
+    jb_open(&j, "[");
+    for (k = 0; k < MAX_PROCS; k++) {
+        const proc_rec *r = &sh->procs[k];
+        if (r->pid == 0) continue;
+        jb_open(&j, "{");
+        jb_kint(&j, "pid", r->pid);
+        jb_kint(&j, "worker_id", r->worker_id);
+        jb_kint(&j, "inits", (int64_t)r->inits);
+        jb_kint(&j, "worker_starts", (int64_t)r->worker_starts);
+        jb_kint(&j, "worker_stops", (int64_t)r->worker_stops);
+        jb_kint(&j, "handled", (int64_t)r->handled);
+        jb_kint(&j, "ends", (int64_t)r->ends);
+        jb_lit(&j, "}");
+    }
+    jb_lit(&j, "]");
     if (tl > 0) {
         slot = tag_slot_locked(p, tag, 0);
         jb_key(&j, "tag");
         if (slot < 0) {
             jb_lit(&j, "null");
         } else {
-            tag_rec *t = &p->tags[slot];
+            tag_rec *t = &sh->tags[slot];
             jb_open(&j, "{");
             jb_kint(&j, "ends", t->ends);
             jb_key(&j, "outcome");
@@ -1377,12 +1555,12 @@ static int32_t h_stats(probe_state *p, cwsgi_request *req, cwsgi_str qs)
             jb_raw(&j, t->notes, t->notes_len);
             jb_lit(&j, "}");
             jb_key(&j, "doc");
-            jb_lit(&j, t->doc ? t->doc : "null");
+            jb_lit(&j, t->doc >= 0 ? sh->docs[t->doc].text : "null");
             jb_lit(&j, "}");
         }
     }
     jb_lit(&j, "}");
-    pthread_mutex_unlock(&p->mu);
+    sh_unlock(p);
     return respond_json(req, 200, &j);
 }
 
@@ -1393,6 +1571,7 @@ static int32_t h_stats(probe_state *p, cwsgi_request *req, cwsgi_str qs)
 static int32_t probe_init(const cwsgi_server_api *api, void **state, char *errbuf, size_t errlen)
 {
     probe_state *p;
+    const char *shared = getenv(SHARED_ENV);
     int k;
     if (api == NULL || !CWSGI_API_HAS(api, get_extension)) {
         snprintf(errbuf, errlen, "probe needs a CWSGI 1.0 server table");
@@ -1402,6 +1581,22 @@ static int32_t probe_init(const cwsgi_server_api *api, void **state, char *errbu
     if (p == NULL) {
         snprintf(errbuf, errlen, "out of memory");
         return CWSGI_E_NOMEM;
+    }
+    if (shared != NULL && *shared != '\0') {
+        p->sh = shared_map(shared, errbuf, errlen);
+        p->sh_len = sizeof *p->sh;
+        if (p->sh == NULL) {
+            free(p);
+            return CWSGI_E_IO;
+        }
+    } else {
+        p->sh = (probe_shared *)calloc(1, sizeof *p->sh);
+        if (p->sh == NULL || shared_setup(p->sh) != 0) {
+            free(p->sh);
+            free(p);
+            snprintf(errbuf, errlen, "out of memory");
+            return CWSGI_E_NOMEM;
+        }
     }
     pthread_mutex_init(&p->mu, NULL);
     for (k = 0; k < MAX_FILES; k++) {
@@ -1420,10 +1615,12 @@ static int32_t probe_worker_start(void *state, uint32_t worker_id, char *errbuf,
     int n;
     (void)errbuf;
     (void)errlen;
-    pthread_mutex_lock(&p->mu);
+    sh_lock(p);
     p->worker_starts++;
     p->last_worker_id = worker_id;
-    pthread_mutex_unlock(&p->mu);
+    if (p->me == NULL) p->me = proc_claim_locked(p);
+    proc_publish_locked(p);
+    sh_unlock(p);
     n = snprintf(msg, sizeof msg, "probe: worker_start %u", (unsigned)worker_id);
     g_api->log(NULL, CWSGI_LOG_INFO, msg, (size_t)n);
     return CWSGI_OK;
@@ -1432,15 +1629,19 @@ static int32_t probe_worker_start(void *state, uint32_t worker_id, char *errbuf,
 static void probe_worker_stop(void *state, uint32_t worker_id)
 {
     probe_state *p = (probe_state *)state;
-    char msg[64];
+    char msg[80];
+    uint64_t handled, ends;
     int n;
-    pthread_mutex_lock(&p->mu);
+    sh_lock(p);
     p->worker_stops++;
-    pthread_mutex_unlock(&p->mu);
-    /* The driver looks for these lines in the error log after a graceful stop. */
-    n = snprintf(msg, sizeof msg, "probe: worker_stop %u handled=%llu ends=%llu",
-                 (unsigned)worker_id, (unsigned long long)p->handled,
-                 (unsigned long long)p->ends);
+    proc_publish_locked(p);
+    handled = p->handled;
+    ends = p->ends;
+    sh_unlock(p);
+    /* The driver looks for these lines in the error log after a graceful stop, one per worker;
+     * the counts are this process's own. */
+    n = snprintf(msg, sizeof msg, "probe: worker_stop %u handled=%llu ends=%llu", (unsigned)worker_id,
+                 (unsigned long long)handled, (unsigned long long)ends);
     g_api->log(NULL, CWSGI_LOG_WARNING, msg, (size_t)n);
 }
 
@@ -1452,10 +1653,13 @@ static void probe_destroy(void *state)
     for (k = 0; k < MAX_FILES; k++) {
         if (p->files[k].fd >= 0) close(p->files[k].fd);
     }
-    for (k = 0; k < MAX_TAGS; k++) {
-        free(p->tags[k].doc);
-    }
     pthread_mutex_destroy(&p->mu);
+    if (p->sh_len > 0) {
+        munmap(p->sh, p->sh_len); /* the file and its counts stay for the other workers */
+    } else {
+        pthread_mutex_destroy(&p->sh->mu);
+        free(p->sh);
+    }
     free(p);
 }
 
@@ -1491,13 +1695,15 @@ static int32_t probe_handle(void *state, cwsgi_request *req)
         return strcmp(name, "stats") == 0 ? h_stats(p, req, qs) : h_caps(p, req);
     }
 
-    pthread_mutex_lock(&p->mu);
+    sh_lock(p);
+    p->sh->handled++;
     p->handled++;
-    if (p->worker_starts == 0) p->handled_before_worker_start++;
+    if (p->worker_starts == 0) p->sh->handled_before_worker_start++;
+    proc_publish_locked(p);
     if (qs_get(qs, "tag", 0, tag, sizeof tag) > 0) {
         rc->slot = tag_slot_locked(p, tag, 1);
     }
-    pthread_mutex_unlock(&p->mu);
+    sh_unlock(p);
 
     if (strcmp(name, "echo") == 0) return h_echo(p, rc, req, qs);
     if (strcmp(name, "read") == 0) return h_read(p, rc, req, qs);
@@ -1527,22 +1733,25 @@ static void probe_on_request_end(void *state, cwsgi_request *req, int32_t outcom
         note_int(p, rc, "end_write", g_api->write(req, "x", 1));
         note_int(p, rc, "end_finish", g_api->finish(req));
     }
-    pthread_mutex_lock(&p->mu);
+    sh_lock(p);
     if (rc == NULL || !rc->bookkeeping) {
+        probe_shared *sh = p->sh;
+        sh->ends++;
         p->ends++;
+        proc_publish_locked(p);
         switch (outcome) {
-        case CWSGI_OK: p->outcome_ok++; break;
-        case CWSGI_E_DISCONNECTED: p->outcome_disc++; break;
-        case CWSGI_E_ABORTED: p->outcome_aborted++; break;
-        case CWSGI_E_APP: p->outcome_app++; break;
-        default: p->outcome_other++; break;
+        case CWSGI_OK: sh->outcome_ok++; break;
+        case CWSGI_E_DISCONNECTED: sh->outcome_disc++; break;
+        case CWSGI_E_ABORTED: sh->outcome_aborted++; break;
+        case CWSGI_E_APP: sh->outcome_app++; break;
+        default: sh->outcome_other++; break;
         }
     }
     if (rc != NULL && rc->slot >= 0) {
-        p->tags[rc->slot].ends++;
-        p->tags[rc->slot].outcome = outcome;
+        p->sh->tags[rc->slot].ends++;
+        p->sh->tags[rc->slot].outcome = outcome;
     }
-    pthread_mutex_unlock(&p->mu);
+    sh_unlock(p);
 }
 
 static const cwsgi_app_desc probe_desc = {

@@ -1,7 +1,10 @@
 // cases_lifecycle.cc: workers, end of request, disconnects, backpressure, graceful stop, logs
 // (spec/lifecycle.md: LIFE-*; spec/response.md RESP-BODY-2; spec/server.md LOG-*).
+#include <cerrno>
 #include <csignal>
+#include <map>
 #include <regex>
+#include <set>
 #include <sys/wait.h>
 #include <thread>
 
@@ -13,16 +16,54 @@ void check_server_answer(const Response &r, int status, const std::string &what)
 
 namespace {
 
+// The processes of /t/stats that ran worker_start and neither ran worker_stop nor died (the
+// latter is checked only for a server the driver started, whose pids are on this host).
+std::vector<json> live_workers(const Ctx &ctx, const json &stats)
+{
+    std::vector<json> live;
+    for (const json &r : stats["processes"]) {
+        if (r["worker_stops"].get<int64_t>() != 0) continue;
+        if (ctx.t.proc != nullptr && ::kill(static_cast<pid_t>(r["pid"].get<int64_t>()), 0) != 0 && errno == ESRCH) continue;
+        live.push_back(r);
+    }
+    return live;
+}
+
 void worker_start(Ctx &ctx)
 {
     // rule: LIFE-WORKER-1, LIFE-LOAD-1
     json s = ctx.stats();
+    // The process that answered: init once in its memory, worker_start once, then requests.
     check_eq(s["inits"].get<int64_t>(), int64_t(1), "LIFE-LOAD-1: init calls in this process");
     if (s["worker_starts"].get<int64_t>() < 1) fail("LIFE-WORKER-1: worker_start never ran");
     check_eq(s["worker_starts"].get<int64_t>(), int64_t(1), "LIFE-WORKER-1: worker_start calls in this process");
     check_eq(s["handled_before_worker_start"].get<int64_t>(), int64_t(0), "LIFE-WORKER-1: handle calls before worker_start");
     if (s["last_worker_id"].get<int64_t>() < 1) fail("LIFE-WORKER-1: worker_id must be 1 or more, got " + s["last_worker_id"].dump());
-    check_eq(ctx.caps_doc["worker_id"].get<int64_t>(), s["last_worker_id"].get<int64_t>(), "LIFE-WORKER-1: server_info.worker_id after worker_start");
+    check_eq(s["info_worker_id"].get<int64_t>(), s["last_worker_id"].get<int64_t>(), "LIFE-WORKER-1: server_info.worker_id after worker_start");
+    if (!s.value("shared", 0)) {
+        ctx.diag.push_back("per-worker checks skipped: the probe's bookkeeping is not shared by the server's processes (--url)");
+        return;
+    }
+    // Every worker of the server (server_info.workers of them): each ran worker_start once with
+    // an id of its own. Workers boot in parallel; the server may answer before the last did.
+    const int64_t workers = ctx.caps_doc["workers"].get<int64_t>();
+    std::vector<json> live;
+    for (double t0 = now_ms();;) {
+        live = live_workers(ctx, s);
+        if (static_cast<int64_t>(live.size()) >= workers || now_ms() - t0 > 10000) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        s = ctx.stats();
+    }
+    check_eq(static_cast<int64_t>(live.size()), workers, "LIFE-WORKER-1: processes that ran worker_start (server_info.workers)");
+    std::set<int64_t> ids;
+    for (const json &r : live) {
+        std::string who = "worker pid " + r["pid"].dump();
+        check_eq(r["inits"].get<int64_t>(), int64_t(1), "LIFE-LOAD-1: init calls in the memory of " + who);
+        check_eq(r["worker_starts"].get<int64_t>(), int64_t(1), "LIFE-WORKER-1: worker_start calls in " + who);
+        int64_t id = r["worker_id"].get<int64_t>();
+        if (id < 1) fail("LIFE-WORKER-1: " + who + " got worker_id " + std::to_string(id));
+        if (!ids.insert(id).second) fail("LIFE-WORKER-1: two live workers got worker_id " + std::to_string(id));
+    }
 }
 
 void server_info(Ctx &ctx)
@@ -56,6 +97,32 @@ void server_info(Ctx &ctx)
     // rule: ABI-CAP-1: the same bits on every request
     json again = ctx.get_json("/t/caps");
     check_eq(again["caps"], d["caps"], "ABI-CAP-1: capabilities on a second request");
+}
+
+void multiprocess_flag(Ctx &ctx)
+{
+    // rule: LIFE-ARB-18: CWSGI_CAP_MULTIPROCESS (wsgi.multiprocess) with more than one worker;
+    // without it, the fallback of ABI-CAP-3: one process runs the app.
+    const int64_t workers = ctx.caps_doc["workers"].get<int64_t>();
+    const bool declared = ctx.has(CWSGI_CAP_MULTIPROCESS);
+    if (workers > 1 && !declared) {
+        fail("LIFE-ARB-18: server_info.workers is " + std::to_string(workers) + " but CWSGI_CAP_MULTIPROCESS is not declared");
+    }
+    // rule: ABI-CAP-1: every worker offers the same bits. Fresh connections land on any worker.
+    std::set<int64_t> pids;
+    for (int i = 0; i < 40 && static_cast<int64_t>(pids.size()) < workers; i++) {
+        json c = ctx.get_json("/t/caps");
+        check_eq(c["caps"], ctx.caps_doc["caps"], "ABI-CAP-1: capabilities of worker pid " + c["pid"].dump());
+        pids.insert(c["pid"].get<int64_t>());
+    }
+    ctx.diag.push_back(std::to_string(pids.size()) + " worker process(es) answered /t/caps; workers " + std::to_string(workers) +
+                       (declared ? ", multiprocess declared" : ", multiprocess not declared"));
+    json s = ctx.stats();
+    if (declared || !s.value("shared", 0)) return;
+    size_t live = live_workers(ctx, s).size();
+    if (live != 1) {
+        fail("ABI-CAP-3: CWSGI_CAP_MULTIPROCESS is not declared, yet " + std::to_string(live) + " processes run the app");
+    }
 }
 
 void end_once(Ctx &ctx, const std::string &target, int64_t outcome)
@@ -298,16 +365,38 @@ void graceful_stop(Ctx &ctx)
     ctx.diag.push_back("the server exited " + std::to_string(static_cast<int>(took)) + " ms after SIGTERM");
     proc->wait_output("probe: destroy", 2000);
     std::string out = proc->output();
-    size_t ws = out.find("probe: worker_stop"), de = out.find("probe: destroy");
-    if (ws == std::string::npos) fail("LIFE-WORKER-3: worker_stop was not called (no 'probe: worker_stop' in the error log)");
-    if (de == std::string::npos) fail("LIFE-LOAD-3: destroy was not called (no 'probe: destroy' in the error log)");
+    // One worker_stop line per worker (server_info.workers), each logged by its own process
+    // ("[pid]" in the line) with that process's counts; destroy after the worker_stop of the
+    // same process, or of every worker when the app was loaded once in the master (--preload).
+    static const std::regex stop_re(R"(\[([0-9]+)\] \[[A-Z]+\] probe: worker_stop [0-9]+ handled=([0-9]+) ends=([0-9]+))");
+    static const std::regex destroy_re(R"(\[([0-9]+)\] \[[A-Z]+\] probe: destroy)");
+    std::map<std::string, size_t> stopped_at, destroyed_at;
+    for (auto it = std::sregex_iterator(out.begin(), out.end(), stop_re); it != std::sregex_iterator(); ++it) {
+        const std::smatch &m = *it;
+        if (!stopped_at.emplace(m[1].str(), static_cast<size_t>(m.position(0))).second) {
+            fail("LIFE-WORKER-3: worker_stop ran twice in process " + m[1].str());
+        }
+        if (m[2] != m[3]) {
+            fail("LIFE-WORKER-3: worker_stop ran in process " + m[1].str() + " with " + m[2].str() +
+                 " handled requests but only " + m[3].str() + " ended");
+        }
+    }
+    for (auto it = std::sregex_iterator(out.begin(), out.end(), destroy_re); it != std::sregex_iterator(); ++it) {
+        destroyed_at.emplace((*it)[1].str(), static_cast<size_t>(it->position(0)));
+    }
+    if (stopped_at.empty()) fail("LIFE-WORKER-3: worker_stop was not called (no 'probe: worker_stop' in the error log)");
+    if (destroyed_at.empty()) fail("LIFE-LOAD-3: destroy was not called (no 'probe: destroy' in the error log)");
+    check_eq(static_cast<int64_t>(stopped_at.size()), ctx.caps_doc["workers"].get<int64_t>(),
+             "LIFE-WORKER-3: processes that ran worker_start and logged worker_stop (server_info.workers)");
     // rule: THR-3: worker_stop and destroy one after the other, destroy last
-    if (de < ws) fail("LIFE-LOAD-3: destroy ran before worker_stop");
-    std::smatch m;
-    static const std::regex re(R"(probe: worker_stop [0-9]+ handled=([0-9]+) ends=([0-9]+))");
-    std::string tail = out.substr(ws);
-    if (std::regex_search(tail, m, re) && m[1] != m[2]) {
-        fail("LIFE-WORKER-3: worker_stop ran with " + m[1].str() + " handled requests but only " + m[2].str() + " ended");
+    size_t last_stop = 0, last_destroy = 0;
+    for (const auto &[pid, at] : stopped_at) last_stop = std::max(last_stop, at);
+    for (const auto &[pid, at] : destroyed_at) last_destroy = std::max(last_destroy, at);
+    for (const auto &[pid, at] : stopped_at) {
+        auto own = destroyed_at.find(pid);
+        if (own != destroyed_at.end() ? own->second < at : last_destroy < last_stop) {
+            fail("LIFE-LOAD-3: destroy ran before worker_stop (process " + pid + ")");
+        }
     }
 }
 
@@ -490,6 +579,7 @@ void add_lifecycle_cases(std::vector<Case> &out)
                    uint64_t caps = 0) { out.push_back({rule, name, prof, caps, false, std::move(fn)}); };
     add("LIFE-WORKER-1", "worker-start-before-requests", worker_start);
     add("LIFE-INFO-1", "server-info", server_info);
+    add("LIFE-ARB-18", "multiprocess-with-workers", multiprocess_flag);
     add("LIFE-END-1", "end-once-ok", [](Ctx &c) { end_once(c, "/t/env", CWSGI_OK); });
     add("LIFE-END-2", "end-once-app-error", [](Ctx &c) { end_once(c, "/t/fail?when=before", CWSGI_E_APP); });
     add("LIFE-END-2", "end-once-aborted", [](Ctx &c) { end_once(c, "/t/fail?when=after&w=10", CWSGI_E_ABORTED); });

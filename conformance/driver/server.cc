@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -39,10 +40,31 @@ static void track_pid(pid_t pid, bool add)
     }
 }
 
+// The remove_on_exit files of servers not yet destroyed, for kill_all_servers().
+static std::vector<std::string> g_files;
+
 void kill_all_servers()
 {
     std::lock_guard<std::mutex> lk(g_pids_mu);
     for (pid_t p : g_pids) ::kill(p, SIGKILL);
+    for (const std::string &f : g_files) ::unlink(f.c_str());
+}
+
+std::string make_shared_file()
+{
+    const char *dir = std::getenv("TMPDIR");
+    std::string path = std::string(dir && *dir ? dir : "/tmp") + "/cwsgi-probe-XXXXXX";
+    int fd = ::mkstemp(path.data());
+    if (fd < 0) return "";
+    ::close(fd);
+    return path;
+}
+
+void ServerProc::remove_on_exit(const std::string &path)
+{
+    files_.push_back(path);
+    std::lock_guard<std::mutex> lk(g_pids_mu);
+    g_files.push_back(path);
 }
 
 int pick_free_port()
@@ -121,7 +143,8 @@ static int listening_port(const std::string &out)
 }
 
 std::unique_ptr<ServerProc> ServerProc::start(const std::vector<std::string> &argv, int port_hint,
-                                              int timeout_ms, std::string *err)
+                                              int timeout_ms, std::string *err,
+                                              const std::vector<std::string> &env)
 {
     if (argv.empty()) {
         if (err) *err = "empty command";
@@ -135,6 +158,20 @@ std::unique_ptr<ServerProc> ServerProc::start(const std::vector<std::string> &ar
     std::vector<char *> args;
     for (const auto &a : argv) args.push_back(const_cast<char *>(a.c_str()));
     args.push_back(nullptr);
+    // The child's environment is built here: after fork() a threaded process may only call
+    // async-signal-safe functions, and setenv() is not one.
+    std::vector<std::string> envs;
+    for (char **e = environ; *e != nullptr; ++e) {
+        std::string kv = *e;
+        std::string key = kv.substr(0, kv.find('='));
+        bool overridden = std::any_of(env.begin(), env.end(),
+                                      [&](const std::string &x) { return x.compare(0, key.size() + 1, key + "=") == 0; });
+        if (!overridden) envs.push_back(std::move(kv));
+    }
+    envs.insert(envs.end(), env.begin(), env.end());
+    std::vector<char *> envp;
+    for (auto &e : envs) envp.push_back(e.data());
+    envp.push_back(nullptr);
     pid_t pid = fork();
     if (pid < 0) {
         if (err) *err = std::string("fork: ") + strerror(errno);
@@ -147,7 +184,7 @@ std::unique_ptr<ServerProc> ServerProc::start(const std::vector<std::string> &ar
         dup2(pipefd[1], 2);
         int devnull = ::open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0);
-        execvp(args[0], args.data());
+        execvpe(args[0], args.data(), envp.data());
         dprintf(2, "exec %s: %s\n", args[0], strerror(errno));
         _exit(127);
     }
@@ -295,6 +332,11 @@ ServerProc::~ServerProc()
     }
     if (reader_.joinable()) reader_.join();
     if (out_fd_ >= 0) ::close(out_fd_);
+    std::lock_guard<std::mutex> lk(g_pids_mu);
+    for (const std::string &f : files_) {
+        ::unlink(f.c_str());
+        g_files.erase(std::remove(g_files.begin(), g_files.end(), f), g_files.end());
+    }
 }
 
 } // namespace conf

@@ -22,11 +22,13 @@ namespace conf {
 class ServerProc {
 public:
     /// Starts argv (argv[0] is a path or a name looked up in PATH) with stdout and stderr
-    /// captured. When port_hint is 0, waits for the "Listening at:" line to learn the port;
-    /// otherwise waits until port_hint accepts connections. Returns nullptr and sets *err on
-    /// failure (the process is then stopped).
+    /// captured, in the driver's environment plus `env` ("KEY=VALUE" each, overriding). When
+    /// port_hint is 0, waits for the "Listening at:" line to learn the port; otherwise waits
+    /// until port_hint accepts connections. Returns nullptr and sets *err on failure (the
+    /// process is then stopped).
     static std::unique_ptr<ServerProc> start(const std::vector<std::string> &argv, int port_hint,
-                                             int timeout_ms, std::string *err);
+                                             int timeout_ms, std::string *err,
+                                             const std::vector<std::string> &env = {});
     ~ServerProc();
     ServerProc(const ServerProc &) = delete;
     ServerProc &operator=(const ServerProc &) = delete;
@@ -46,6 +48,9 @@ public:
     bool exited() const { return exited_; }
     /// Resident memory of the process and all its descendants, in KiB (-1 when unknown).
     long rss_kib() const;
+    /// A file that belongs to this server (the probe's shared bookkeeping): removed once the
+    /// process is stopped, or by kill_all_servers().
+    void remove_on_exit(const std::string &path);
 
 private:
     ServerProc() = default;
@@ -57,6 +62,7 @@ private:
     bool exited_ = false;
     int wait_status_ = 0;
     std::vector<std::string> argv_;
+    std::vector<std::string> files_; // remove_on_exit
     mutable std::mutex mu_;
     mutable std::condition_variable cv_;
     std::string out_;
@@ -64,9 +70,14 @@ private:
     std::thread reader_;
 };
 
-/// Kills (SIGKILL) every server process this driver started that is still running; for the
-/// watchdog, which must leave nothing behind when a case hangs.
+/// Kills (SIGKILL) every server process this driver started that is still running and removes
+/// their remove_on_exit files; for the watchdog, which must leave nothing behind when a case
+/// hangs.
 void kill_all_servers();
+
+/// Creates an empty file for the probe's shared bookkeeping ($TMPDIR/cwsgi-probe-XXXXXX) and
+/// returns its path, or "" when it cannot.
+std::string make_shared_file();
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close).
 int pick_free_port();

@@ -4,7 +4,9 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <thread>
 
@@ -263,7 +265,26 @@ std::unique_ptr<ServerProc> Suite::start_server(const std::vector<std::string> &
     argv.insert(argv.end(), opt_.server_args.begin(), opt_.server_args.end());
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(opt_.probe_path);
-    return ServerProc::start(argv, 0, 15000, err);
+    return start_with_shared_bookkeeping(argv, 0, err);
+}
+
+std::unique_ptr<ServerProc> Suite::start_with_shared_bookkeeping(const std::vector<std::string> &argv, int port_hint,
+                                                                 std::string *err)
+{
+    // Each server gets its own bookkeeping file, so that its workers (-w N) count together and
+    // nothing mixes with another server's counts.
+    std::string shared = make_shared_file();
+    if (shared.empty()) {
+        if (err) *err = std::string("cannot create the probe's bookkeeping file in $TMPDIR: ") + std::strerror(errno);
+        return nullptr;
+    }
+    auto sp = ServerProc::start(argv, port_hint, 15000, err, {std::string(kProbeSharedEnv) + "=" + shared});
+    if (sp) {
+        sp->remove_on_exit(shared);
+    } else {
+        ::unlink(shared.c_str());
+    }
+    return sp;
 }
 
 Target Suite::target(const std::string &prof)
@@ -285,7 +306,7 @@ Target Suite::target(const std::string &prof)
             for (size_t p; (p = cmd.find("{port}")) != std::string::npos;) cmd.replace(p, 6, std::to_string(port));
             for (size_t p; (p = cmd.find("{app}")) != std::string::npos;) cmd.replace(p, 5, opt_.probe_path);
             std::string err;
-            sp = ServerProc::start({"/bin/sh", "-c", "exec " + cmd}, port, 15000, &err);
+            sp = start_with_shared_bookkeeping({"/bin/sh", "-c", "exec " + cmd}, port, &err);
             if (!sp) fail("server command did not start: " + err);
         }
         t.port = sp->port();

@@ -53,6 +53,10 @@ inline constexpr const char *mnt = "mnt";       // + --script-name /mnt
 inline constexpr const char *fresh = "fresh";   // a new base server for this case alone
 } // namespace profile
 
+/// The probe's bookkeeping is shared by the processes of a server through the file this names
+/// (probe.c); the driver sets it for every server it starts.
+inline constexpr const char *kProbeSharedEnv = "CWSGI_PROBE_SHARED";
+
 inline constexpr int64_t kLimitBody = 1048576; // the limits profile's --limit-request-body
 inline constexpr int kLimitTimeoutS = 2;       // the limits profile's --client-timeout
 
@@ -174,6 +178,9 @@ public:
 
 private:
     std::vector<std::string> profile_flags(const std::string &prof) const;
+    /// Starts argv with $CWSGI_PROBE_SHARED naming a fresh bookkeeping file, removed with it.
+    std::unique_ptr<ServerProc> start_with_shared_bookkeeping(const std::vector<std::string> &argv, int port_hint,
+                                                              std::string *err);
     Options opt_;
     std::map<std::string, std::unique_ptr<ServerProc>> servers_;
     std::map<std::string, std::pair<uint64_t, json>> caps_cache_;

@@ -90,6 +90,11 @@ private:
     void maybe_promote();
     void finish();
     std::string pidfile_path() const { return reexec_parent_ != 0 ? config_.pidfile + ".2" : config_.pidfile; }
+    /// "READY=1" with a STATUS= line for systemctl status: `what` and the worker count.
+    std::string ready_state(const char *what) const
+    {
+        return fmt::format("READY=1\nSTATUS={}: {} worker{}", what, num_workers_, num_workers_ == 1 ? "" : "s");
+    }
     size_t live_in_generation(uint64_t gen, bool ready_only) const;
     bool any_in_transition() const;
 
@@ -342,13 +347,13 @@ void Master::check_generations()
         for (const core::Listener &l : listeners_) {
             log().info(fmt::format("Listening at: {} ({})", shown_address(l, config_), static_cast<long>(::getpid())));
         }
-        std::string state = "READY=1";
+        std::string state = ready_state("Ready");
         if (reexec_parent_ != 0) state += fmt::format("\nMAINPID={}", static_cast<long>(::getpid()));
         sd_notify(state);
     } else {
         log().info(fmt::format("Reload done: {} new worker(s) serve; {} old one(s) retire gracefully",
                                num_workers_, retired));
-        sd_notify("READY=1");
+        sd_notify(ready_state("Reload done"));
     }
 }
 
@@ -464,7 +469,7 @@ void Master::on_exit_of(const Worker &w, int status)
             }
         }
         generation_ = stable_generation_;
-        sd_notify("READY=1");
+        sd_notify(ready_state("Reload failed"));
         return;
     }
     // LIFE-WORKER-2: never a respawn loop. gunicorn's halt().
@@ -525,17 +530,22 @@ void Master::reload()
 {
     if (config_.reload) app_seen_ = stamp_of(app_path_); // what the new generation loads
     // LIFE-ARB-3: the new configuration first; an invalid one leaves everything as it was.
+    // LIFE-ARB-17: systemd (Type=notify-reload) hears of the reload before anything else, and
+    // READY=1 whatever becomes of it, so `systemctl reload` never waits for nothing.
+    sd_notify(fmt::format("RELOADING=1\nSTATUS=Reloading\nMONOTONIC_USEC={}", monotonic_usec()));
     if (reload_) {
         Config fresh;
         std::string error;
         if (!reload_(fresh, error)) {
             log().error(fmt::format("Reload refused, the configuration is unchanged: {}", error));
+            sd_notify(ready_state("Reload refused"));
             return;
         }
         if (fresh.binds != config_.binds && !listeners_inherited_) {
             std::vector<core::Listener> fresh_listeners;
             if (!core::open_listeners(fresh.binds, fresh_listeners, error)) {
                 log().error(fmt::format("Reload refused, the configuration is unchanged: {}", error));
+                sd_notify(ready_state("Reload refused"));
                 return;
             }
             // The old workers keep their own copies until they retire; the files of unix
@@ -567,7 +577,6 @@ void Master::reload()
     if (config_.preload) {
         log().info("Reload with --preload: new workers run the app the master loaded (restart or USR2 to change it)");
     }
-    sd_notify("RELOADING=1");
     // A new generation; manage_workers() spawns it, check_generations() retires the old one
     // once every new worker serves.
     ++generation_;
@@ -633,7 +642,9 @@ void Master::begin_stop(Stop how, int code)
     int64_t now = now_ms();
     if (stopping_ == Stop::none) {
         exit_code_ = code;
-        sd_notify("STOPPING=1");
+        // LIFE-ARB-17: a master that handed its sockets to a re-executed one (USR2) stops, the
+        // service does not: with NotifyAccess=all, STOPPING=1 from it would stop the unit.
+        if (reexec_pid_ == 0) sd_notify("STOPPING=1\nSTATUS=Stopping");
         // LIFE-ARB-8: no new connection reaches this master's workers from here on. A socket
         // that a re-executed master serves keeps its file.
         core::close_listeners(listeners_, reexec_pid_ == 0);

@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -136,9 +137,19 @@ void sd_notify(const std::string &state)
     int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return;
     socklen_t sl = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
-    ssize_t n = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr *>(&sa), sl);
+    // Never blocking: the master's loop must not wait on a manager that does not read. A
+    // notification that finds the queue full is lost, as one to an absent socket is.
+    ssize_t n = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
+                         reinterpret_cast<sockaddr *>(&sa), sl);
     (void)n; // systemd not listening must not stop the server
     ::close(fd);
+}
+
+uint64_t monotonic_usec()
+{
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
 }
 
 bool write_pidfile(const std::string &path, pid_t pid, std::string &error)

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,9 @@ std::vector<std::string> init_process_title();
 /// Type=notify); a no-op otherwise. The protocol is one datagram on a unix socket, written here
 /// directly so that the build needs no libsystemd.
 void sd_notify(const std::string &state);
+/// CLOCK_MONOTONIC in microseconds: the value of sd_notify's MONOTONIC_USEC= field, which
+/// systemd wants with RELOADING=1 (Type=notify-reload).
+uint64_t monotonic_usec();
 
 /// Writes "PID\n" to `path` atomically (a temporary file renamed over it). False with `error`.
 bool write_pidfile(const std::string &path, pid_t pid, std::string &error);

@@ -237,10 +237,22 @@ std::string capabilities_to_string(uint64_t caps)
     return out.empty() ? "none" : out;
 }
 
+namespace {
+
+// LIFE-ARB-18: with more than one worker configured the app runs in several processes at once,
+// which CWSGI_CAP_MULTIPROCESS says (gunicorn's wsgi.multiprocess, PEP 3333). An adapter that
+// runs the app in several processes by itself declares the bit in its own capabilities.
+uint64_t with_process_model(uint64_t adapter_caps, const Config &config)
+{
+    return adapter_caps | (config.workers > 1 ? CWSGI_CAP_MULTIPROCESS : 0);
+}
+
+} // namespace
+
 Context::Context(Config config, std::string adapter_name, uint64_t capabilities)
     : config_(std::move(config)), adapter_name_(std::move(adapter_name)),
       server_software_(fmt::format("cwsgi-serve/{} ({})", CWSGI_VERSION_STRING, adapter_name_)),
-      api_(make_api_table(capabilities))
+      api_(make_api_table(with_process_model(capabilities, config_)))
 {
     log_.set_level(config_.log_level);
     if (::pipe2(stop_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {

@@ -16,12 +16,15 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <ctime>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -438,6 +441,73 @@ std::set<pid_t> pids_seen(int port, int n)
         if (r.status == 200) pids.insert(pid_of(r));
     }
     return pids;
+}
+
+// ---- a service manager's notify socket --------------------------------------------------------
+
+// What systemd listens on for sd_notify(3): an AF_UNIX datagram socket, bound to a path or, for
+// a name starting with '@', in the abstract namespace. env() is the NOTIFY_SOCKET=... to give
+// the server; next() is the next datagram ("" after timeout_ms).
+class NotifySocket {
+public:
+    explicit NotifySocket(const std::string &name) : name_(name)
+    {
+        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        std::memcpy(sa.sun_path, name.data(), std::min(name.size(), sizeof sa.sun_path - 1));
+        if (name[0] == '@') sa.sun_path[0] = '\0';
+        socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
+        if (fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr *>(&sa), len) != 0) {
+            ::close(fd_);
+            fd_ = -1;
+        }
+    }
+    ~NotifySocket()
+    {
+        if (fd_ >= 0) ::close(fd_);
+        if (name_[0] == '/') ::unlink(name_.c_str());
+    }
+    bool ok() const { return fd_ >= 0; }
+    std::string env() const { return "NOTIFY_SOCKET=" + name_; }
+    std::string next(int timeout_ms)
+    {
+        pollfd p{fd_, POLLIN, 0};
+        if (fd_ < 0 || ::poll(&p, 1, timeout_ms) <= 0) return "";
+        char buf[4096];
+        ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+        return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+    }
+
+private:
+    std::string name_;
+    int fd_ = -1;
+};
+
+// The value of `key` in a notification ("READY=1\nSTATUS=..." -> "1" for "READY"), or "" when
+// the message has no such line.
+std::string notify_field(const std::string &msg, const std::string &key)
+{
+    std::istringstream in(msg);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind(key + "=", 0) == 0) return line.substr(key.size() + 1);
+    }
+    return "";
+}
+
+// A notification on one line, for the "# ..." output: "READY=1\\nSTATUS=...".
+std::string one_line(std::string msg)
+{
+    for (size_t at; (at = msg.find('\n')) != std::string::npos;) msg.replace(at, 1, "\\n");
+    return msg;
+}
+
+uint64_t monotonic_usec_now()
+{
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
 }
 
 // ---- the tests --------------------------------------------------------------------------------
@@ -978,6 +1048,100 @@ void test_arbiter__preload_loads_in_the_master(void **) // rule: LIFE-LOAD-1, LI
     assert_non_null(std::strstr(get_once(m.port(), "/hello").body.c_str(), "hello v1"));
 }
 
+
+void test_arbiter__sd_notify_ready_reload_stop(void **) // rule: LIFE-ARB-10, LIFE-ARB-17
+{
+    TempDir dir;
+    NotifySocket sd(dir.file("notify.sock"));
+    assert_true(sd.ok());
+    std::string conf = dir.file("cwsgi.toml");
+    assert_true(write_file(conf, "workers = 2\n"));
+    Master m({"-c", conf, fixture(1)}, dir.file("error.log"), {sd.env()});
+    assert_int_not_equal(m.port(), 0);
+    // READY=1 once the workers serve, so after the Listening line; no MAINPID for the process
+    // systemd started itself.
+    std::string msg = sd.next(15000);
+    std::printf("# notify: %s\n", one_line(msg).c_str());
+    assert_string_equal(notify_field(msg, "READY").c_str(), "1");
+    assert_false(notify_field(msg, "STATUS").empty());
+    assert_string_equal(notify_field(msg, "MAINPID").c_str(), "");
+    assert_non_null(std::strstr(m.log().c_str(), "Listening at:"));
+    assert_int_equal(get_once(m.port(), "/hello").status, 200);
+    // HUP: RELOADING=1 with this machine's CLOCK_MONOTONIC in microseconds (Type=notify-reload
+    // needs it), then READY=1 once the new generation serves.
+    uint64_t before = monotonic_usec_now();
+    m.signal(SIGHUP);
+    msg = sd.next(15000);
+    uint64_t after = monotonic_usec_now();
+    std::printf("# notify: %s\n", one_line(msg).c_str());
+    assert_string_equal(notify_field(msg, "RELOADING").c_str(), "1");
+    uint64_t stamp = std::strtoull(notify_field(msg, "MONOTONIC_USEC").c_str(), nullptr, 10);
+    assert_true(stamp >= before && stamp <= after);
+    msg = sd.next(20000);
+    assert_string_equal(notify_field(msg, "READY").c_str(), "1");
+    assert_non_null(std::strstr(m.log().c_str(), "Reload done"));
+    // A HUP whose configuration does not parse still ends with READY=1, or `systemctl reload`
+    // would wait for it until its timeout.
+    assert_true(write_file(conf, "workers = [2\n"));
+    m.signal(SIGHUP);
+    msg = sd.next(15000);
+    assert_string_equal(notify_field(msg, "RELOADING").c_str(), "1");
+    msg = sd.next(15000);
+    std::printf("# notify: %s\n", one_line(msg).c_str());
+    assert_string_equal(notify_field(msg, "READY").c_str(), "1");
+    assert_non_null(std::strstr(notify_field(msg, "STATUS").c_str(), "refused"));
+    // TERM: STOPPING=1, then a clean exit; nothing else was sent on the way.
+    m.signal(SIGTERM);
+    msg = sd.next(15000);
+    assert_string_equal(notify_field(msg, "STOPPING").c_str(), "1");
+    int st = m.wait_exit(15000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_string_equal(sd.next(200).c_str(), "");
+}
+
+void test_arbiter__sd_notify_follows_a_reexec(void **) // rule: LIFE-ARB-6, LIFE-ARB-17
+{
+    TempDir dir;
+    // An abstract socket this time, as systemd's own is on some systems.
+    NotifySocket sd("@cwsgi-test-notify-" + std::to_string(::getpid()));
+    assert_true(sd.ok());
+    prctl(PR_SET_CHILD_SUBREAPER, 1); // the re-executed master becomes ours when the old one exits
+    Master m({"-w", "1", fixture(1)}, dir.file("error.log"), {sd.env()});
+    assert_int_not_equal(m.port(), 0);
+    assert_string_equal(notify_field(sd.next(15000), "READY").c_str(), "1");
+    // USR2: the new master reports READY=1 with its own pid as the service's main pid.
+    m.signal(SIGUSR2);
+    std::string msg = sd.next(20000);
+    std::printf("# notify: %s\n", one_line(msg).c_str());
+    assert_string_equal(notify_field(msg, "READY").c_str(), "1");
+    pid_t fresh = static_cast<pid_t>(std::atol(notify_field(msg, "MAINPID").c_str()));
+    assert_true(fresh > 0 && fresh != m.pid());
+    m.also_kill(fresh);
+    std::vector<pid_t> kids = children_of(m.pid());
+    assert_true(std::find(kids.begin(), kids.end(), fresh) != kids.end());
+    // TERM to the old master: the service goes on, so no STOPPING=1 from it; the new master
+    // repeats MAINPID once the old one is gone.
+    m.signal(SIGTERM);
+    int st = m.wait_exit(20000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    msg = sd.next(10000);
+    std::printf("# notify: %s\n", one_line(msg).c_str());
+    assert_string_equal(notify_field(msg, "STOPPING").c_str(), "");
+    assert_int_equal(std::atol(notify_field(msg, "MAINPID").c_str()), fresh);
+    assert_int_equal(get_once(m.port(), "/hello").status, 200);
+    ::kill(fresh, SIGTERM);
+    assert_string_equal(notify_field(sd.next(15000), "STOPPING").c_str(), "1");
+    int fst = 0;
+    pid_t got = 0;
+    auto t0 = clock_type::now();
+    while ((got = waitpid(fresh, &fst, WNOHANG)) == 0 && ms_since(t0) < 15000) usleep(10000);
+    assert_int_equal(got, fresh);
+    assert_true(WIFEXITED(fst));
+    assert_int_equal(WEXITSTATUS(fst), 0);
+    prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
 } // namespace
 
 int main()
@@ -1004,6 +1168,8 @@ int main()
         cmocka_unit_test(test_arbiter__harakiri_kills_a_long_request),
         cmocka_unit_test(test_arbiter__max_worker_memory_recycles),
         cmocka_unit_test(test_arbiter__preload_loads_in_the_master),
+        cmocka_unit_test(test_arbiter__sd_notify_ready_reload_stop),
+        cmocka_unit_test(test_arbiter__sd_notify_follows_a_reexec),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
