@@ -14,6 +14,7 @@ using namespace cwsgi::http1;
 using cwsgi::http1::testing::drive;
 using cwsgi::http1::testing::every_byte;
 using cwsgi::http1::testing::Parsed;
+using namespace std::string_literals; // "...\0..."s keeps the NUL
 
 namespace {
 
@@ -162,7 +163,7 @@ void test_parser__field_names(void **) // rule: H1-FIELD-1
     refused("GET / HTTP/1.1\r\n: a\r\n\r\n", 400, "H1-FIELD-1");
     refused("GET / HTTP/1.1\r\nNoColon\r\n\r\n", 400, "H1-FIELD-1");
     refused("GET / HTTP/1.1\r\nA(b): c\r\n\r\n", 400, "H1-FIELD-1");
-    refused(std::string("GET / HTTP/1.1\r\nA\0b: c\r\n\r\n", 29), 400, "H1-FIELD-1");
+    refused("GET / HTTP/1.1\r\nA\0b: c\r\n\r\n"s, 400, "H1-FIELD-1");
     refused("GET / HTTP/1.1\r\nX-\xc3\x9f: c\r\n\r\n", 400, "H1-FIELD-1");
     Parsed p = accepted("GET / HTTP/1.1\r\nX-!#$%&'*+-.^_`|~09az: v\r\nE:\r\n\r\n");
     assert_int_equal(p.fields.size(), 2);
@@ -173,7 +174,7 @@ void test_parser__field_values(void **) // rule: H1-FIELD-2
 {
     refused("GET / HTTP/1.1\r\nX: a\x07z\r\n\r\n", 400, "H1-FIELD-2");
     refused("GET / HTTP/1.1\r\nX: a\x7fz\r\n\r\n", 400, "H1-FIELD-2");
-    refused(std::string("GET / HTTP/1.1\r\nX: a\0z\r\n\r\n", 26), 400, "H1-FIELD-2");
+    refused("GET / HTTP/1.1\r\nX: a\0z\r\n\r\n"s, 400, "H1-FIELD-2");
     refused("GET / HTTP/1.1\r\nX: a\x1bz\r\n\r\n", 400, "H1-FIELD-2");
     // HTAB inside and obs-text are kept as sent.
     Parsed p = accepted("GET / HTTP/1.1\r\nX: a\tb \xc3\x9f\r\n\r\n");
