@@ -307,7 +307,7 @@ Progress BodyDecoder::refuse(uint32_t status, const char *rule, const char *reas
     return Progress::error;
 }
 
-bool BodyDecoder::complete() const { return complete_; }
+bool BodyDecoder::complete() const { return state_ == Chunk::done; }
 
 int64_t BodyDecoder::remaining() const { return kind_ == core::BodyKind::chunked ? -1 : remaining_; }
 
@@ -315,7 +315,7 @@ Progress BodyDecoder::decode(std::string_view in, size_t &consumed, std::string_
 {
     consumed = 0;
     data = {};
-    if (complete_) return Progress::done;
+    if (state_ == Chunk::done) return Progress::done;
     if (state_ == Chunk::error) return Progress::error;
     if (kind_ == core::BodyKind::chunked) return decode_chunked(in, consumed, data);
     return decode_length(in, consumed, data);
@@ -328,7 +328,7 @@ Progress BodyDecoder::decode_length(std::string_view in, size_t &consumed, std::
     consumed = n;
     remaining_ -= static_cast<int64_t>(n);
     if (remaining_ > 0) return Progress::more;
-    complete_ = true;
+    state_ = Chunk::done;
     return Progress::done;
 }
 
@@ -461,7 +461,6 @@ Progress BodyDecoder::trailer_bytes(std::string_view in, size_t &i)
         if (line.empty() || line.back() != '\r') return refuse(400, "H1-LINE-3", "line ended by a bare LF");
         line.remove_suffix(1);
         if (line.empty()) {
-            complete_ = true;
             state_ = Chunk::done;
             return Progress::done;
         }
