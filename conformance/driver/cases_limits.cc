@@ -273,6 +273,9 @@ void add_limits_cases(std::vector<Case> &out)
         {"Host with a path", "GET /t/env HTTP/1.1\r\nHost: 127.0.0.1/x\r\n\r\n"},
         {"Host with a bad port", "GET /t/env HTTP/1.1\r\nHost: 127.0.0.1:8x\r\n\r\n"},
         {"Host with a space", "GET /t/env HTTP/1.1\r\nHost: a b\r\n\r\n"}}, 400, "REQ-HDR-3"));
+    add("REQ-HDR-5", "reject-two-content-types", rejects({
+        {"two values", "POST /t/read HTTP/1.1\r\n" + H + "Content-Type: application/json\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\n{}"},
+        {"the same value twice", "POST /t/read HTTP/1.1\r\n" + H + "Content-Type: text/plain\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"}}, 400, "REQ-HDR-5"));
     add("REQ-HDR-3", "accept-missing-host", [](Ctx &ctx) {
         // rule: REQ-HDR-3: HTTP/1.1 without Host is served; SERVER_NAME comes from the socket.
         accept(ctx, "GET /t/env HTTP/1.1\r\nX-A: b\r\n\r\n", "REQ-HDR-3: HTTP/1.1 without Host");

@@ -55,7 +55,6 @@ const Override *override_for(const std::string &name)
         {"valid/rfc9112_target_authority_connect_01", {"REQ-LINE-3", 501, "CONNECT is answered 501: a CWSGI server has no tunnels"}},
         {"valid/rfc9112_target_authority_ipv6_01", {"REQ-LINE-3", 501, "CONNECT is answered 501: a CWSGI server has no tunnels"}},
         {"valid/rfc9112_target_absolute_userinfo_01", {"REQ-LINE-3", 400, "user info in an http URI is refused (RFC 9110 4.2.4)"}},
-        {"invalid/041", {"ENV-KEYS-3", 0, "a repeated Content-Type is allowed: CONTENT_TYPE is the first value"}},
         {"invalid/rfc9110_trailer_forbidden_cl_01", {"EXT-TRAILERS-2", 0, "forbidden trailer fields may be dropped; they never reach the header list"}},
         {"invalid/rfc9110_trailer_forbidden_host_01", {"EXT-TRAILERS-2", 0, "forbidden trailer fields may be dropped; they never reach the header list"}},
         {"invalid/rfc9110_trailer_forbidden_te_01", {"EXT-TRAILERS-2", 0, "forbidden trailer fields may be dropped; they never reach the header list"}},

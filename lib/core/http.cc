@@ -424,7 +424,10 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
                 return fail(400, "REQ-H2-1", "host field differs from :authority");
             }
         } else if (h.name == "content-type") {
-            if (!ok.has_content_type) ok.content_type = h.value;
+            // REQ-HDR-5: one Content-Type; two would let the app and an intermediary read
+            // different media types from one request.
+            if (ok.has_content_type) return fail(400, "REQ-HDR-5", "more than one Content-Type");
+            ok.content_type = h.value;
             ok.has_content_type = true;
         } else if (h.name == "content-length") {
             // REQ-BODY-2: one Content-Length, 1*DIGIT.

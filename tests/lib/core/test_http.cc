@@ -116,6 +116,13 @@ void test_http__host(void **) // rule: REQ-HDR-3
     assert_int_equal(status_of(head("GET", "/", {})), 0);
 }
 
+void test_http__one_content_type(void **) // rule: REQ-HDR-5
+{
+    assert_int_equal(status_of(head("POST", "/", {{"Content-Type", "application/json"}, {"content-type", "text/html"}})), 400);
+    assert_int_equal(status_of(head("POST", "/", {{"Content-Type", "text/plain"}, {"Content-Type", "text/plain"}})), 400);
+    assert_int_equal(status_of(head("POST", "/", {{"Content-Type", "text/plain"}})), 0);
+}
+
 void test_http__h2_authority(void **) // rule: REQ-H2-1
 {
     RequestHead h = head("GET", "/", {});
@@ -345,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_http__percent_escapes),
         cmocka_unit_test(test_http__header_name_and_value),
         cmocka_unit_test(test_http__host),
+        cmocka_unit_test(test_http__one_content_type),
         cmocka_unit_test(test_http__h2_authority),
         cmocka_unit_test(test_http__h2_host_must_match_authority),
         cmocka_unit_test(test_http__server_name_and_port),
