@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -89,21 +90,28 @@ public:
     void reset();
 
 private:
+    enum class State : uint8_t { start, fields, done, error };
     struct Span {
-        uint32_t off = 0, len = 0;
+        size_t off = 0, len = 0;
     };
     struct FieldSpan {
         Span name, value;
     };
+    Progress refuse(uint32_t status, const char *rule, const char *reason);
+    Progress line_too_long(size_t content);
+    Progress request_line(std::string_view line);
+    Progress field_line(std::string_view line, size_t off);
+    void publish();
     core::Limits limits_;
     std::string_view buf_;
-    size_t pos_ = 0;          // the next byte of buf to look at
-    uint8_t state_ = 0;       // where in the grammar pos_ is
+    size_t pos_ = 0;              // the next byte of buf to look at
+    State state_ = State::start;  // where in the grammar line_start_ is
     Span method_, target_;
     uint32_t major_ = 1, minor_ = 1;
     std::vector<FieldSpan> spans_; // fields as offsets (the buffer may move between calls)
-    mutable std::vector<FieldView> fields_;
-    size_t line_start_ = 0;
+    std::vector<FieldView> fields_;
+    size_t line_start_ = 0;        // the first byte of the line being read
+    uint32_t empty_lines_ = 0;     // empty lines skipped before the request line
     size_t head_size_ = 0;
     Error error_;
     friend bool fill_request_head(const HeadParser &, core::RequestHead &);
@@ -143,12 +151,26 @@ public:
     const std::vector<core::Header> &trailers() const { return trailers_; }
 
 private:
+    // Where a chunked body's reader stands (RFC 9112 section 7.1 grammar, one state per
+    // position in the chunk-size line, the data, the trailer section).
+    enum class Chunk : uint8_t {
+        size_first, size, ext_bws_semi, ext_bws_name, ext_name, ext_after_name,
+        ext_bws_value, ext_token, ext_quoted, ext_quoted_pair, ext_after_quoted,
+        line_lf, data, data_cr, data_lf, trailer, done, error,
+    };
+    Progress refuse(uint32_t status, const char *rule, const char *reason);
+    Progress decode_length(std::string_view in, size_t &consumed, std::string_view &data);
+    Progress decode_chunked(std::string_view in, size_t &consumed, std::string_view &data);
+    bool chunk_line_byte(unsigned char c); // false once state_ is error
+    Progress trailer_bytes(std::string_view in, size_t &i);
     core::Limits limits_;
     core::BodyKind kind_ = core::BodyKind::none;
     int64_t remaining_ = 0;
-    uint8_t state_ = 0;
+    Chunk state_ = Chunk::size_first;
+    bool complete_ = false;
     uint64_t chunk_left_ = 0;
-    size_t line_bytes_ = 0;
+    size_t line_bytes_ = 0; // bytes of the chunk-size line read so far
+    std::string line_;      // the trailer line being read (its bytes may be gone from `in`)
     std::vector<core::Header> trailers_;
     Error error_;
 };
