@@ -293,7 +293,7 @@ void Conn::answer_refused(core::RequestHead &head, const core::HeadCheck &check)
 {
     const size_t before = wbuf_.size();
     std::string answer;
-    http1::write_error(answer, head.http_major == 1 ? head.http_minor : 1, check.status);
+    http1::write_error(answer, 1, check.status); // our own version (RFC 9110 section 6.2)
     uint64_t body_bytes = 0;
     const size_t end = answer.find("\r\n\r\n");
     if (head.method == "HEAD" && end != std::string::npos) {
@@ -391,7 +391,7 @@ bool Conn::pump_response()
     const size_t before = wbuf_.size();
     if (!head_queued_) {
         if (wbuf_.size() == wpos_) last_write_ = Clock::now();
-        http1::write_head(wbuf_, minor_, head_);
+        http1::write_head(wbuf_, 1, head_); // our own version (RFC 9110 section 6.2)
         head_queued_ = true;
         queued_total_ += wbuf_.size() - before;
         head_mark_ = queued_total_;
@@ -505,13 +505,17 @@ bool Conn::settle_wire()
 {
     // The response left (or was cut); the wire outcome is known once the socket took it all.
     if (!final_queued_ || wpos_ != wbuf_.size() || file_started_) return false;
-    int32_t outcome = CWSGI_OK;
-    if (cut_) {
-        outcome = CWSGI_E_IO; // we cut it (RESP-ERR-2)
-    } else if (eof_ || gone_.load(std::memory_order_acquire)) {
-        outcome = CWSGI_E_DISCONNECTED;
+    if (wire_outcome_ == 0) {
+        // Decided when the last byte left, not when the core hears of it: a client that reads
+        // the answer and closes at once did not disconnect from this request.
+        wire_outcome_ = CWSGI_OK;
+        if (cut_) {
+            wire_outcome_ = CWSGI_E_IO; // we cut it (RESP-ERR-2)
+        } else if (gone_.load(std::memory_order_acquire)) {
+            wire_outcome_ = CWSGI_E_DISCONNECTED;
+        }
     }
-    complete_wire(outcome);
+    complete_wire(wire_outcome_);
     return wire_done_;
 }
 
@@ -568,6 +572,7 @@ void Conn::finish_request()
     head_queued_ = false;
     final_queued_ = false;
     wire_done_ = false;
+    wire_outcome_ = 0;
     cut_ = false;
     sent_.store(false, std::memory_order_relaxed);
     parser_.reset();
@@ -616,12 +621,14 @@ void Conn::close_now(int32_t code)
         // a fiber may finish here (LIFE-DISC-1, LIFE-STOP-5).
         task_.orphan(code == CWSGI_E_SHUTDOWN ? CWSGI_E_SHUTDOWN : CWSGI_E_DISCONNECTED);
         task_.run_pending();
-        complete_wire(cut_ ? CWSGI_E_IO : CWSGI_E_DISCONNECTED);
+        // A response that left whole before the close keeps its outcome.
+        const int32_t outcome = wire_outcome_ != 0 ? wire_outcome_ : cut_ ? CWSGI_E_IO : CWSGI_E_DISCONNECTED;
+        complete_wire(outcome);
         if (!wire_done_) {
             // The run job is between handle()'s return and its done hook: end the request
             // here, the done hook cannot run it any more (the connection is gone).
             wire_done_ = true;
-            creq_->complete(CWSGI_E_DISCONNECTED);
+            creq_->complete(outcome);
         }
     }
 }
@@ -824,7 +831,7 @@ int32_t Conn::send_informational(uint32_t status, const std::vector<core::Header
     std::vector<core::Field> fields;
     fields.reserve(headers.size());
     for (const core::Header &h : headers) fields.push_back({h.name, h.value});
-    http1::write_head(info_, minor_, status, "", fields, false);
+    http1::write_head(info_, 1, status, "", fields, false);
     kick_locked();
     // Bounded: an app that sends 1xx after 1xx waits for the loop to take them.
     task_.wait(lk, [&] { return info_.size() < kOutCap || gone_locked_ || stopping_; });

@@ -168,6 +168,7 @@ private:
     bool file_started_ = false;  // the send_file range is being written (after wbuf_)
     bool cut_ = false;           // the app aborted: the response ends without its proper end
     bool wire_done_ = false;     // complete_wire ran for this request
+    int32_t wire_outcome_ = 0;   // fixed when the last byte left (0: not yet)
     bool job_running_ = false;   // a Task job has not returned yet (guarded by mu_ too)
     bool draining_ = false;      // graceful stop: close after this request
     bool eof_ = false;           // read() returned 0

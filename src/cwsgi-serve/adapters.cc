@@ -20,7 +20,7 @@ namespace cwsgi::core {
 
 namespace {
 
-AdapterOps missing(const char *name, const char *summary, const char *reason)
+[[maybe_unused]] AdapterOps missing(const char *name, const char *summary, const char *reason)
 {
     return AdapterOps{name, summary, false, reason, 0, nullptr, false};
 }
