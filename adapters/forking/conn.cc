@@ -94,10 +94,8 @@ void Conn::on_events(uint32_t events)
     if ((events & EPOLLRDHUP) && phase_ == Phase::running && !eof_) {
         // The peer shut its side while bytes we do not read yet remain: it is gone for the
         // app (LIFE-DISC-1) even before read() reaches the end.
-        gone_.store(true, std::memory_order_release);
         rdhup_ = true;
-        std::lock_guard<std::mutex> lk(mu_);
-        task_.notify();
+        note_gone();
     }
     if (events & EPOLLHUP) {
         // Both directions are down (a reset, or our shutdown and the client's): nothing more
@@ -106,6 +104,14 @@ void Conn::on_events(uint32_t events)
         return;
     }
     advance();
+}
+
+void Conn::note_gone()
+{
+    if (!gone_.load(std::memory_order_acquire)) gone_written_ = written_total_;
+    gone_.store(true, std::memory_order_release);
+    std::lock_guard<std::mutex> lk(mu_);
+    task_.notify();
 }
 
 void Conn::on_kick()
@@ -136,11 +142,7 @@ bool Conn::read_socket()
         }
         if (n == 0) {
             eof_ = true;
-            if (phase_ == Phase::running) {
-                gone_.store(true, std::memory_order_release);
-                std::lock_guard<std::mutex> lk(mu_);
-                task_.notify();
-            }
+            if (phase_ == Phase::running) note_gone();
             return true;
         }
         if (errno == EINTR) continue;
@@ -511,7 +513,9 @@ bool Conn::settle_wire()
         wire_outcome_ = CWSGI_OK;
         if (cut_) {
             wire_outcome_ = CWSGI_E_IO; // we cut it (RESP-ERR-2)
-        } else if (gone_.load(std::memory_order_acquire)) {
+        } else if (gone_.load(std::memory_order_acquire) && written_total_ > gone_written_) {
+            // The client left before the end of the response (a client that read a whole
+            // Content-Length body and closed before the app's finish did not).
             wire_outcome_ = CWSGI_E_DISCONNECTED;
         }
     }

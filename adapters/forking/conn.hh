@@ -115,6 +115,8 @@ private:
     static void hook_release(void *self);
     static void hook_describe(void *self, exec::DescribeBuf &out);
 
+    /// The peer was seen leaving while a request runs (end of stream, EPOLLRDHUP).
+    void note_gone();
     /// Makes progress on everything the connection can do now, then sets the epoll mask.
     void advance();
     /// Reads what the socket has (bounded); false when the connection was closed.
@@ -163,6 +165,7 @@ private:
     uint64_t queued_total_ = 0;  // bytes ever appended to wbuf_
     uint64_t written_total_ = 0; // bytes ever written to the socket
     uint64_t head_mark_ = 0;     // queued_total_ right after the response head
+    uint64_t gone_written_ = 0;  // written_total_ when the peer was seen leaving
     bool head_queued_ = false;
     bool final_queued_ = false;  // the end of the response is in wbuf_ (or nothing follows)
     bool file_started_ = false;  // the send_file range is being written (after wbuf_)

@@ -100,8 +100,9 @@ void test_forking__keep_alive_and_pipelining(void **) // rule: RESP-FRAME-6
 void test_forking__64_keepalive_clients_on_two_workers(void **) // rule: LIFE-ARB-1
 {
     // Every client keeps its connection and sends 10 requests, while one long request holds a
-    // worker for a while: the loops hold every idle connection and all of them are served.
-    auto s = start({"-w", "2"});
+    // worker's only app thread (sync: one request at a time per worker) for 1.5 s: the loops
+    // hold every idle connection meanwhile and all of them are served.
+    auto s = start({"-w", "2", "-k", "gthread", "--threads", "1"});
     constexpr int kClients = 64, kRequests = 10;
     std::atomic<int> served{0}, failed{0};
     std::thread slow([&] {
@@ -131,7 +132,7 @@ void test_forking__64_keepalive_clients_on_two_workers(void **) // rule: LIFE-AR
     }
     for (auto &t : threads) t.join();
     slow.join();
-    std::printf("# 64 keep-alive clients on -w 2: %d of %d requests served in %.0f ms, %d failed\n", served.load(),
+    std::printf("# 64 keep-alive clients on -w 2 (sync): %d of %d requests served in %.0f ms, %d failed\n", served.load(),
                 kClients * kRequests, ms_since(t0), failed.load());
     assert_int_equal(failed.load(), 0);
     assert_int_equal(served.load(), kClients * kRequests);
