@@ -157,8 +157,9 @@ void Conn::advance()
 {
     // Bounded: each round either moves bytes or ends; a long pipeline yields to the other
     // connections after a few requests (the rest is taken on the next readiness or kick).
+    bool moved = false;
     for (int round = 0; round < 16 && phase_ != Phase::closed; ++round) {
-        bool moved = false;
+        moved = false;
         if (phase_ == Phase::idle || phase_ == Phase::head) {
             if (rpos_ == rbuf_.size() && eof_) {
                 close_now(CWSGI_E_DISCONNECTED); // the client closed between requests
@@ -177,7 +178,9 @@ void Conn::advance()
             task_.run_pending(); // cooperative mode: the fiber runs here
             moved |= pump_response();
         }
+        const uint64_t written = written_total_;
         if (!write_socket()) return;
+        moved |= written_total_ != written; // room in the socket: the app's next bytes can go
         if (phase_ == Phase::running && !wire_done_) moved |= settle_wire();
         if (phase_ == Phase::running && wire_done_) {
             bool idle;
@@ -202,6 +205,9 @@ void Conn::advance()
         }
         if (!moved) break;
     }
+    if (phase_ == Phase::closed) return;
+    // Stopped by the bound while there was still work: the next loop turn goes on with it.
+    if (moved) srv_.kick(*this);
     update_mask();
 }
 
@@ -381,6 +387,7 @@ bool Conn::pump_response()
         // INPUT-EXPECT-1: the 100 goes out when the app first reads, never after its answer.
         continue_done_ = true;
         if (!committed_ && minor_ >= 1) queue("HTTP/1.1 100 Continue\r\n\r\n");
+        last_read_ = Clock::now(); // the client's body deadline starts with our word
         moved = true;
     }
     if (!info_.empty() && !head_queued_) {
@@ -702,7 +709,8 @@ void Conn::on_tick(Clock::time_point now)
         bool waiting;
         {
             std::lock_guard<std::mutex> lk(mu_);
-            waiting = in_.empty();
+            // A client that waits for our 100 Continue is not stalling (INPUT-EXPECT-1).
+            waiting = in_.empty() && (!expect_continue_ || continue_done_);
         }
         if (waiting) {
             // INPUT-READ-4: no body byte for --client-timeout: the app's read fails with
@@ -735,6 +743,9 @@ void Conn::on_deadline()
 
 void Conn::kick_locked()
 {
+    // A fiber runs inside this connection's own loop turn (advance, close_now), which carries
+    // its changes out right after it yields: no kick needed, and none queued on the hot path.
+    if (srv_.executor().cooperative() && srv_.on_loop_thread()) return;
     srv_.kick(*this);
 }
 
@@ -768,8 +779,9 @@ void Conn::hook_done(void *self)
         std::lock_guard<std::mutex> lk(c->mu_);
         c->job_running_ = false;
     }
-    c->srv_.kick(*c); // the loop moves on to the request's end
-    c->unref();       // the job's reference
+    // The loop moves on to the request's end (a fiber's job ends inside the loop's own turn).
+    if (!c->srv_.on_loop_thread()) c->srv_.kick(*c);
+    c->unref(); // the job's reference
 }
 
 void Conn::hook_hold(void *self) { static_cast<Conn *>(self)->ref(); }

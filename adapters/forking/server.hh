@@ -44,6 +44,8 @@ public:
     bool app_has_request_end() const { return app_has_request_end_; }
     bool stopping() const { return stopping_; }
 
+    /// True on the thread that runs the loop.
+    bool on_loop_thread() const { return std::this_thread::get_id() == loop_thread_; }
     /// Makes the loop call conn.on_kick() soon. Holds a reference on `conn` until then.
     /// Threads: any (the caller holds the Conn's mutex or not).
     void kick(Conn &conn);
