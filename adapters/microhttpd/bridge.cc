@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "core/context.hh"
+#include "http1/writer.hh"
 #include "mhd_head.hh"
 #include "server.hh"
 
@@ -545,12 +546,8 @@ void Bridge::answer_timeout_locked()
     // itself at this point (a stalled head or body), so the 408 can go out directly.
     const int fd = conn_info_ != nullptr ? conn_info_->fd : -1;
     if (fd < 0) return;
-    core::ErrorResponse err = core::make_error_response(408);
-    std::string wire = fmt::format("HTTP/1.1 408 {}\r\n", err.reason);
-    for (const core::Header &h : err.headers)
-        wire += h.name + ": " + h.value + "\r\n";
-    wire += "\r\n";
-    wire += err.body;
+    std::string wire;
+    http1::write_error(wire, 1, 408); // H1-WRITE-4: the same bytes as every adapter's 408
     ssize_t n = ::send(fd, wire.data(), wire.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)n; // best effort: the connection closes right after either way
     const char *what = phase_ == Phase::fresh ? "head" : "body";

@@ -19,6 +19,7 @@ struct Parsed {
     Progress head = Progress::more; // the HeadParser's last answer
     Error error;                    // the parser's or decoder's error
     uint32_t check_status = 0;      // validate_request_head's status (0: valid)
+    std::string check_rule;         // and the rule that decided it
     std::string method, target;
     uint32_t major = 0, minor = 0;
     std::vector<core::Header> fields;
@@ -37,7 +38,7 @@ struct Parsed {
             return true;
         };
         return head == o.head && error.status == o.error.status && std::string_view(error.rule) == o.error.rule &&
-               check_status == o.check_status && method == o.method && target == o.target && major == o.major &&
+               check_status == o.check_status && check_rule == o.check_rule && method == o.method && target == o.target && major == o.major &&
                minor == o.minor && same(fields, o.fields) && head_size == o.head_size && body == o.body &&
                data == o.data && same(trailers, o.trailers) && keep_alive == o.keep_alive;
     }
@@ -99,6 +100,7 @@ inline std::vector<Parsed> drive(std::string_view input, const std::vector<size_
                 if (!fill_request_head(parser, head)) violations().push_back("fill_request_head failed");
                 core::HeadCheck check = core::validate_request_head(head, limits);
                 p.check_status = check.status;
+                p.check_rule = check.rule;
                 p.keep_alive = check.keep_alive;
                 if (check.status != 0) {
                     out.push_back(std::move(p));
