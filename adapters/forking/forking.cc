@@ -35,8 +35,8 @@ const core::AdapterOps &forking_ops()
     // pipelining, and handle() on several threads with -k gthread. Not HTTP/2, not TLS.
     static const core::AdapterOps ops{
         "forking",
-        "pre-fork workers, each an epoll loop with CWSGI's strict HTTP/1.1 parser; handle() one at a time "
-        "(sync), on a thread pool or on fibers",
+        "pre-fork workers, each an epoll loop with CWSGI's own strict HTTP/1.1 parser; handle() on a thread "
+        "pool (--threads 1: gunicorn's sync) or on fibers",
         true,
         nullptr,
         CWSGI_CAP_SENDFILE | CWSGI_CAP_INFORMATIONAL | CWSGI_CAP_REQUEST_TRAILERS | CWSGI_CAP_DISCONNECT |

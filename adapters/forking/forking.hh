@@ -3,8 +3,8 @@
 // `cwsgi-serve --adapter forking -w N app.so` is gunicorn's pre-fork server with CWSGI's own
 // HTTP/1.1 engine: the arbiter's master forks N workers, and each runs one epoll loop that
 // accepts on the inherited listeners, holds idle keep-alive connections, parses requests with
-// lib/http1 and runs handle() through the execution layer (one request at a time by default,
-// as gunicorn's sync worker; a thread pool with -k gthread; fibers with -k gevent). README.md
+// lib/http1 and runs handle() through the execution layer (a thread pool, one request at a time
+// with --threads 1 as gunicorn's sync worker; fibers with -k gevent). README.md
 // in this folder says what it supports, how each ABI call maps onto it, and its limits.
 #pragma once
 

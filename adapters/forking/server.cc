@@ -43,10 +43,10 @@ exec::Executor::Options executor_options(core::Context &ctx)
 {
     exec::Executor::Options o;
     o.mode = ctx.exec_mode();
-    // gunicorn's sync worker is the default: one request at a time per worker, while the loop
-    // keeps every other connection open. -k gthread gives the pool of --threads.
-    const bool sync = !ctx.config().worker_class.has_value();
-    o.threads = sync ? 1u : std::max(1u, ctx.config().threads);
+    // --threads 1 is gunicorn's sync worker (one request at a time per worker, while the loop
+    // keeps every other connection open). It is not the default: THR-4 wants a blocking handle
+    // to block only its own thread, and CWSGI_CAP_THREADS is declared for every mode (ABI-CAP-1).
+    o.threads = std::max(1u, ctx.config().threads);
     o.stack_size = ctx.config().stack_size;
     o.serial = ctx.app() != nullptr && ctx.app()->desc().thread_safety == CWSGI_THREADS_SERIAL;
     o.log_fd = ctx.log().fd() != 2 ? ctx.log().fd() : -1;
