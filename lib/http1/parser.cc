@@ -9,6 +9,7 @@
 // answer the whole input gets. Rule IDs refer to spec/server.md ("HTTP/1.1 wire grammar").
 #include "parser.hh"
 
+#include <array>
 #include <cstring>
 
 namespace cwsgi::http1 {
@@ -31,13 +32,6 @@ int hex_digit(unsigned char c)
     return -1;
 }
 
-bool is_tchar(unsigned char c)
-{
-    static constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           kExtra.find(static_cast<char>(c)) != std::string_view::npos;
-}
-
 // The length a completed line is held to: its bytes without the CR of its CRLF. For a line
 // whose LF has not arrived, the same count of the bytes so far (a last CR may still be the
 // line's own), so that the partial count never exceeds the final one.
@@ -46,35 +40,59 @@ size_t content_length(std::string_view line)
     return line.size() - (!line.empty() && line.back() == '\r' ? 1 : 0);
 }
 
+// RFC 9110 section 5.6.2 tchar, as a table (the core's is_token takes whole strings; here the
+// name's end is found by the same walk that checks it).
+constexpr std::array<bool, 256> make_tchar_table()
+{
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+}
+constexpr auto kTchar = make_tchar_table();
+
+bool is_tchar(unsigned char c) { return kTchar[c]; }
+
+// Why a field line that failed split_field_line's walk is refused, and under which rule: the
+// checks in the order the spec gives them, so that a line breaking two rules is named the same
+// way whatever path found it.
+const char *field_line_error(std::string_view line, const char *&rule)
+{
+    rule = "H1-LINE-3";
+    if (line.find('\r') != std::string_view::npos) return "bare CR";
+    rule = "H1-FIELD-3";
+    if (is_ows(line.front())) return "field line starts with whitespace (obs-fold)";
+    rule = "H1-FIELD-1";
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return "field line without a colon";
+    if (!core::is_token(line.substr(0, colon))) return "field name is not a token";
+    rule = "H1-FIELD-2";
+    return "field value has a control character";
+}
+
 // One field line without its CRLF: field-name ":" OWS field-value OWS (RFC 9112 section 5).
-// The name must be a token, which also refuses whitespace before the colon and an empty
-// name; the value may hold no control byte but HTAB. Returns the error's reason (nullptr when
-// the line is valid) and its rule in `rule`.
+// The name must be a token, which also refuses whitespace before the colon and an empty name;
+// the value may hold no control byte but HTAB (so no bare CR). One walk over the name, one
+// word-at-a-time test of the value; the error path looks again to say which rule failed.
+// Returns the error's reason (nullptr when the line is valid) and its rule in `rule`.
 const char *split_field_line(std::string_view line, std::string_view &name, std::string_view &value,
                              const char *&rule)
 {
-    if (is_ows(line.front())) {
-        rule = "H1-FIELD-3";
-        return "field line starts with whitespace (obs-fold)";
+    const auto *p = reinterpret_cast<const unsigned char *>(line.data());
+    const size_t n = line.size();
+    size_t i = 0;
+    while (i < n && kTchar[p[i]]) ++i;
+    if (i > 0 && i < n && p[i] == ':') {
+        name = line.substr(0, i);
+        size_t b = i + 1, e = n;
+        while (b < e && is_ows(line[b])) ++b;
+        while (e > b && is_ows(line[e - 1])) --e;
+        value = line.substr(b, e - b);
+        if (core::is_field_value(value)) return nullptr;
     }
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) {
-        rule = "H1-FIELD-1";
-        return "field line without a colon";
-    }
-    name = line.substr(0, colon);
-    if (!core::is_token(name)) {
-        rule = "H1-FIELD-1";
-        return "field name is not a token";
-    }
-    value = line.substr(colon + 1);
-    while (!value.empty() && is_ows(value.front())) value.remove_prefix(1);
-    while (!value.empty() && is_ows(value.back())) value.remove_suffix(1);
-    if (!core::is_field_value(value)) {
-        rule = "H1-FIELD-2";
-        return "field value has a control character";
-    }
-    return nullptr;
+    return field_line_error(line, rule);
 }
 
 } // namespace
@@ -137,8 +155,6 @@ Progress HeadParser::feed(std::string_view buf)
         // H1-LINE-3: every line ends with CRLF; a bare LF ends nothing.
         if (line.empty() || line.back() != '\r') return refuse(400, "H1-LINE-3", "line ended by a bare LF");
         line.remove_suffix(1);
-        // H1-LINE-3: a CR appears only before LF.
-        if (line.find('\r') != std::string_view::npos) return refuse(400, "H1-LINE-3", "bare CR");
         const size_t off = line_start_;
         line_start_ = pos_;
         if (state_ == State::start) {
@@ -149,6 +165,8 @@ Progress HeadParser::feed(std::string_view buf)
                 }
                 continue;
             }
+            // H1-LINE-3: a CR appears only before LF (split_field_line checks field lines).
+            if (line.find('\r') != std::string_view::npos) return refuse(400, "H1-LINE-3", "bare CR");
             if (request_line(line) == Progress::error) return Progress::error;
             method_.off += off;
             target_.off += off;
@@ -289,7 +307,7 @@ Progress BodyDecoder::refuse(uint32_t status, const char *rule, const char *reas
     return Progress::error;
 }
 
-bool BodyDecoder::complete() const { return complete_; }
+bool BodyDecoder::complete() const { return state_ == Chunk::done; }
 
 int64_t BodyDecoder::remaining() const { return kind_ == core::BodyKind::chunked ? -1 : remaining_; }
 
@@ -297,7 +315,7 @@ Progress BodyDecoder::decode(std::string_view in, size_t &consumed, std::string_
 {
     consumed = 0;
     data = {};
-    if (complete_) return Progress::done;
+    if (state_ == Chunk::done) return Progress::done;
     if (state_ == Chunk::error) return Progress::error;
     if (kind_ == core::BodyKind::chunked) return decode_chunked(in, consumed, data);
     return decode_length(in, consumed, data);
@@ -310,7 +328,7 @@ Progress BodyDecoder::decode_length(std::string_view in, size_t &consumed, std::
     consumed = n;
     remaining_ -= static_cast<int64_t>(n);
     if (remaining_ > 0) return Progress::more;
-    complete_ = true;
+    state_ = Chunk::done;
     return Progress::done;
 }
 
@@ -442,9 +460,7 @@ Progress BodyDecoder::trailer_bytes(std::string_view in, size_t &i)
         std::string_view line = line_;
         if (line.empty() || line.back() != '\r') return refuse(400, "H1-LINE-3", "line ended by a bare LF");
         line.remove_suffix(1);
-        if (line.find('\r') != std::string_view::npos) return refuse(400, "H1-LINE-3", "bare CR");
         if (line.empty()) {
-            complete_ = true;
             state_ = Chunk::done;
             return Progress::done;
         }

@@ -166,8 +166,7 @@ private:
     core::Limits limits_;
     core::BodyKind kind_ = core::BodyKind::none;
     int64_t remaining_ = 0;
-    Chunk state_ = Chunk::size_first;
-    bool complete_ = false;
+    Chunk state_ = Chunk::size_first; // done and error for every kind; the rest for chunked
     uint64_t chunk_left_ = 0;
     size_t line_bytes_ = 0; // bytes of the chunk-size line read so far
     std::string line_;      // the trailer line being read (its bytes may be gone from `in`)

@@ -96,7 +96,9 @@ void write_head(std::string &out, uint32_t minor, const core::ResponseHead &head
     write_head(out, minor, head.status, head.reason, head.headers, head.framing.framing == core::Framing::chunked);
 }
 
-void write_error(std::string &out, uint32_t minor, uint32_t status)
+void write_error(std::string &out, uint32_t minor, uint32_t status) { write_error(out, minor, status, false); }
+
+void write_error(std::string &out, uint32_t minor, uint32_t status, bool head_request)
 {
     core::ErrorResponse err = core::make_error_response(status);
     core::Field fields[8];
@@ -106,7 +108,7 @@ void write_error(std::string &out, uint32_t minor, uint32_t status)
         fields[n++] = {h.name, h.value};
     }
     write_head(out, minor, err.status, err.reason, std::span<const core::Field>(fields, n), false);
-    out.append(err.body);
+    if (!head_request) out.append(err.body);
 }
 
 void write_chunk_header(std::string &out, size_t size)

@@ -37,6 +37,9 @@ void write_head(std::string &out, uint32_t minor, const core::ResponseHead &head
 /// Appends a whole answer the server gives by itself (core::make_error_response: 400, 408,
 /// 413, ...): head and body, with "Connection: close" as the core's error response says.
 void write_error(std::string &out, uint32_t minor, uint32_t status);
+/// write_error for a request whose method is HEAD when `head_request`: the same head (its
+/// Content-Length included) without the body (REQ-REPLY-1).
+void write_error(std::string &out, uint32_t minor, uint32_t status, bool head_request);
 
 /// Appends the size line of a chunk of `size` bytes ("1a2b\r\n"); `size` must be > 0. The
 /// caller sends the data and then chunk_end().

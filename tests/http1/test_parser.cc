@@ -3,7 +3,12 @@
 // and both runs must agree on everything; each test names the spec rule it checks.
 #include "cmocka.hh"
 
+#include "count_allocations.hh"
+
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -14,6 +19,7 @@ using namespace cwsgi::http1;
 using cwsgi::http1::testing::drive;
 using cwsgi::http1::testing::every_byte;
 using cwsgi::http1::testing::Parsed;
+using namespace std::string_literals; // "...\0..."s keeps the NUL
 
 namespace {
 
@@ -162,7 +168,7 @@ void test_parser__field_names(void **) // rule: H1-FIELD-1
     refused("GET / HTTP/1.1\r\n: a\r\n\r\n", 400, "H1-FIELD-1");
     refused("GET / HTTP/1.1\r\nNoColon\r\n\r\n", 400, "H1-FIELD-1");
     refused("GET / HTTP/1.1\r\nA(b): c\r\n\r\n", 400, "H1-FIELD-1");
-    refused(std::string("GET / HTTP/1.1\r\nA\0b: c\r\n\r\n", 29), 400, "H1-FIELD-1");
+    refused("GET / HTTP/1.1\r\nA\0b: c\r\n\r\n"s, 400, "H1-FIELD-1");
     refused("GET / HTTP/1.1\r\nX-\xc3\x9f: c\r\n\r\n", 400, "H1-FIELD-1");
     Parsed p = accepted("GET / HTTP/1.1\r\nX-!#$%&'*+-.^_`|~09az: v\r\nE:\r\n\r\n");
     assert_int_equal(p.fields.size(), 2);
@@ -173,7 +179,7 @@ void test_parser__field_values(void **) // rule: H1-FIELD-2
 {
     refused("GET / HTTP/1.1\r\nX: a\x07z\r\n\r\n", 400, "H1-FIELD-2");
     refused("GET / HTTP/1.1\r\nX: a\x7fz\r\n\r\n", 400, "H1-FIELD-2");
-    refused(std::string("GET / HTTP/1.1\r\nX: a\0z\r\n\r\n", 26), 400, "H1-FIELD-2");
+    refused("GET / HTTP/1.1\r\nX: a\0z\r\n\r\n"s, 400, "H1-FIELD-2");
     refused("GET / HTTP/1.1\r\nX: a\x1bz\r\n\r\n", 400, "H1-FIELD-2");
     // HTAB inside and obs-text are kept as sent.
     Parsed p = accepted("GET / HTTP/1.1\r\nX: a\tb \xc3\x9f\r\n\r\n");
@@ -412,6 +418,33 @@ void test_parser__core_checks_are_left_to_the_core(void **)
     }
 }
 
+void test_parser__steady_state_allocates_nothing(void **) // rule: H1-INCR-1
+{
+    // After the first request, a head with no more fields than before and a chunked body
+    // without trailers cost no heap allocation (parser.hh's promise for the forking adapter).
+    const std::string first = "GET /a HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+    const std::string next = "POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const std::string body = "5;x=y\r\nhello\r\n0\r\n\r\n";
+    core::HeadCheck chunked;
+    chunked.body = core::BodyKind::chunked;
+    HeadParser p{core::Limits{}};
+    assert_true(p.feed(first) == Progress::done);
+    BodyDecoder d = BodyDecoder::for_check(chunked, core::Limits{});
+    size_t before = g_allocations.load();
+    p.reset();
+    Progress r = Progress::more;
+    for (size_t n = 1; n <= next.size() && r == Progress::more; ++n) r = p.feed(std::string_view(next.data(), n));
+    assert_true(r == Progress::done);
+    std::string_view in = body, data;
+    size_t used = 0;
+    for (int i = 0; i < 10 && r != Progress::error && !in.empty(); ++i) {
+        r = d.decode(in, used, data);
+        in.remove_prefix(used);
+    }
+    assert_true(r == Progress::done);
+    assert_int_equal(g_allocations.load(), before);
+}
+
 } // namespace
 
 int main()
@@ -437,6 +470,7 @@ int main()
         cmocka_unit_test(test_parser__forbidden_trailers),
         cmocka_unit_test(test_parser__fill_request_head),
         cmocka_unit_test(test_parser__core_checks_are_left_to_the_core),
+        cmocka_unit_test(test_parser__steady_state_allocates_nothing),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -2,7 +2,12 @@
 // Date, chunked framing and the server's own error answers. Each test names its spec rule.
 #include "cmocka.hh"
 
+#include "count_allocations.hh"
+
+#include <atomic>
+#include <cstdlib>
 #include <ctime>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -144,6 +149,30 @@ void test_writer__error_answers(void **) // rule: H1-WRITE-4, REQ-REPLY-1
     write_error(out, 0, 400);
     assert_true(out.rfind("HTTP/1.0 400 Bad Request\r\n", 0) == 0);
     assert_true(out.size() > 16 && out.compare(out.size() - 16, 16, "400 Bad Request\n") == 0);
+    // For HEAD: the same head, Content-Length included, and no body.
+    out.clear();
+    write_error(out, 1, 417, true);
+    assert_string_equal(without_date(out).c_str(),
+                        "HTTP/1.1 417 Expectation Failed\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                        "Content-Length: 23\r\nConnection: close\r\n\r\n");
+}
+
+void test_writer__steady_state_allocates_nothing(void **) // rule: H1-WRITE-1, H1-WRITE-3
+{
+    // A connection reuses its output string: once it has room, writing a head, chunk headers
+    // and the last chunk costs no heap allocation.
+    core::Field fields[] = {{"Content-Type", "text/plain"}, {"X-Request-Id", "0123456789abcdef"}};
+    std::string out;
+    out.reserve(1024);
+    http_date(); // the first call of a thread may set up its cache
+    size_t before = g_allocations.load();
+    for (int i = 0; i < 100; ++i) {
+        out.clear();
+        write_head(out, 1, 200, "", fields, true);
+        write_chunk_header(out, 4096);
+        write_last_chunk(out, {});
+    }
+    assert_int_equal(g_allocations.load(), before);
 }
 
 } // namespace
@@ -156,6 +185,7 @@ int main()
         cmocka_unit_test(test_writer__date_is_imf_fixdate_cached_per_second),
         cmocka_unit_test(test_writer__chunks_and_trailers),
         cmocka_unit_test(test_writer__error_answers),
+        cmocka_unit_test(test_writer__steady_state_allocates_nothing),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
