@@ -198,7 +198,8 @@ void obs_text(Ctx &ctx)
 void gzip_chunked(Ctx &ctx)
 {
     // rule: REQ-BODY-5: only the chunked framing is removed; the app sees the coding.
-    std::string body = "\x1f\x8b\x08\x00not-really-gzip";
+    // Built with its length: the NUL inside would end a plain C string after three bytes.
+    const std::string body("\x1f\x8b\x08\x00not-really-gzip", 19);
     std::string raw = "POST /t/env HTTP/1.1\r\n" + host(ctx) + "Transfer-Encoding: gzip, chunked\r\n\r\n" +
                       "13\r\n" + body + "\r\n0\r\n\r\n";
     Response r = ctx.exchange(raw);

@@ -471,19 +471,20 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
         if (head.http_minor == 0) return fail(400, "REQ-BODY-3", "Transfer-Encoding in HTTP/1.0");
         // "identity" is obsolete (RFC 9112 removed it); gunicorn accepts it as a no-op and so
         // do we, so that old clients keep working.
-        std::vector<std::string> real;
-        for (auto &c : codings) {
-            if (c != "identity") real.push_back(c);
-        }
-        for (size_t i = 0; i < real.size(); ++i) {
-            if (real[i] == "chunked") {
-                if (i + 1 != real.size()) return fail(400, "REQ-BODY-4", "chunked is not the final transfer-coding");
+        // Nothing may follow chunked, not even "identity": a message whose list ends in another
+        // coding has no framing this server can trust (gunicorn refuses it too).
+        bool real = false;
+        for (size_t i = 0; i < codings.size(); ++i) {
+            const std::string &c = codings[i];
+            if (c == "chunked") {
+                if (i + 1 != codings.size()) return fail(400, "REQ-BODY-4", "chunked is not the final transfer-coding");
                 chunked = true;
-            } else if (!is_passthrough_coding(real[i])) {
-                return fail(501, "REQ-BODY-5", "unsupported transfer-coding '" + real[i].substr(0, 32) + "'");
+            } else if (c != "identity" && !is_passthrough_coding(c)) {
+                return fail(501, "REQ-BODY-5", "unsupported transfer-coding '" + c.substr(0, 32) + "'");
             }
+            real = real || c != "identity";
         }
-        if (!real.empty() && !chunked) return fail(400, "REQ-BODY-4", "chunked is not the final transfer-coding");
+        if (real && !chunked) return fail(400, "REQ-BODY-4", "chunked is not the final transfer-coding");
         if (chunked && saw_cl) return fail(400, "REQ-BODY-6", "both Content-Length and Transfer-Encoding");
     }
 

@@ -12,12 +12,15 @@
 #ifdef CWSGI_HAVE_MICROHTTPD
 #include "microhttpd/microhttpd.hh"
 #endif
+#ifdef CWSGI_HAVE_FORKING
+#include "forking/forking.hh"
+#endif
 
 namespace cwsgi::core {
 
 namespace {
 
-AdapterOps missing(const char *name, const char *summary, const char *reason)
+[[maybe_unused]] AdapterOps missing(const char *name, const char *summary, const char *reason)
 {
     return AdapterOps{name, summary, false, reason, 0, nullptr, false};
 }
@@ -37,8 +40,12 @@ const AdapterOps *build_table()
         missing("microhttpd", "libmicrohttpd: threads, epoll (the simple embeddable one)",
                 "libmicrohttpd was not found at build time (apt-get install libmicrohttpd-dev)"),
 #endif
+#ifdef CWSGI_HAVE_FORKING
+        cwsgi::adapters::forking_ops(),
+#else
         missing("forking", "pre-fork workers with a strict HTTP/1.1 parser and crash isolation",
-                "the forking adapter is not part of this build yet"),
+                "the forking adapter is not part of this build"),
+#endif
         AdapterOps{nullptr, nullptr, false, nullptr, 0, nullptr, false},
     };
     return table;

@@ -1,0 +1,404 @@
+// http_client.hh: a small raw HTTP/1.x client and a cwsgi-serve runner for end-to-end tests.
+//
+// Header-only, for tests that start a real server and talk to it over loopback: ServeProcess
+// starts `cwsgi-serve ... --bind 127.0.0.1:0` in a process group of its own, learns the port
+// from its "Listening at:" line and kills the whole group at the end; Client sends exact bytes
+// and reads responses (status, headers in order, Content-Length, chunked and close-delimited
+// bodies, 1xx skipped), every read bounded by a timeout. The same few functions existed in
+// several test files before (tests/arbiter, adapters/h2o, adapters/microhttpd); new tests use
+// this one. Threads: one Client per thread; ServeProcess is used by one thread.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+extern char **environ;
+
+namespace cwsgi::testing {
+
+using Clock = std::chrono::steady_clock;
+
+/// Milliseconds since `t0`.
+inline double ms_since(Clock::time_point t0)
+{
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+/// The whole file at `path` ("" when it cannot be read).
+inline std::string slurp(const std::string &path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+/// A TCP connection to 127.0.0.1:`port` (blocking, TCP_NODELAY), or -1.
+inline int connect_loopback(int port)
+{
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+/// One parsed response. status 0: none came complete (error says why).
+struct Response {
+    int status = 0;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+    bool complete = false; // the body ended as its framing says
+    std::string error;     // "timeout", "closed", "reset", "malformed"
+
+    /// The first value of header `name` (case-insensitive), or "".
+    std::string header(std::string_view name) const
+    {
+        for (const auto &h : headers) {
+            if (h.first.size() != name.size()) continue;
+            bool same = true;
+            for (size_t i = 0; i < name.size() && same; ++i) {
+                same = std::tolower(static_cast<unsigned char>(h.first[i])) ==
+                       std::tolower(static_cast<unsigned char>(name[i]));
+            }
+            if (same) return h.second;
+        }
+        return "";
+    }
+};
+
+/// A raw HTTP/1.x client on one connection. Bytes read past a response are kept for the next
+/// one (pipelining).
+class Client {
+public:
+    explicit Client(int port) : fd_(connect_loopback(port)) {}
+    ~Client() { close(); }
+    Client(const Client &) = delete;
+    Client &operator=(const Client &) = delete;
+
+    bool ok() const { return fd_ >= 0; }
+    int fd() const { return fd_; }
+    void close()
+    {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+    /// Closes with an RST (SO_LINGER 0) instead of a FIN.
+    void reset()
+    {
+        if (fd_ < 0) return;
+        linger l{1, 0};
+        ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        close();
+    }
+    void shutdown_write()
+    {
+        if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+    }
+
+    /// Sends all of `bytes`; false when the connection failed.
+    bool send(std::string_view bytes)
+    {
+        while (!bytes.empty() && fd_ >= 0) {
+            ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return false;
+            bytes.remove_prefix(static_cast<size_t>(n));
+        }
+        return fd_ >= 0;
+    }
+
+    /// Reads one final response (1xx skipped, counted in informational()) within `timeout_ms`.
+    /// `head_request`: the response has no body whatever its headers say.
+    Response read_response(int timeout_ms = 5000, bool head_request = false)
+    {
+        Response r;
+        auto t0 = Clock::now();
+        for (;;) {
+            size_t end;
+            while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
+                if (!fill(t0, timeout_ms, r)) return r;
+            }
+            std::string head = buf_.substr(0, end);
+            buf_.erase(0, end + 4);
+            if (!parse_head(head, r)) return r;
+            if (r.status >= 100 && r.status < 200) {
+                ++informational_;
+                r = Response{};
+                continue;
+            }
+            break;
+        }
+        const std::string te = r.header("Transfer-Encoding");
+        const std::string cl = r.header("Content-Length");
+        if (head_request || r.status == 204 || r.status == 304) {
+            r.complete = true;
+        } else if (te.find("chunked") != std::string::npos) {
+            read_chunked(t0, timeout_ms, r);
+        } else if (!cl.empty()) {
+            size_t want = std::strtoull(cl.c_str(), nullptr, 10);
+            while (buf_.size() < want) {
+                if (!fill(t0, timeout_ms, r)) return r;
+            }
+            r.body = buf_.substr(0, want);
+            buf_.erase(0, want);
+            r.complete = true;
+        } else {
+            Response tmp;
+            while (fill(t0, timeout_ms, tmp)) {
+            }
+            r.body = std::move(buf_);
+            buf_.clear();
+            r.complete = tmp.error == "closed";
+        }
+        return r;
+    }
+
+    /// True when the server closes the connection (EOF or reset) within `timeout_ms`; bytes
+    /// that arrive meanwhile are dropped.
+    bool wait_closed(int timeout_ms)
+    {
+        auto t0 = Clock::now();
+        Response tmp;
+        while (fill(t0, timeout_ms, tmp)) buf_.clear();
+        return tmp.error == "closed" || tmp.error == "reset";
+    }
+
+    int informational() const { return informational_; }
+
+private:
+    // Reads more into buf_ before the deadline; false (with r.error) at EOF, error or timeout.
+    bool fill(Clock::time_point t0, int timeout_ms, Response &r)
+    {
+        if (fd_ < 0) {
+            r.error = "closed";
+            return false;
+        }
+        int left = timeout_ms - static_cast<int>(ms_since(t0));
+        if (left <= 0) {
+            r.error = "timeout";
+            return false;
+        }
+        pollfd p{fd_, POLLIN, 0};
+        int pr = ::poll(&p, 1, left);
+        if (pr == 0) {
+            r.error = "timeout";
+            return false;
+        }
+        if (pr < 0) {
+            r.error = errno == EINTR ? "timeout" : "reset";
+            return errno == EINTR;
+        }
+        char tmp[65536];
+        ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+        if (n > 0) {
+            buf_.append(tmp, static_cast<size_t>(n));
+            return true;
+        }
+        if (n < 0 && errno == EINTR) return true;
+        r.error = n == 0 ? "closed" : "reset";
+        return false;
+    }
+
+    static bool parse_head(const std::string &head, Response &r)
+    {
+        size_t eol = head.find("\r\n");
+        std::string line = head.substr(0, eol);
+        if (line.rfind("HTTP/1.", 0) != 0 || line.size() < 12) {
+            r.error = "malformed";
+            return false;
+        }
+        r.status = std::atoi(line.c_str() + 9);
+        size_t pos = eol == std::string::npos ? head.size() : eol + 2;
+        while (pos < head.size()) {
+            size_t e = head.find("\r\n", pos);
+            if (e == std::string::npos) e = head.size();
+            std::string f = head.substr(pos, e - pos);
+            size_t colon = f.find(':');
+            if (colon != std::string::npos) {
+                size_t v = colon + 1;
+                while (v < f.size() && (f[v] == ' ' || f[v] == '\t')) ++v;
+                r.headers.emplace_back(f.substr(0, colon), f.substr(v));
+            }
+            pos = e + 2;
+        }
+        return true;
+    }
+
+    void read_chunked(Clock::time_point t0, int timeout_ms, Response &r)
+    {
+        for (;;) {
+            size_t eol;
+            while ((eol = buf_.find("\r\n")) == std::string::npos) {
+                if (!fill(t0, timeout_ms, r)) return;
+            }
+            size_t size = std::strtoull(buf_.c_str(), nullptr, 16);
+            buf_.erase(0, eol + 2);
+            if (size == 0) {
+                // Trailers, then the empty line.
+                while ((eol = buf_.find("\r\n")) != 0) {
+                    if (eol == std::string::npos) {
+                        if (!fill(t0, timeout_ms, r)) return;
+                        continue;
+                    }
+                    buf_.erase(0, eol + 2);
+                }
+                buf_.erase(0, 2);
+                r.complete = true;
+                return;
+            }
+            while (buf_.size() < size + 2) {
+                if (!fill(t0, timeout_ms, r)) return;
+            }
+            r.body.append(buf_, 0, size);
+            buf_.erase(0, size + 2);
+        }
+    }
+
+    int fd_ = -1;
+    std::string buf_;
+    int informational_ = 0;
+};
+
+/// "GET `target` HTTP/1.1" with a Host header and `extra` header lines (each ending in CRLF).
+inline std::string get(const std::string &target, const std::string &extra = "")
+{
+    return "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra + "\r\n";
+}
+
+/// A cwsgi-serve process (the master and its workers) for one test.
+class ServeProcess {
+public:
+    /// Starts `serve_bin` with `args` (the app last) plus "--bind 127.0.0.1:0", and waits up to
+    /// 15 s for "Listening at:" (port() stays 0 when it never came).
+    ServeProcess(const std::string &serve_bin, std::vector<std::string> args)
+    {
+        args.insert(args.begin(), serve_bin);
+        args.insert(args.end() - 1, {"--bind", "127.0.0.1:0"});
+        std::vector<char *> argv;
+        for (auto &a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) return;
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive a test killed by its timeout
+            ::setpgid(0, 0);                    // a group of its own: killed whole at the end
+            ::dup2(fds[1], 1);
+            ::dup2(fds[1], 2);
+            ::execve(argv[0], argv.data(), environ);
+            ::dprintf(2, "exec %s: %s\n", argv[0], std::strerror(errno));
+            ::_exit(127);
+        }
+        ::close(fds[1]);
+        out_fd_ = fds[0];
+        reader_ = std::thread([this] { read_output(); });
+        const std::string mark = "Listening at: http://127.0.0.1:";
+        if (wait_for(mark, 15000)) {
+            std::string all = output();
+            port_ = std::atoi(all.c_str() + all.find(mark) + mark.size());
+        }
+        if (port_ == 0) std::fprintf(stderr, "cwsgi-serve did not start; output:\n%s\n", output().c_str());
+    }
+    ~ServeProcess()
+    {
+        if (pid_ > 0) {
+            ::kill(-pid_, SIGKILL);
+            if (!exited_) {
+                int st;
+                ::waitpid(pid_, &st, 0);
+            }
+        }
+        if (reader_.joinable()) reader_.join();
+        if (out_fd_ >= 0) ::close(out_fd_);
+    }
+    ServeProcess(const ServeProcess &) = delete;
+    ServeProcess &operator=(const ServeProcess &) = delete;
+
+    int port() const { return port_; }
+    pid_t pid() const { return pid_; }
+    void signal(int sig) const { ::kill(pid_, sig); }
+
+    /// Everything the server wrote to stdout and stderr so far.
+    std::string output()
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        return out_;
+    }
+    /// Waits up to `timeout_ms` for `needle` in the output.
+    bool wait_for(const std::string &needle, int timeout_ms)
+    {
+        auto t0 = Clock::now();
+        while (output().find(needle) == std::string::npos) {
+            if (ms_since(t0) > timeout_ms) return false;
+            ::usleep(5000);
+        }
+        return true;
+    }
+    /// Waits up to `timeout_ms` for the master to exit; its waitpid status, or -1.
+    int wait_exit(int timeout_ms)
+    {
+        auto t0 = Clock::now();
+        int st = 0;
+        while (::waitpid(pid_, &st, WNOHANG) == 0) {
+            if (ms_since(t0) > timeout_ms) return -1;
+            ::usleep(5000);
+        }
+        exited_ = true;
+        return st;
+    }
+
+private:
+    void read_output()
+    {
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(out_fd_, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+            if (n > 0) {
+                std::lock_guard<std::mutex> lk(mu_);
+                out_.append(buf, static_cast<size_t>(n));
+            }
+        }
+    }
+
+    pid_t pid_ = -1;
+    bool exited_ = false;
+    int out_fd_ = -1;
+    int port_ = 0;
+    std::thread reader_;
+    std::mutex mu_;
+    std::string out_;
+};
+
+} // namespace cwsgi::testing
