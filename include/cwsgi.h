@@ -600,8 +600,11 @@ typedef struct cwsgi_app_desc {
     const char *const *required_extensions; /* NULL-terminated list of names, or NULL */
 
     /**
-     * Called once per app load, in the master before any fork (LIFE-LOAD-1). Open nothing
-     * here that must not be shared across processes (sockets, threads): use worker_start.
+     * Called once in each process that loads the app (LIFE-LOAD-1): in each worker after the
+     * fork by default, in the master before any fork with --preload. The place to read the
+     * app's configuration: its settings (setting_get, since 1.2; LIFE-SET-1) and environment
+     * variables. Open nothing here that must not be shared across processes (sockets,
+     * threads): use worker_start.
      * @param api the server's table; valid until the process exits.
      * @param app_state receives the pointer passed to every other callback.
      * @param errbuf on failure, a one-line reason (NUL-terminated, at most errlen bytes).

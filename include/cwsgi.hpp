@@ -1106,8 +1106,9 @@ T parse_setting(std::string_view key, std::string_view text)
 // ------------------------------------------------------------------------------------------
 
 /// Base class of a C++ app exported with CWSGI_APP. The derived class needs a default
-/// constructor; it is constructed in the server's init (in the master, before fork: LIFE-LOAD-1)
-/// and destroyed in destroy (LIFE-LOAD-3). Override what you need; by default handle() runs
+/// constructor; it is constructed in the server's init (in each process that loads the app: each
+/// worker after the fork, or the master before it with --preload; LIFE-LOAD-1) and destroyed in
+/// destroy (LIFE-LOAD-3). init() is where it reads its settings (setting(), since 1.2). Override what you need; by default handle() runs
 /// router(). To change what the descriptor declares, hide the static functions:
 ///   static constexpr uint32_t thread_safety() { return CWSGI_THREADS_SAFE; }
 ///   static constexpr uint64_t required_caps() { return CWSGI_CAP_SENDFILE; }
