@@ -18,7 +18,10 @@ using namespace cwsgi::core;
 
 namespace {
 
-int32_t ok_handle(void *, cwsgi_request *) { return CWSGI_OK; }
+int32_t ok_handle(void *, cwsgi_request *)
+{
+    return CWSGI_OK;
+}
 
 // A descriptor that declares `minor`; entry_1_1 and entry_1_2 hand out one each.
 cwsgi_app_desc make_desc(uint16_t minor)
@@ -170,8 +173,7 @@ void test_settings_abi__hpp_on_old_and_new_tables(void **) // rule: ABI-STRUCT-3
     assert_false(cwsgi::setting(nullptr, "model.path").has_value());
 }
 
-template <class T>
-bool refused(const char *text)
+template <class T> bool refused(const char *text)
 {
     try {
         (void)cwsgi::parse_setting<T>("k", text);

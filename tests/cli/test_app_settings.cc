@@ -64,7 +64,10 @@ std::string write_file(const std::string &name, const std::string &text)
     return path;
 }
 
-bool has(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
+bool has(const std::string &text, const std::string &part)
+{
+    return text.find(part) != std::string::npos;
+}
 
 // ---- in process: the test host --------------------------------------------------------------
 
@@ -188,7 +191,8 @@ int run_to_end(std::vector<std::string> args, std::string &output)
         dup2(fd, 1);
         dup2(fd, 2);
         std::vector<char *> argv;
-        for (auto &a : args) argv.push_back(a.data());
+        for (auto &a : args)
+            argv.push_back(a.data());
         argv.push_back(nullptr);
         execve(argv[0], argv.data(), environ);
         _exit(127);
@@ -214,8 +218,8 @@ public:
     explicit Master(std::vector<std::string> args) : log_(g_dir + "/master.log")
     {
         std::remove(log_.c_str());
-        args.insert(args.begin(), {serve_binary(), "--adapter", "microhttpd", "-b", "127.0.0.1:0", "--error-logfile",
-                                   log_});
+        args.insert(args.begin(),
+                    {serve_binary(), "--adapter", "microhttpd", "-b", "127.0.0.1:0", "--error-logfile", log_});
         args.push_back(app_path());
         pid_ = fork();
         if (pid_ == 0) {
@@ -225,7 +229,8 @@ public:
             dup2(null, 1);
             dup2(null, 2);
             std::vector<char *> argv;
-            for (auto &a : args) argv.push_back(a.data());
+            for (auto &a : args)
+                argv.push_back(a.data());
             argv.push_back(nullptr);
             execve(argv[0], argv.data(), environ);
             _exit(127);
@@ -254,7 +259,8 @@ public:
         for (;;) {
             std::string log = read_file(log_);
             size_t n = 0;
-            for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
+            for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1))
+                ++n;
             if (n >= count) return true;
             if (clock_type::now() - t0 > std::chrono::milliseconds(timeout_ms)) return false;
             usleep(10000);
@@ -279,7 +285,8 @@ public:
             if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
                 char buf[4096];
                 ssize_t n;
-                while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) resp.append(buf, static_cast<size_t>(n));
+                while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0)
+                    resp.append(buf, static_cast<size_t>(n));
             }
         }
         ::close(fd);
@@ -363,6 +370,11 @@ void test_app_settings__duplicate_name_refused(void **) // rule: LIFE-SET-2
     std::string file = write_file("dup.toml", "[app]\n\"a.b\" = 1\n[app.a]\nb = 2\n");
     int rc = run_to_end({"--check", "-c", file, app_path()}, out);
     if (rc != 2 || !has(out, "dup.toml:4: app.a.b is given twice")) fail_msg("exit %d, output:\n%s", rc, out.c_str());
+    // A NUL in a key could never be looked up with a NUL-terminated key.
+    file = write_file("nul.toml", "[app]\n\"a\\u0000b\" = 1\n");
+    rc = run_to_end({"--check", "-c", file, app_path()}, out);
+    if (rc != 2 || !has(out, "nul.toml:2: app: a key holds a NUL character"))
+        fail_msg("exit %d, output:\n%s", rc, out.c_str());
 }
 
 void test_app_settings__hup_rereads_the_table(void **) // rule: LIFE-SET-3, LIFE-ARB-3
@@ -375,7 +387,8 @@ void test_app_settings__hup_rereads_the_table(void **) // rule: LIFE-SET-3, LIFE
     m.signal(SIGHUP);
     // The new generation loads the app and runs init anew; once the old one has drained, every
     // answer comes from it.
-    if (!m.wait_answer("/init", "second", 20000)) fail_msg("no answer from init's new settings; log:\n%s", m.log().c_str());
+    if (!m.wait_answer("/init", "second", 20000))
+        fail_msg("no answer from init's new settings; log:\n%s", m.log().c_str());
     if (!m.wait_for(") exited", 20000, 2)) fail_msg("the old generation did not end; log:\n%s", m.log().c_str());
     assert_string_equal(m.get("/init").c_str(), "second");
     assert_string_equal(m.get("/worker").c_str(), "second");
@@ -385,7 +398,8 @@ void test_app_settings__hup_rereads_the_table(void **) // rule: LIFE-SET-3, LIFE
     m.signal(SIGHUP);
     if (!m.wait_for("Reload refused", 10000)) fail_msg("no refusal; log:\n%s", m.log().c_str());
     assert_true(has(m.log(), "app.a.b is given twice"));
-    for (int i = 0; i < 5; ++i) assert_string_equal(m.get("/init").c_str(), "second");
+    for (int i = 0; i < 5; ++i)
+        assert_string_equal(m.get("/init").c_str(), "second");
 }
 
 void test_app_settings__preload_keeps_inits_values(void **) // rule: LIFE-SET-3
