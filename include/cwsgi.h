@@ -34,12 +34,12 @@ extern "C" {
 /** ABI major: a change here means old apps no longer load (ABI-VER-1). */
 #define CWSGI_ABI_MAJOR 1
 /** ABI minor: grows when the table or a struct grows at its end (ABI-VER-2). */
-#define CWSGI_ABI_MINOR 1
+#define CWSGI_ABI_MINOR 2
 /** Release version of this CWSGI distribution (header, core, adapters, tools). */
 #define CWSGI_VERSION_MAJOR 1
-#define CWSGI_VERSION_MINOR 1
+#define CWSGI_VERSION_MINOR 2
 #define CWSGI_VERSION_PATCH 0
-#define CWSGI_VERSION_STRING "1.1.0"
+#define CWSGI_VERSION_STRING "1.2.0"
 /** One integer for comparisons: 0xMMmmpp. */
 #define CWSGI_VERSION_HEX \
     ((CWSGI_VERSION_MAJOR << 16) | (CWSGI_VERSION_MINOR << 8) | CWSGI_VERSION_PATCH)
@@ -542,6 +542,31 @@ struct cwsgi_server_api {
      * Rule: THR-6.
      */
     int32_t (*wait_fd)(cwsgi_request *req, int fd, uint32_t events, int32_t timeout_ms);
+
+    /* --- since 1.2 ------------------------------------------------------------------------ */
+
+    /**
+     * Looks up one of the app's own settings: what the operator wrote in the [app] table of
+     * cwsgi-serve's -c file (nested tables joined with dots: "model.path"), or what a test
+     * gave the test host. PasteDeploy's local_conf, for a C ABI.
+     * @param key NUL-terminated, case-sensitive, compared whole ("model.path", not "path").
+     * @param value receives the value as text: a TOML string without its quotes, any other
+     *        value in its TOML spelling ("42", "true", "1.5", "[1, 2]"); unchanged on error.
+     * @return CWSGI_OK; CWSGI_E_NOTFOUND when the operator set no such key (a server started
+     *         without settings has none); CWSGI_E_INVAL for a NULL key or value.
+     * Ownership: value is borrowed for the life of the process (in the test host, until
+     * cwsgi_testhost_close); a process's settings never change (LIFE-SET-3).
+     * Threads: any, from init on. Since: 1.2. Rule: LIFE-SET-1.
+     */
+    int32_t (*setting_get)(const char *key, cwsgi_str *value);
+
+    /**
+     * Iterates the app's settings: setting `index`, in the order the operator wrote them.
+     * @return CWSGI_OK, CWSGI_E_NOTFOUND when index >= the number of settings, CWSGI_E_INVAL
+     *         for a NULL key or value.
+     * Ownership: as setting_get. Threads: any, from init on. Since: 1.2. Rule: LIFE-SET-1.
+     */
+    int32_t (*setting_at)(size_t index, cwsgi_str *key, cwsgi_str *value);
 };
 
 /**
@@ -575,8 +600,11 @@ typedef struct cwsgi_app_desc {
     const char *const *required_extensions; /* NULL-terminated list of names, or NULL */
 
     /**
-     * Called once per app load, in the master before any fork (LIFE-LOAD-1). Open nothing
-     * here that must not be shared across processes (sockets, threads): use worker_start.
+     * Called once in each process that loads the app (LIFE-LOAD-1): in each worker after the
+     * fork by default, in the master before any fork with --preload. The place to read the
+     * app's configuration: its settings (setting_get, since 1.2; LIFE-SET-1) and environment
+     * variables. Open nothing here that must not be shared across processes (sockets,
+     * threads): use worker_start.
      * @param api the server's table; valid until the process exits.
      * @param app_state receives the pointer passed to every other callback.
      * @param errbuf on failure, a one-line reason (NUL-terminated, at most errlen bytes).

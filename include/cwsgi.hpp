@@ -22,7 +22,7 @@
 // Threads: a Request and its Response belong to the thread running that request's handle()
 // (THR-2). A Router is immutable once the app serves requests and may be read from many
 // threads. Whether the App's own state is thread-safe is the App's declaration, thread_safety().
-// Since: 1.0, for everything in this file.
+// Since: 1.0, for everything in this file not marked otherwise (the settings accessors: 1.2).
 //
 // A whole app:
 //   #include <cwsgi.hpp>
@@ -43,6 +43,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -1019,12 +1020,95 @@ inline Router &Router::mount(const Group &group)
 }
 
 // ------------------------------------------------------------------------------------------
+// App settings (since 1.2)
+// ------------------------------------------------------------------------------------------
+
+/// One of the app's own settings (LIFE-SET-1): what the operator wrote in the [app] table of
+/// cwsgi-serve's -c file ("model.path" for [app.model] path = ...), or what a test gave the
+/// test host. nullopt when the key is not set, and on a server older than ABI 1.2, which has no
+/// settings: the app then falls back (an environment variable, a default).
+/// The view is borrowed for the life of the process (ends with a NUL that size() does not count).
+/// Threads: any, from init on. Since: 1.2.
+inline std::optional<std::string_view> setting(const cwsgi_server_api *api, const std::string &key) noexcept
+{
+    // CWSGI_API_HAS spelled out: its C cast would trip -Wold-style-cast in C++ apps.
+    constexpr size_t needed = offsetof(cwsgi_server_api, setting_get) + sizeof(cwsgi_server_api::setting_get);
+    cwsgi_str v{};
+    if (api == nullptr || api->struct_size < needed || api->setting_get(key.c_str(), &v) != CWSGI_OK) {
+        return std::nullopt;
+    }
+    return std::string_view(v.ptr, v.len);
+}
+
+/// Every setting, in the order the operator wrote them; empty on a server older than 1.2.
+/// Views borrowed for the life of the process. Threads: any, from init on. Since: 1.2.
+inline std::vector<std::pair<std::string_view, std::string_view>> settings(const cwsgi_server_api *api)
+{
+    constexpr size_t needed = offsetof(cwsgi_server_api, setting_at) + sizeof(cwsgi_server_api::setting_at);
+    std::vector<std::pair<std::string_view, std::string_view>> out;
+    if (api == nullptr || api->struct_size < needed) {
+        return out;
+    }
+    cwsgi_str k{}, v{};
+    for (size_t i = 0; api->setting_at(i, &k, &v) == CWSGI_OK; ++i) {
+        out.emplace_back(std::string_view(k.ptr, k.len), std::string_view(v.ptr, v.len));
+    }
+    return out;
+}
+
+/// Reads a setting's text as a T, the way cwsgi-serve writes TOML values as text (LIFE-SET-2):
+///   - std::string, std::string_view: the text as it is;
+///   - bool: "true" or "false" (TOML), also "1"/"0", "yes"/"no", "on"/"off" (environment habits);
+///   - an integer type: decimal, optional sign, within the type's range;
+///   - float, double, long double: "1.5", "-2e3", "inf", "nan", optional '+'.
+/// @throws std::invalid_argument naming the key and the text when it is not a T, so that a bad
+///         setting read in init() refuses the start with that line (LIFE-LOAD-2).
+/// Threads: any. Since: 1.2.
+template <class T>
+T parse_setting(std::string_view key, std::string_view text)
+{
+    auto bad = [&](const char *what) {
+        return std::invalid_argument("setting '" + std::string(key) + "' = '" + std::string(text) + "' is not " +
+                                     what);
+    };
+    if constexpr (std::is_same_v<T, std::string>) {
+        return std::string(text);
+    } else if constexpr (std::is_same_v<T, std::string_view>) {
+        return text;
+    } else if constexpr (std::is_same_v<T, bool>) {
+        if (text == "true" || text == "1" || text == "yes" || text == "on") {
+            return true;
+        }
+        if (text == "false" || text == "0" || text == "no" || text == "off") {
+            return false;
+        }
+        throw bad("a boolean (true or false)");
+    } else if constexpr (std::is_integral_v<T> || std::is_floating_point_v<T>) {
+        std::string_view digits = text;
+        if constexpr (std::is_floating_point_v<T>) {
+            if (!digits.empty() && digits.front() == '+') {
+                digits.remove_prefix(1);
+            }
+        }
+        T out{};
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+        if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size()) {
+            throw bad(std::is_integral_v<T> ? "an integer in range" : "a number");
+        }
+        return out;
+    } else {
+        static_assert(std::is_same_v<T, std::string>, "parse_setting: T is a string, bool, integer or float");
+    }
+}
+
+// ------------------------------------------------------------------------------------------
 // App
 // ------------------------------------------------------------------------------------------
 
 /// Base class of a C++ app exported with CWSGI_APP. The derived class needs a default
-/// constructor; it is constructed in the server's init (in the master, before fork: LIFE-LOAD-1)
-/// and destroyed in destroy (LIFE-LOAD-3). Override what you need; by default handle() runs
+/// constructor; it is constructed in the server's init (in each process that loads the app: each
+/// worker after the fork, or the master before it with --preload; LIFE-LOAD-1) and destroyed in
+/// destroy (LIFE-LOAD-3). init() is where it reads its settings (setting(), since 1.2). Override what you need; by default handle() runs
 /// router(). To change what the descriptor declares, hide the static functions:
 ///   static constexpr uint32_t thread_safety() { return CWSGI_THREADS_SAFE; }
 ///   static constexpr uint64_t required_caps() { return CWSGI_CAP_SENDFILE; }
@@ -1077,6 +1161,29 @@ public:
             api_->log(nullptr, level, msg.data(), msg.size());
         }
     }
+    /// One of the app's own settings (LIFE-SET-1), or nullopt when not set or on a server older
+    /// than 1.2: cwsgi::setting(api(), key). Threads: any, from init() on. Since: 1.2.
+    std::optional<std::string_view> setting(const std::string &key) const noexcept
+    {
+        return cwsgi::setting(api_, key);
+    }
+    /// A setting read as T (parse_setting), or `fallback` when it is not set. Typical in init():
+    ///   threads_ = setting<int>("model.threads", 1);
+    /// @throws std::invalid_argument when it is set but is not a T. Since: 1.2.
+    template <class T>
+    T setting(const std::string &key, T fallback) const
+    {
+        std::optional<std::string_view> text = setting(key);
+        return text ? parse_setting<T>(key, *text) : fallback;
+    }
+    /// The same with a string literal as the fallback. Since: 1.2.
+    std::string setting(const std::string &key, const char *fallback) const
+    {
+        return setting<std::string>(key, std::string(fallback));
+    }
+    /// Every setting in the operator's order (cwsgi::settings). Since: 1.2.
+    std::vector<std::pair<std::string_view, std::string_view>> settings() const { return cwsgi::settings(api_); }
+
     /// The server's facts (LIFE-INFO-1); zeroed when unavailable.
     cwsgi_server_info server_info() const noexcept
     {

@@ -12,9 +12,11 @@
 // block only inside the server's calls, so cooperative too (THR-5).
 //
 // Where the model comes from, first match wins:
-//   1. $CWSGI_PREDICT_MODEL when set (and then only that file);
-//   2. predict.model.json next to predict.so (the build puts a copy there);
-//   3. CWSGI_PREDICT_DEFAULT_MODEL, compiled in: apps/predict/model.json in the source tree.
+//   1. the app setting model.path (LIFE-SET-1, ABI 1.2): `[app.model]` `path = "..."` in
+//      cwsgi-serve's -c file; on an older server the setting reads as unset;
+//   2. $CWSGI_PREDICT_MODEL when set (and then only that file);
+//   3. predict.model.json next to predict.so (the build puts a copy there);
+//   4. CWSGI_PREDICT_DEFAULT_MODEL, compiled in: apps/predict/model.json in the source tree.
 //
 // POST /v1/predict takes {"features":[x1,...]} or {"features":{"name":x,...}} for one row,
 // or {"instances":[row,...]} for many (each row an array or an object as above), and answers
@@ -112,10 +114,13 @@ std::string own_directory()
     return std::filesystem::path(info.dli_fname).parent_path().string();
 }
 
-/// The model file to load, as the file comment orders them. @throws std::runtime_error
-/// listing the places tried when none holds a file.
-std::string model_path()
+/// The model file to load, as the file comment orders them; `setting` is the model.path
+/// setting, if any. @throws std::runtime_error listing the places tried when none holds a file.
+std::string model_path(std::optional<std::string_view> setting)
 {
+    if (setting && !setting->empty()) {
+        return std::string(*setting);
+    }
     if (const char *env = std::getenv("CWSGI_PREDICT_MODEL"); env != nullptr && *env != '\0') {
         return env;
     }
@@ -134,8 +139,8 @@ std::string model_path()
         }
         list += (list.empty() ? "" : ", ") + p;
     }
-    throw std::runtime_error("predict: no model file (set CWSGI_PREDICT_MODEL; tried: " + list +
-                             ")");
+    throw std::runtime_error("predict: no model file (set [app.model] path in the -c file, or "
+                             "CWSGI_PREDICT_MODEL; tried: " + list + ")");
 }
 
 /// An HttpError with body {"error": message}.
@@ -161,7 +166,7 @@ public:
 
     void worker_start(uint32_t worker_id) override
     {
-        model_ = load_model(model_path());
+        model_ = load_model(model_path(setting("model.path")));
         log(CWSGI_LOG_INFO, "predict: worker " + std::to_string(worker_id) + " loaded model '" +
                                 model_->name + "' from " + model_->path);
     }

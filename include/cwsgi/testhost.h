@@ -31,6 +31,10 @@ typedef struct cwsgi_testhost_options {
     const char *script_name;     /* SCRIPT_NAME mount point, or NULL */
     const char *error_log_path;  /* error log file, or NULL for stderr */
     uint64_t capabilities;       /* capabilities the host offers; 0 = its defaults */
+    const char *const *settings; /* the app's settings (setting_get, LIFE-SET-4): a NULL-
+                                    terminated list of "key=value" strings, split at the first
+                                    '=', in the order setting_at gives them; NULL = none. The
+                                    host copies them at open. Since: 1.2 */
 } cwsgi_testhost_options;
 
 /** A request built in code. Zero-initialise, set struct_size; NULL strings take defaults. */

@@ -142,6 +142,34 @@ int32_t api_wait_fd(cwsgi_request *r, int fd, uint32_t events, int32_t timeout_m
     return q ? q->wait_fd(fd, events, timeout_ms) : CWSGI_E_INVAL;
 }
 
+// LIFE-SET-1 (since 1.2): the app's own settings, those of the configuration this process was
+// started with. The Context copies its Config once and never changes it, so the strings stay
+// put for the process's life (LIFE-SET-3).
+int32_t api_setting_get(const char *key, cwsgi_str *value)
+{
+    Context *ctx = Context::current();
+    if (ctx == nullptr || key == nullptr || value == nullptr) return CWSGI_E_INVAL;
+    for (const auto &[k, v] : ctx->config().app_settings) {
+        if (k == key) {
+            *value = {v.c_str(), v.size()};
+            return CWSGI_OK;
+        }
+    }
+    return CWSGI_E_NOTFOUND;
+}
+
+int32_t api_setting_at(size_t index, cwsgi_str *key, cwsgi_str *value)
+{
+    Context *ctx = Context::current();
+    if (ctx == nullptr || key == nullptr || value == nullptr) return CWSGI_E_INVAL;
+    const auto &settings = ctx->config().app_settings;
+    if (index >= settings.size()) return CWSGI_E_NOTFOUND;
+    const auto &[k, v] = settings[index];
+    *key = {k.c_str(), k.size()};
+    *value = {v.c_str(), v.size()};
+    return CWSGI_OK;
+}
+
 int32_t ext_trailer_at(cwsgi_request *r, size_t i, cwsgi_str *n, cwsgi_str *v)
 {
     Request *q = live(r, "trailer_at");
@@ -196,6 +224,8 @@ cwsgi_server_api make_api_table(uint64_t capabilities)
     api.is_shutting_down = api_is_shutting_down;
     api.get_extension = api_get_extension;
     api.wait_fd = api_wait_fd;
+    api.setting_get = api_setting_get;
+    api.setting_at = api_setting_at;
     return api;
 }
 

@@ -62,7 +62,7 @@ struct Config {
     std::vector<std::pair<std::string, std::string>> env; // -e KEY=VALUE, set before the app loads
     std::string config_file;                // -c: the TOML file these came from ("" = none); HUP re-reads it
     // -c's [app] table: the app's own settings, flattened ("model.path" = "/srv/m.bin"), values as
-    // strings, in file order. Handing them to init needs an append-only ABI addition (a later step).
+    // text, in file order; the app reads them with setting_get/setting_at (LIFE-SET-1, since 1.2).
     std::vector<std::pair<std::string, std::string>> app_settings;
     Limits limits;
     std::string access_logfile;             // "" = off, "-" = stdout

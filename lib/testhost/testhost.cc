@@ -181,6 +181,25 @@ cwsgi_testhost *open_host(cwsgi_entry_fn entry, const char *path, const cwsgi_te
         if (opts->script_name) cfg.script_name = opts->script_name;
         if (opts->capabilities) caps = opts->capabilities;
         if (opts->error_log_path) error_log = opts->error_log_path;
+        // A field added after 1.0 is read only when the caller's struct has it (ABI-STRUCT-3).
+        if (opts->struct_size >= offsetof(cwsgi_testhost_options, settings) + sizeof opts->settings &&
+            opts->settings != nullptr) {
+            for (const char *const *s = opts->settings; *s; ++s) {
+                const char *eq = std::strchr(*s, '=');
+                if (eq == nullptr || eq == *s) {
+                    set_error(err, errlen, std::string("setting '") + *s + "' is not \"key=value\" (LIFE-SET-4)");
+                    return nullptr;
+                }
+                std::string key(*s, static_cast<size_t>(eq - *s));
+                for (const auto &[k, v] : cfg.app_settings) {
+                    if (k == key) {
+                        set_error(err, errlen, "setting '" + key + "' is given twice (LIFE-SET-4)");
+                        return nullptr;
+                    }
+                }
+                cfg.app_settings.emplace_back(std::move(key), std::string(eq + 1));
+            }
+        }
     }
     while (!cfg.script_name.empty() && cfg.script_name.back() == '/') cfg.script_name.pop_back();
     auto host = std::make_unique<cwsgi_testhost>();

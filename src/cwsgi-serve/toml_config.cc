@@ -2,6 +2,7 @@
 #include "toml_config.hh"
 
 #include <algorithm>
+#include <set>
 #include <sstream>
 #include <string_view>
 
@@ -85,15 +86,49 @@ const char *type_text(const toml::node &v)
     }
 }
 
-// A scalar's text as a command-line word would carry it: strings as they are, the rest in
-// their TOML spelling (true, 42, 1.5, [1, 2]).
+std::string word(const toml::node &v);
+
+// A string as a TOML basic string: quoted, with \" \\ and control characters escaped.
+std::string quoted(const std::string &s)
+{
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c == 0x7f) {
+            out += fmt::format("\\u{:04X}", c);
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out + "\"";
+}
+
+// A value as it would be written in TOML, for the elements of a list.
+std::string toml_text(const toml::node &v)
+{
+    if (const auto *s = v.as_string()) return quoted(s->get());
+    return word(v);
+}
+
+// A value's text as a command-line word would carry it: strings as they are, the rest in
+// their TOML spelling (true, 42, 1.5, 1979-05-27), a list as "[1, 2]" or "["a", "b"]" with its
+// elements so spelled (LIFE-SET-2).
 std::string word(const toml::node &v)
 {
     if (const auto *s = v.as_string()) return s->get();
     if (const auto *b = v.as_boolean()) return b->get() ? "true" : "false";
     if (const auto *i = v.as_integer()) return std::to_string(i->get());
     if (const auto *f = v.as_floating_point()) return fmt::format("{}", f->get());
-    std::ostringstream out;
+    if (const auto *a = v.as_array()) {
+        std::string out = "[";
+        for (const toml::node &e : *a) {
+            out += (out.size() > 1 ? ", " : "") + toml_text(e);
+        }
+        return out + "]";
+    }
+    std::ostringstream out; // dates, times and inline tables inside a list: toml++'s spelling
     v.visit([&out](const auto &n) { out << n; });
     return out.str();
 }
@@ -145,7 +180,19 @@ std::vector<CLI::ConfigItem> TomlConfig::from_config(std::istream &input) const
             flatten(*table, "", settings);
             std::stable_sort(settings.begin(), settings.end(),
                              [](const Setting &a, const Setting &b) { return a.at < b.at; });
+            // LIFE-SET-2: one name, one value. A quoted "a.b" and a table a with a key b flatten
+            // to the same name; a NUL could never be looked up by a NUL-terminated key.
+            std::set<std::string> seen;
             for (Setting &s : settings) {
+                const auto at = [&] { return fmt::format("{}:{}", file, s.at.line); };
+                if (s.name.find('\0') != std::string::npos) {
+                    throw CLI::ConfigError(fmt::format("{}: app: a key holds a NUL character (LIFE-SET-2)", at()));
+                }
+                if (!seen.insert(s.name).second) {
+                    throw CLI::ConfigError(fmt::format("{}: app.{} is given twice (a quoted key with a dot and a "
+                                                       "table name spell the same setting) (LIFE-SET-2)",
+                                                       at(), s.name));
+                }
                 app_settings_->emplace_back(std::move(s.name), std::move(s.value));
             }
             continue;

@@ -26,7 +26,8 @@ only counted), `file=NAME` (save the block as NAME in the Markdown file's folder
 block of that file is checked, for its cmake, meson and run blocks), `run` (sh only),
 `env=KEY=VALUE` (an app: the environment variable its init reads, set when it is loaded and
 checked; the app runs in the Markdown file's folder, so VALUE may name a file= block).
-Pages are checked two at a time; the blocks of a page in order.
+Two checks run at a time (--jobs): each page's cmake and meson blocks on their own (each in a copy of
+the page's file= blocks), and the page's other blocks in order, the costliest first.
 
 Usage:
   check_docs.py --cmake-install BUILD_DIR [options] FILE.md|DIR...
@@ -44,6 +45,7 @@ A DIR stands for its *.md files, found at run time. Options:
                      launcher such as ccache finds its cache (CC="ccache cc" also makes the
                      cmake blocks use it)
   --keep             keep the scratch folder and say where it is
+  --jobs N           checks at a time (default 2: the machine CI runs on has two cores)
 """
 
 import argparse
@@ -59,6 +61,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -247,9 +250,9 @@ class Checker:
             self.count(f"{kind} translation unit (compiled)")
 
     def project_dir(self, block, doc, build_file):
-        """A copy of the doc's folder with the block as its build file."""
+        """A copy of the page's file= blocks with the block as its build file."""
         proj = os.path.join(self.work, f"proj-{doc.index}-{block.line}")
-        shutil.copytree(doc.dir, proj)
+        shutil.copytree(doc.sources, proj)
         with open(os.path.join(proj, build_file), "w", encoding="utf-8") as f:
             f.write(block.text)
         return proj
@@ -369,25 +372,67 @@ class Doc:
         self.index = index
         self.dir = os.path.join(work, f"doc-{index}-{os.path.splitext(os.path.basename(path))[0]}")
         os.makedirs(self.dir)
+        # The file= blocks alone, copied for each cmake and meson block (see plan_page).
+        self.sources = os.path.join(work, f"src-{index}")
         self.last_app = None
 
 
-def check_page(checker, args, work, index, path):
-    """Checks the blocks of one page in order; returns (blocks checked, blocks that passed but
-    should have failed under --expect-failures)."""
+BUILD_LANGS = ("cmake", "meson")
+
+
+def cost(block, blocks):
+    """A rough guess of a block's seconds, to start the slowest checks first: C++ and a JSON
+    library cost most to compile; a cmake or meson block configures, then builds the page's
+    sources again."""
+    if "fragment" in block.words:
+        return 0
+    if block.lang in C_LANGS:
+        return (3 if C_LANGS[block.lang] == "cpp" else 1) + (6 if "nlohmann" in block.text else 0)
+    if block.lang in BUILD_LANGS:
+        return 3 + sum(cost(b, blocks) for b in blocks if "file" in b.attrs and b.lang in C_LANGS)
+    if block.lang in SH_LANGS and "run" in block.words:
+        return 1 + (3 if "c++" in block.text else 0)
+    return 0
+
+
+class Task:
+    """Blocks of one page checked in order by one worker."""
+
+    def __init__(self, doc, blocks, what, estimate):
+        self.doc, self.blocks, self.what, self.estimate = doc, blocks, what, estimate
+
+
+def plan_page(work, index, path):
+    """The tasks of one page. Every file= block is in the page's folder before any block is
+    checked (a cmake block may come before the sources it builds), and a copy of them alone is
+    what each cmake and meson block builds in, so those run apart from the page's other blocks,
+    which stay in order: a program runs with the last app built before it, and an `sh run`
+    block with what the blocks before it left in the folder."""
     doc = Doc(path, work, index)
     blocks = parse_blocks(path)
-    # Every file= block is in the folder before any block is checked: a cmake block may come
-    # before the sources it builds.
     for block in blocks:
         if "file" in block.attrs:
             with open(os.path.join(doc.dir, block.attrs["file"]), "w", encoding="utf-8") as f:
                 f.write(block.text)
+    shutil.copytree(doc.dir, doc.sources)
+    where = os.path.relpath(path)
+    chain = [b for b in blocks if b.lang not in BUILD_LANGS]
+    tasks = [Task(doc, chain, where, sum(cost(b, blocks) for b in chain))]
+    for b in blocks:
+        if b.lang in BUILD_LANGS:
+            tasks.append(Task(doc, [b], f"{b.where()} ({b.lang})", cost(b, blocks)))
+    return tasks
+
+
+def run_task(checker, args, task):
+    """Checks a task's blocks in order; returns (blocks checked, blocks that passed but should
+    have failed under --expect-failures)."""
+    started = time.monotonic()
     checked = 0
     unexpected = []
-    for block in blocks:
+    for block in task.blocks:
         try:
-            if checker.check(block, doc):
+            if checker.check(block, task.doc):
                 checked += 1
                 if args.expect_failures:
                     unexpected.append(block.where())
@@ -397,6 +442,9 @@ def check_page(checker, args, work, index, path):
                 checker.say(f"  {block.where()}: failed as it should: {str(e).splitlines()[0]}")
             else:
                 checker.failures.append(f"{block.where()} ({block.lang}): {e}")
+    if task.blocks:
+        checker.say(f"  {task.what}: {checked} checked of {len(task.blocks)} blocks, "
+                    f"{time.monotonic() - started:.1f} s")
     return checked, unexpected
 
 
@@ -411,6 +459,7 @@ def main():
     ap.add_argument("--expect-failures", action="store_true")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--work")
+    ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
     if not args.cmake_install and not (args.include and args.testhost):
@@ -436,10 +485,13 @@ def main():
         files = []
         for f in args.files:  # a folder stands for its *.md files, found at run time
             files += sorted(glob.glob(os.path.join(f, "*.md"))) if os.path.isdir(f) else [f]
-        # Pages are independent (each has its own folder), so two are checked at a time; the
-        # blocks of one page are checked in order.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            results = list(pool.map(lambda ip: check_page(checker, args, work, *ip), enumerate(files)))
+        # Pages are independent (each has its own folders), and so are a page's cmake and meson
+        # blocks (plan_page): two tasks at a time, the costliest first, so that the slow C++
+        # builds overlap instead of queueing behind one another.
+        tasks = [t for i, f in enumerate(files) for t in plan_page(work, i, f)]
+        tasks.sort(key=lambda t: -t.estimate)
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            results = list(pool.map(lambda t: run_task(checker, args, t), tasks))
         checked = sum(r[0] for r in results)
         unexpected = [w for r in results for w in r[1]]
         for kind in sorted(checker.counts):
