@@ -239,6 +239,20 @@ bool is_token(std::string_view s)
     return ok;
 }
 
+bool is_forbidden_trailer(std::string_view name)
+{
+    // Content metadata such as Content-Type is not here: clients send it, gunicorn accepts
+    // it, and it cannot change how the body was framed.
+    static constexpr std::string_view kForbidden[] = {
+        "content-length", "transfer-encoding", "trailer", "host", "te", "connection", "keep-alive",
+        "upgrade", "proxy-connection", "expect", "authorization", "proxy-authorization", "cookie",
+    };
+    for (std::string_view f : kForbidden) {
+        if (iequals(name, f)) return true;
+    }
+    return false;
+}
+
 bool is_field_value(std::string_view s)
 {
     // A word is suspect when it holds a control byte (HTAB included) or DEL.

@@ -143,6 +143,10 @@ bool split_host_port(std::string_view authority, std::string_view &host, std::st
 bool is_token(std::string_view s);
 /// True when `s` may be a field value: no CR, LF or NUL, and no other control except HTAB.
 bool is_field_value(std::string_view s);
+/// True when `name` (any case) is a field RFC 9110 section 6.5.1 forbids in a trailer section:
+/// framing, routing, connection control, conditionals and credentials (EXT-TRAILERS-2). A
+/// request trailer with one of them makes the body malformed. The one list every parser uses.
+bool is_forbidden_trailer(std::string_view name);
 /// ASCII case-insensitive equality (inline: it runs for every field of every request).
 inline bool iequals(std::string_view a, std::string_view b)
 {

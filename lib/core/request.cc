@@ -86,22 +86,6 @@ const char *state_name(Request::State s)
 
 constexpr size_t kFileChunk = 64 * 1024;
 
-// Fields a trailer must not carry (RFC 9110 6.5.1): framing, routing, hop-by-hop control and
-// credentials. The server drops them (EXT-TRAILERS-2). Content metadata such as Content-Type
-// is passed on: clients send it, gunicorn accepts it, and it cannot change how the body
-// was framed.
-bool is_forbidden_trailer(std::string_view lc_name)
-{
-    static constexpr std::string_view kForbidden[] = {
-        "content-length", "transfer-encoding", "trailer", "host", "te", "connection", "keep-alive",
-        "upgrade", "proxy-connection", "expect", "authorization", "proxy-authorization", "cookie",
-    };
-    for (auto f : kForbidden) {
-        if (lc_name == f) return true;
-    }
-    return false;
-}
-
 // Handle slots. A finished request's slot goes to the back of a FIFO and is reused only when
 // more than kReuseDelay slots wait, so a stale handle stays harmless for at least that many
 // later requests. The pool only grows to peak concurrency + kReuseDelay slots; the FIFO is
@@ -537,9 +521,14 @@ int64_t Request::read(void *buf, size_t cap)
                     body_error_status_ = 400;
                     return body_error_;
                 }
-                std::string name = to_lower(h.name);
-                if (is_forbidden_trailer(name)) continue; // EXT-TRAILERS-2: dropped, never merged
-                trailers_lc_.push_back({std::move(name), h.value});
+                // EXT-TRAILERS-2: a field that frames, routes or authorizes has no place in a
+                // trailer section; the body is malformed (400 when nothing is committed).
+                if (is_forbidden_trailer(h.name)) {
+                    body_error_ = CWSGI_E_BODY;
+                    body_error_status_ = 400;
+                    return body_error_;
+                }
+                trailers_lc_.push_back({to_lower(h.name), h.value});
             }
         }
         body_eof_ = true;

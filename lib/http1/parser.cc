@@ -271,20 +271,6 @@ bool fill_request_head(const HeadParser &parser, core::RequestHead &head)
 
 namespace {
 
-// H1-TRAILER-2: fields that frame, route or manage the connection mean nothing in a trailer
-// section and are refused rather than passed on (RFC 9110 section 6.5.1).
-bool is_forbidden_trailer(std::string_view name)
-{
-    static constexpr std::string_view kForbidden[] = {
-        "content-length", "transfer-encoding", "trailer", "host", "connection",
-        "keep-alive", "te", "upgrade", "proxy-connection",
-    };
-    for (std::string_view f : kForbidden) {
-        if (core::iequals(name, f)) return true;
-    }
-    return false;
-}
-
 // qdtext and the second byte of a quoted-pair (RFC 9110 section 5.6.4), obs-text included.
 bool is_qdtext(unsigned char c) { return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c != 0x5c && c != 0x7f); }
 bool is_pair_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
@@ -470,7 +456,8 @@ Progress BodyDecoder::trailer_bytes(std::string_view in, size_t &i)
         std::string_view name, value;
         const char *rule = "";
         if (const char *why = split_field_line(line, name, value, rule)) return refuse(400, rule, why);
-        if (is_forbidden_trailer(name)) return refuse(400, "H1-TRAILER-2", "forbidden trailer field");
+        // H1-TRAILER-2: the core's list (EXT-TRAILERS-2), refused on the wire.
+        if (core::is_forbidden_trailer(name)) return refuse(400, "H1-TRAILER-2", "forbidden trailer field");
         trailers_.push_back({std::string(name), std::string(value)});
         line_.clear();
     }
