@@ -24,8 +24,9 @@ std::string_view http_date();
 
 /// Appends a response head to `out`: "HTTP/1.x status reason", each header of `headers` as
 /// "name: value", a Date header unless `headers` has one, "Transfer-Encoding: chunked" when
-/// `chunked`, and the empty line. `minor` is the HTTP/1 minor version of the status line (the
-/// request's, RFC 9112 section 2.3: 1 for 1.1, 0 for 1.0). An empty `reason` takes
+/// `chunked`, and the empty line. `minor` is the HTTP/1 minor version of the status line: servers
+/// pass 1, their own version, whatever the request's (RFC 9110 section 6.2, H1-WRITE-1); 0 is for
+/// tests and tools that imitate an HTTP/1.0 server. An empty `reason` takes
 /// core::reason_phrase(status). The headers must be valid already (core::check_response_header).
 void write_head(std::string &out, uint32_t minor, uint32_t status, std::string_view reason,
                 std::span<const core::Field> headers, bool chunked);
