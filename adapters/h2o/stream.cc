@@ -5,6 +5,7 @@
 // Stream, and the core's Request is only called without mu_ held.
 #include "stream.hh"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -142,7 +143,10 @@ void Stream::handle(Loop &loop, h2o_req_t *req)
     }
     if (!s->http2_) {
         h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
-        if (sock != nullptr) s->fd_ = h2o_socket_get_fd(sock);
+        if (sock != nullptr) {
+            s->fd_ = h2o_socket_get_fd(sock);
+            s->tls_ = sock->ssl != nullptr;
+        }
     }
     s->creq_ = core::Request::create(ctx, std::move(head), check, *s);
     if (!s->creq_ || !s->task_.prepare()) {
@@ -474,9 +478,17 @@ bool Stream::disconnected() const
     // to read). The descriptor stays open until after the dispose callback cleared fd_.
     std::lock_guard<std::mutex> lk(mu_);
     if (fd_ < 0) return gone_.load(std::memory_order_acquire);
-    char c;
-    ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    bool gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    bool gone;
+    if (tls_) {
+        // Over TLS a leaving client sends a close_notify record before its FIN, so the socket
+        // holds bytes and the peek below would say "still there": ask for the FIN itself.
+        pollfd p{fd_, POLLRDHUP, 0};
+        gone = ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+    } else {
+        char c;
+        ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    }
     if (gone) gone_.store(true, std::memory_order_release);
     return gone;
 }

@@ -125,6 +125,7 @@ private:
     size_t body_len_ = 0;
     size_t body_pos_ = 0;
     int fd_ = -1; // HTTP/1: the connection's socket, for the disconnect probe (-1 once disposed)
+    bool tls_ = false; // HTTP/1 over TLS: the probe looks for the peer's FIN, not for bytes
 
     // Response.
     bool committed_ = false;

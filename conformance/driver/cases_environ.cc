@@ -154,7 +154,9 @@ void check_shape(const json &doc)
     }
     std::string proto = "HTTP/" + std::to_string(info["http_major"].get<int>()) + "." + std::to_string(info["http_minor"].get<int>());
     if (m["SERVER_PROTOCOL"] != proto) fail("ENV-INFO-2: http_major/minor " + proto + " disagree with SERVER_PROTOCOL " + m["SERVER_PROTOCOL"]);
-    check_eq(info["is_tls"].get<int>(), 0, "ENV-INFO-2: is_tls on a plain connection");
+    // Every raw connection of the run is TLS with --tls, and none is without it.
+    check_eq(info["is_tls"].get<int>(), client_tls() ? 1 : 0,
+             client_tls() ? "ENV-INFO-2: is_tls on a TLS connection" : "ENV-INFO-2: is_tls on a plain connection");
     // rule: ENV-KEYS-7
     if (!all_digits(m["cwsgi.request_id"])) fail("ENV-KEYS-7: cwsgi.request_id is not decimal: " + m["cwsgi.request_id"]);
     if (!all_digits(m["SERVER_PORT"])) fail("ENV-KEYS-5: SERVER_PORT is not decimal: " + m["SERVER_PORT"]);
@@ -183,7 +185,7 @@ void get_keys(Ctx &ctx)
     expect_key(doc, "SERVER_PROTOCOL", "HTTP/1.1", "ENV-KEYS-3");
     expect_key(doc, "REMOTE_ADDR", "127.0.0.1", "ENV-KEYS-7");
     expect_key(doc, "REMOTE_PORT", std::to_string(c.local_port()), "ENV-KEYS-7");
-    expect_key(doc, "cwsgi.url_scheme", "http", "ENV-KEYS-6");
+    expect_key(doc, "cwsgi.url_scheme", ctx.scheme(), "ENV-KEYS-6"); // "https" over --tls
     expect_key(doc, "cwsgi.local_addr", "127.0.0.1", "ENV-KEYS-3");
     expect_key(doc, "cwsgi.local_port", std::to_string(ctx.t.port), "ENV-KEYS-3");
     expect_key(doc, "HTTP_USER_AGENT", "conformance/1.0", "ENV-HDR-3");
@@ -416,6 +418,28 @@ void script_name_404(Ctx &ctx)
 
 } // namespace
 
+void host_without_port(Ctx &ctx)
+{
+    // rule: ENV-KEYS-5: a Host without a port gives the scheme's default port: "443" over TLS
+    // (ENV-KEYS-6 makes the scheme "https" there), "80" otherwise.
+    json doc = env_doc(ctx, "GET /t/env HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    check_shape(doc);
+    expect_key(doc, "SERVER_NAME", "example.test", "ENV-KEYS-5");
+    expect_key(doc, "SERVER_PORT", ctx.opt().tls ? "443" : "80", "ENV-KEYS-5");
+    expect_key(doc, "cwsgi.url_scheme", ctx.scheme(), "ENV-KEYS-6");
+}
+
+void tls_declared(Ctx &ctx)
+{
+    // rule: ABI-CAP-3: a server that serves requests over TLS declares CWSGI_CAP_TLS, and
+    // reports them as TLS (is_tls 1, "https"; checked on every environ by check_shape).
+    if (!ctx.opt().tls) skip("runs with --tls (the run is over cleartext)");
+    if (!ctx.has(CWSGI_CAP_TLS)) fail("ABI-CAP-3: the server answers over TLS but does not declare CWSGI_CAP_TLS");
+    json doc = env_doc(ctx, ctx.req("GET", "/t/env"));
+    check_shape(doc);
+    expect_key(doc, "cwsgi.url_scheme", "https", "ENV-KEYS-6");
+}
+
 void add_environ_cases(std::vector<Case> &out)
 {
     out.push_back({"ENV-KEYS-3", "environ-get-every-key", profile::base, 0, false, get_keys});
@@ -432,6 +456,8 @@ void add_environ_cases(std::vector<Case> &out)
     out.push_back({"ENV-PATH-3", "environ-fragment", profile::base, 0, false, fragment});
     out.push_back({"ENV-HDR-4", "environ-duplicate-headers", profile::base, 0, false, dup_headers});
     out.push_back({"ENV-KEYS-5", "environ-http10-no-host", profile::base, 0, false, http10_keys});
+    out.push_back({"ENV-KEYS-5", "environ-host-without-port", profile::base, 0, false, host_without_port});
+    out.push_back({"ABI-CAP-3", "tls-declared", profile::base, 0, false, tls_declared});
     out.push_back({"ENV-KEYS-7", "environ-request-ids", profile::base, 0, false, request_ids});
     out.push_back({"ENV-PATH-1", "environ-script-name", profile::mnt, 0, false, script_name});
     out.push_back({"ENV-PATH-4", "environ-script-name-404", profile::mnt, 0, false, script_name_404});

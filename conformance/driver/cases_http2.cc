@@ -1,5 +1,5 @@
-// cases_http2.cc: HTTP/2 cases, run through libcurl (h2c with prior knowledge) when the server
-// declares CWSGI_CAP_HTTP2. Without the capability each case is skipped with that reason, so the
+// cases_http2.cc: HTTP/2 cases, run through libcurl (h2c with prior knowledge, or with --tls h2
+// negotiated by ALPN over https) when the server declares CWSGI_CAP_HTTP2. Without the capability each case is skipped with that reason, so the
 // list of what an HTTP/2 server must pass is visible in every run.
 #include "suite.hh"
 
@@ -47,10 +47,21 @@ H2Response h2(Ctx &ctx, const std::string &method, const std::string &target, co
     if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP2)) skip("this libcurl has no HTTP/2 support");
     CURL *c = curl_easy_init();
     if (!c) fail("curl_easy_init failed");
-    std::string url = "http://" + ctx.t.host + ":" + std::to_string(ctx.t.port) + target;
+    std::string url = ctx.scheme() + "://" + ctx.t.host + ":" + std::to_string(ctx.t.port) + target;
     char errbuf[CURL_ERROR_SIZE] = {0};
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    if (ctx.opt().tls) {
+        // h2 by ALPN; the certificate checked against --tls-ca (or the throwaway one), or not at all.
+        curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+        if (ctx.opt().tls_ca.empty()) {
+            curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+            curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+        } else {
+            curl_easy_setopt(c, CURLOPT_CAINFO, ctx.opt().tls_ca.c_str());
+        }
+    } else {
+        curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    }
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
@@ -66,7 +77,11 @@ H2Response h2(Ctx &ctx, const std::string &method, const std::string &target, co
     r.curl_code = rc;
     r.error = errbuf;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    long version = 0;
+    curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &version);
     curl_easy_cleanup(c);
+    // Over TLS curl falls back to HTTP/1.1 when ALPN does not pick h2: that is no HTTP/2 case.
+    if (rc == CURLE_OK && version != CURL_HTTP_VERSION_2_0) fail("the response did not come over HTTP/2 (ALPN did not select h2?)");
 #else
     (void)ctx;
     (void)method;
@@ -92,6 +107,8 @@ void h2_environ(Ctx &ctx)
         if (h[0].get<std::string>().rfind(":", 0) == 0) fail("ENV-HDR-1: a pseudo-header is in the header list");
     }
     check_eq(m["QUERY_STRING"], std::string("h2=1"), "ENV-PATH-3: QUERY_STRING");
+    check_eq(m["cwsgi.url_scheme"], ctx.scheme(), "ENV-KEYS-6: cwsgi.url_scheme");
+    check_eq(d["info"]["is_tls"].get<int>(), ctx.opt().tls ? 1 : 0, "ENV-INFO-2: is_tls");
 }
 
 void h2_framing(Ctx &ctx)

@@ -479,9 +479,10 @@ void log_format(Ctx &ctx)
         if (!std::regex_match(line, line_re)) fail("LOG-ERR-3: error-log line not in gunicorn's format: " + escape_bytes(line));
         if (line.find("Listening at: ") != std::string::npos) listening = line;
     }
-    static const std::regex listen_re(R"(\[INFO\] Listening at: http://127\.0\.0\.1:(\d+) \((\d+)\)$)");
+    // The URL's scheme is the listener's: https:// with --tls.
+    const std::regex listen_re("\\[INFO\\] Listening at: " + ctx.scheme() + R"(://127\.0\.0\.1:(\d+) \((\d+)\)$)");
     std::smatch m;
-    if (!std::regex_search(listening, m, listen_re)) fail("LOG-ERR-4: no 'Listening at: http://127.0.0.1:PORT (PID)' line at INFO: " + escape_bytes(listening));
+    if (!std::regex_search(listening, m, listen_re)) fail("LOG-ERR-4: no 'Listening at: " + ctx.scheme() + "://127.0.0.1:PORT (PID)' line at INFO: " + escape_bytes(listening));
     check_eq(m[1].str(), std::to_string(ctx.t.port), "LOG-ERR-4: port in the Listening line");
 }
 

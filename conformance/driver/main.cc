@@ -5,15 +5,20 @@
 //   cwsgi-conformance --server-cmd 'srv {app} {port}'   start any server command
 //   cwsgi-conformance --url http://127.0.0.1:8000   a server already serving the probe app
 //   cwsgi-conformance --matrix                      every built adapter, a table, a differential
+//   cwsgi-conformance --adapter h2o --tls           the same over TLS (a throwaway certificate)
 // One line per case ("ok|not ok|skip RULE-ID case-name [— reason]"), or TAP with --tap, and the
 // closing line "N passed, N failed, N skipped". The exit status is 0 only if no case failed.
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <climits>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <fstream>
@@ -109,6 +114,60 @@ private:
     int n_ = 0, passed_ = 0, failed_ = 0, skipped_ = 0;
 };
 
+// ---- the throwaway certificate of --tls ------------------------------------------------------
+
+/// The temporary folder holding it; removed at the end of the run and by the watchdog.
+std::string g_tls_dir;
+
+void remove_tls_dir()
+{
+    if (g_tls_dir.empty()) return;
+    std::error_code ec;
+    fs::remove_all(g_tls_dir, ec);
+    g_tls_dir.clear();
+}
+
+/// Makes a self-signed P-256 certificate for localhost and 127.0.0.1 (valid one day) with the
+/// openssl command in a fresh $TMPDIR/cwsgi-tls-XXXXXX; sets *cert and *key. The certificate
+/// is its own CA, so the driver verifies the server against it.
+bool make_throwaway_cert(std::string *cert, std::string *key, std::string *err)
+{
+    const char *tmp = std::getenv("TMPDIR");
+    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/cwsgi-tls-XXXXXX";
+    if (!mkdtemp(templ.data())) {
+        *err = std::string("mkdtemp ") + templ + ": " + std::strerror(errno);
+        return false;
+    }
+    g_tls_dir = templ;
+    *cert = templ + "/cert.pem";
+    *key = templ + "/key.pem";
+    pid_t pid = fork();
+    if (pid < 0) {
+        *err = std::string("fork: ") + std::strerror(errno);
+        return false;
+    }
+    if (pid == 0) {
+        int devnull = ::open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+        }
+        execlp("openssl", "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+               "-nodes", "-keyout", key->c_str(), "-out", cert->c_str(), "-days", "1", "-subj", "/CN=localhost",
+               "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1", static_cast<char *>(nullptr));
+        dprintf(2, "exec openssl: %s\n", std::strerror(errno));
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || access(cert->c_str(), R_OK) != 0) {
+        *err = "'openssl req -x509' failed (status " + std::to_string(st) + "); is the openssl command installed?";
+        return false;
+    }
+    return true;
+}
+
 // ---- the watchdog: no case may hang the run -------------------------------------------------
 
 std::atomic<double> g_case_started{0};
@@ -135,6 +194,7 @@ void start_watchdog(int limit_s, Reporter &rep)
                 rep.report(r);
                 rep.close();
                 kill_all_servers();
+                remove_tls_dir();
                 std::_Exit(1);
             }
         }
@@ -279,7 +339,14 @@ int main(int argc, char **argv)
     bool tap = false, matrix = false, list = false, no_corpus = false;
     cli.add_option("--adapter", opt.adapter, "Start 'cwsgi-serve --adapter NAME' with the probe app on a free port");
     cli.add_option("--server-cmd", opt.server_cmd, "Start this command ({app} and {port} are replaced)");
-    cli.add_option("--url", url, "A running server that serves the probe app: http://127.0.0.1:PORT");
+    cli.add_option("--url", url, "A running server that serves the probe app: http://127.0.0.1:PORT (https:// implies --tls)");
+    cli.add_flag("--tls", opt.tls,
+                 "Run every case over TLS: with --adapter, start the servers with --certfile/--keyfile of a throwaway "
+                 "self-signed certificate ({certfile} and {keyfile} in --server-cmd); raw HTTP/1 cases use ALPN http/1.1, "
+                 "HTTP/2 cases ALPN h2");
+    cli.add_option("--tls-ca", opt.tls_ca,
+                   "With --tls and --url or --server-cmd: verify the server's certificate against this CA file "
+                   "(default: no verification; with --adapter the throwaway certificate is the CA)");
     cli.add_option("-k,--worker-class", opt.worker_class,
                    "With --adapter: run the probe in this execution mode (gthread or gevent; default: the server's choice)");
     cli.add_option("--server-arg", opt.server_args,
@@ -311,14 +378,23 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!url.empty()) {
-        static const std::regex re(R"(^http://(\[[0-9a-fA-F:]+\]|[0-9.]+):([0-9]+)/?$)");
+        static const std::regex re(R"(^(https?)://(\[[0-9a-fA-F:]+\]|[0-9.]+):([0-9]+)/?$)");
         std::smatch m;
         if (!std::regex_match(url, m, re)) {
-            std::fprintf(stderr, "cwsgi-conformance: --url must look like http://127.0.0.1:PORT\n");
+            std::fprintf(stderr, "cwsgi-conformance: --url must look like http://127.0.0.1:PORT or https://127.0.0.1:PORT\n");
             return 2;
         }
-        opt.url_host = m[1];
-        opt.url_port = std::stoi(m[2]);
+        if (m[1] == "https") opt.tls = true;
+        opt.url_host = m[2];
+        opt.url_port = std::stoi(m[3]);
+    }
+    if (opt.tls && matrix) {
+        std::fprintf(stderr, "cwsgi-conformance: --tls runs one server (--adapter, --server-cmd or --url), not --matrix\n");
+        return 2;
+    }
+    if (!opt.tls_ca.empty() && !opt.tls) {
+        std::fprintf(stderr, "cwsgi-conformance: --tls-ca needs --tls\n");
+        return 2;
     }
     opt.serve_bin = find_serve(opt.serve_bin);
     opt.probe_path = find_probe(opt.probe_path);
@@ -374,6 +450,26 @@ int main(int argc, char **argv)
         rep.known_limits_file = at == std::string::npos ? known_limits : known_limits.substr(at + 1);
         rep.note("known limitations: " + std::to_string(rep.known_limits.size()) + " cases listed in " + known_limits);
     }
+    if (opt.tls) {
+        std::string err;
+        if (opt.url_host.empty()) {
+            if (!make_throwaway_cert(&opt.certfile, &opt.keyfile, &err)) {
+                std::fprintf(stderr, "cwsgi-conformance: --tls: %s\n", err.c_str());
+                remove_tls_dir();
+                return 2;
+            }
+            if (!opt.adapter.empty() && opt.tls_ca.empty()) opt.tls_ca = opt.certfile;
+        }
+        TlsClientOptions to;
+        to.ca_file = opt.tls_ca;
+        if (!set_client_tls(to, &err)) {
+            std::fprintf(stderr, "cwsgi-conformance: --tls: %s\n", err.c_str());
+            remove_tls_dir();
+            return 2;
+        }
+        rep.note("TLS: every connection over TLS (ALPN http/1.1 for raw HTTP/1, h2 for HTTP/2), certificate " +
+                 (opt.tls_ca.empty() ? std::string("not verified") : "verified against " + opt.tls_ca));
+    }
     start_watchdog(opt.case_timeout_s, rep);
     auto corpus_skip = [&](const std::string &suffix) {
         if (!corpus_why.empty() && (!re || std::regex_search("ENV-KEYS-3 corpus-replay", *re))) {
@@ -383,10 +479,13 @@ int main(int argc, char **argv)
     };
 
     if (!matrix) {
-        Suite suite(opt);
-        for (const auto &c : selected) rep.report(run_one(suite, c));
+        {
+            Suite suite(opt);
+            for (const auto &c : selected) rep.report(run_one(suite, c));
+        }
         corpus_skip("");
         rep.close();
+        remove_tls_dir();
         return rep.failed() == 0 ? 0 : 1;
     }
 

@@ -14,6 +14,12 @@
 
 #include <algorithm>
 
+#ifdef CWSGI_CONFORMANCE_HAVE_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#endif
+
 namespace conf {
 
 using clock = std::chrono::steady_clock;
@@ -129,13 +135,147 @@ std::string Response::summary() const
     return s;
 }
 
+// ---- TLS --------------------------------------------------------------------------------------
+
+namespace {
+#ifdef CWSGI_CONFORMANCE_HAVE_TLS
+SSL_CTX *g_tls_ctx = nullptr; // set once by set_client_tls, before any case runs; never freed
+std::string g_tls_sni;
+
+std::string ssl_errors()
+{
+    std::string s;
+    for (unsigned long e; (e = ERR_get_error()) != 0;) {
+        char buf[256];
+        ERR_error_string_n(e, buf, sizeof buf);
+        if (!s.empty()) s += "; ";
+        s += buf;
+    }
+    return s.empty() ? "no OpenSSL error queued" : s;
+}
+#endif
+} // namespace
+
+bool set_client_tls(const TlsClientOptions &o, std::string *err)
+{
+#ifdef CWSGI_CONFORMANCE_HAVE_TLS
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        if (err) *err = "SSL_CTX_new: " + ssl_errors();
+        return false;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    static const unsigned char alpn[] = "\x08http/1.1";
+    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
+    if (!o.ca_file.empty()) {
+        if (SSL_CTX_load_verify_locations(ctx, o.ca_file.c_str(), nullptr) != 1) {
+            if (err) *err = "cannot load the CA file " + o.ca_file + ": " + ssl_errors();
+            SSL_CTX_free(ctx);
+            return false;
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+    }
+    g_tls_ctx = ctx;
+    g_tls_sni = o.sni;
+    return true;
+#else
+    (void)o;
+    if (err) *err = "cwsgi-conformance was built without OpenSSL (libssl-dev)";
+    return false;
+#endif
+}
+
+bool client_tls()
+{
+#ifdef CWSGI_CONFORMANCE_HAVE_TLS
+    return g_tls_ctx != nullptr;
+#else
+    return false;
+#endif
+}
+
+int Conn::wait_fd(short events, int timeout_ms)
+{
+    pollfd p{fd_, events, 0};
+    int r;
+    do {
+        r = ::poll(&p, 1, std::max(0, timeout_ms));
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+bool Conn::handshake(int timeout_ms, std::string *err)
+{
+#ifdef CWSGI_CONFORMANCE_HAVE_TLS
+    ssl_ = SSL_new(g_tls_ctx);
+    if (!ssl_ || SSL_set_fd(ssl_, fd_) != 1) {
+        if (err) *err = "SSL_new: " + ssl_errors();
+        return false;
+    }
+    if (!g_tls_sni.empty()) SSL_set_tlsext_host_name(ssl_, g_tls_sni.c_str());
+    if (SSL_CTX_get_verify_mode(g_tls_ctx) & SSL_VERIFY_PEER) {
+        // The server is reached by its IP literal: the certificate must name that address.
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        char ip[INET6_ADDRSTRLEN] = {0};
+        if (getpeername(fd_, reinterpret_cast<sockaddr *>(&ss), &len) == 0) {
+            const void *a = ss.ss_family == AF_INET ? static_cast<const void *>(&reinterpret_cast<sockaddr_in *>(&ss)->sin_addr)
+                                                    : static_cast<const void *>(&reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_addr);
+            inet_ntop(ss.ss_family, a, ip, sizeof ip);
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), ip);
+        }
+    }
+    auto t0 = clock::now();
+    for (;;) {
+        ERR_clear_error();
+        int r = SSL_connect(ssl_);
+        if (r == 1) break;
+        int e = SSL_get_error(ssl_, r);
+        int left = timeout_ms - static_cast<int>(ms_since(t0));
+        if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) && left > 0) {
+            if (wait_fd(e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, left) < 0) {
+                if (err) *err = std::string("TLS handshake: poll: ") + strerror(errno);
+                return false;
+            }
+            continue;
+        }
+        if (err) {
+            if (left <= 0) {
+                *err = "TLS handshake: timeout";
+            } else {
+                long v = SSL_get_verify_result(ssl_);
+                *err = "TLS handshake: " + ssl_errors() +
+                       (v != X509_V_OK ? std::string(" (certificate: ") + X509_verify_cert_error_string(v) + ")" : "");
+            }
+        }
+        return false;
+    }
+    const unsigned char *proto = nullptr;
+    unsigned plen = 0;
+    SSL_get0_alpn_selected(ssl_, &proto, &plen);
+    if (plen != 0 && std::string_view(reinterpret_cast<const char *>(proto), plen) != "http/1.1") {
+        if (err) *err = "TLS handshake: ALPN chose '" + std::string(reinterpret_cast<const char *>(proto), plen) + "', not http/1.1";
+        return false;
+    }
+    return true;
+#else
+    (void)timeout_ms;
+    if (err) *err = "built without OpenSSL";
+    return false;
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------
 
 Conn::~Conn() { close(); }
 
-Conn::Conn(Conn &&o) noexcept : fd_(o.fd_), buf_(std::move(o.buf_)), pos_(o.pos_), eof_(o.eof_)
+Conn::Conn(Conn &&o) noexcept : fd_(o.fd_), ssl_(o.ssl_), buf_(std::move(o.buf_)), pos_(o.pos_), eof_(o.eof_)
 {
     o.fd_ = -1;
+    o.ssl_ = nullptr;
 }
 
 Conn &Conn::operator=(Conn &&o) noexcept
@@ -143,10 +283,12 @@ Conn &Conn::operator=(Conn &&o) noexcept
     if (this != &o) {
         close();
         fd_ = o.fd_;
+        ssl_ = o.ssl_;
         buf_ = std::move(o.buf_);
         pos_ = o.pos_;
         eof_ = o.eof_;
         o.fd_ = -1;
+        o.ssl_ = nullptr;
     }
     return *this;
 }
@@ -204,6 +346,7 @@ std::optional<Conn> Conn::open(const std::string &host, int port, int timeout_ms
             return std::nullopt;
         }
     }
+    if (client_tls() && !c.handshake(timeout_ms, err)) return std::nullopt;
     return c;
 }
 
@@ -211,6 +354,21 @@ bool Conn::send(std::string_view bytes, int timeout_ms)
 {
     auto t0 = clock::now();
     size_t off = 0;
+#ifdef CWSGI_CONFORMANCE_HAVE_TLS
+    while (ssl_ && off < bytes.size()) {
+        ERR_clear_error();
+        int n = SSL_write(ssl_, bytes.data() + off, static_cast<int>(std::min<size_t>(bytes.size() - off, 1 << 20)));
+        if (n > 0) {
+            off += static_cast<size_t>(n);
+            continue;
+        }
+        int e = SSL_get_error(ssl_, n);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return false;
+        int left = timeout_ms - static_cast<int>(ms_since(t0));
+        if (left <= 0 || wait_fd(e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, left) <= 0) return false;
+    }
+    if (ssl_) return off == bytes.size();
+#endif
     while (off < bytes.size()) {
         ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
         if (n > 0) {
@@ -238,14 +396,45 @@ int Conn::fill(int timeout_ms)
         buf_.erase(0, pos_);
         pos_ = 0;
     }
-    pollfd p{fd_, POLLIN, 0};
-    int r;
-    do {
-        r = ::poll(&p, 1, std::max(0, timeout_ms));
-    } while (r < 0 && errno == EINTR);
+    char tmp[65536];
+#ifdef CWSGI_CONFORMANCE_HAVE_TLS
+    if (ssl_) {
+        // A readable socket may hold only part of a record, or a record with no application
+        // data (a session ticket): SSL_read then wants more, until the deadline.
+        auto t0 = clock::now();
+        for (;;) {
+            ERR_clear_error();
+            errno = 0;
+            int n = SSL_read(ssl_, tmp, sizeof tmp);
+            if (n > 0) {
+                buf_.append(tmp, static_cast<size_t>(n));
+                return 1;
+            }
+            int e = SSL_get_error(ssl_, n);
+            if (e == SSL_ERROR_ZERO_RETURN) { // close_notify: the TLS end of the stream
+                eof_ = true;
+                return 0;
+            }
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+                int left = timeout_ms - static_cast<int>(ms_since(t0));
+                if (left <= 0) return -1;
+                int r = wait_fd(e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, left);
+                if (r == 0) return -1;
+                if (r < 0) return -2;
+                continue;
+            }
+            // A TCP FIN without close_notify (SSL_ERROR_SYSCALL with no errno, or OpenSSL 3's
+            // "unexpected eof") ends the stream like a close, as does a reset.
+            bool fin = (e == SSL_ERROR_SYSCALL && errno == 0) ||
+                       (e == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+            eof_ = true;
+            return fin ? 0 : -2;
+        }
+    }
+#endif
+    int r = wait_fd(POLLIN, timeout_ms);
     if (r == 0) return -1;
     if (r < 0) return -2;
-    char tmp[65536];
     ssize_t n;
     do {
         n = ::recv(fd_, tmp, sizeof tmp, 0);
@@ -581,6 +770,12 @@ bool Conn::wait_closed(int timeout_ms, std::string *extra)
 
 void Conn::shutdown_write()
 {
+#ifdef CWSGI_CONFORMANCE_HAVE_TLS
+    if (ssl_) {
+        ERR_clear_error();
+        SSL_shutdown(ssl_); // sends close_notify; the peer's answer is read later, if it comes
+    }
+#endif
     if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
 }
 
@@ -589,12 +784,28 @@ void Conn::reset()
     if (fd_ >= 0) {
         linger l{1, 0};
         setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+#ifdef CWSGI_CONFORMANCE_HAVE_TLS
+        if (ssl_) {
+            SSL_set_quiet_shutdown(ssl_, 1); // an RST only, no close_notify
+        }
+#endif
         close();
     }
 }
 
 void Conn::close()
 {
+#ifdef CWSGI_CONFORMANCE_HAVE_TLS
+    if (ssl_) {
+        if (fd_ >= 0 && !(SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN)) {
+            ERR_clear_error();
+            SSL_shutdown(ssl_); // close_notify, best effort on the non-blocking socket
+        }
+        SSL_free(ssl_);
+        ssl_ = nullptr;
+        ERR_clear_error();
+    }
+#endif
     if (fd_ >= 0) {
         ::close(fd_);
         fd_ = -1;

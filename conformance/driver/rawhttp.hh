@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+struct ssl_st;
+
 namespace conf {
 
 struct Field {
@@ -70,6 +72,19 @@ struct ReadOptions {
     std::function<bool(const char *, size_t)> on_body;
 };
 
+/// TLS for the raw client (cwsgi-conformance --tls): once set_client_tls() succeeded, every
+/// Conn::open() runs a TLS handshake (ALPN "http/1.1", SNI `sni`) after the TCP connect, and
+/// every byte a case sends or reads goes through it, so no case needs to know.
+struct TlsClientOptions {
+    std::string ca_file; // verify the server's chain and its IP/name against this; "" = no verification
+    std::string sni = "localhost"; // server name sent (an IP literal is not a valid SNI name)
+};
+/// Turns TLS on for every later Conn::open(). False (and *err) when OpenSSL cannot set it up
+/// (an unreadable CA file) or the driver was built without OpenSSL.
+bool set_client_tls(const TlsClientOptions &o, std::string *err);
+/// True once set_client_tls() succeeded.
+bool client_tls();
+
 bool iequals(std::string_view a, std::string_view b);
 /// Printable form of request/response bytes for diagnostics: \r \n \xHH, cut at `max` bytes.
 std::string escape_bytes(std::string_view s, size_t max = 400);
@@ -100,17 +115,27 @@ public:
     /// Waits for the peer to close; true when EOF (or a reset) comes within timeout_ms.
     /// Bytes that arrive meanwhile are appended to *extra.
     bool wait_closed(int timeout_ms, std::string *extra = nullptr);
+    /// Ends the sending side: shutdown(SHUT_WR). Over TLS a close_notify alert goes first (the
+    /// TLS end of the request stream), then the TCP FIN; reading goes on either way.
     void shutdown_write();
     /// Closes with an RST (SO_LINGER 0), the harshest client disconnect.
     void reset();
+    /// Closes the connection (over TLS after a close_notify, sent without waiting for the peer's).
     void close();
     bool is_open() const { return fd_ >= 0; }
+    /// True when the connection runs over TLS.
+    bool tls() const { return ssl_ != nullptr; }
     int local_port() const;
     /// Bytes already received but not consumed.
     size_t buffered() const { return buf_.size() - pos_; }
 
 private:
     explicit Conn(int fd) : fd_(fd) {}
+    /// The TLS handshake on the connected socket; false (and *err) when it fails or times out.
+    bool handshake(int timeout_ms, std::string *err);
+    /// Waits for the socket to be readable (events POLLIN) or writable (POLLOUT): >0 ready, 0
+    /// timeout, <0 error.
+    int wait_fd(short events, int timeout_ms);
     /// Reads more bytes: 1 got some, 0 EOF, -1 timeout, -2 error (reset).
     int fill(int timeout_ms);
     /// Reads a CRLF- (or LF-) terminated line, without the terminator.
@@ -120,6 +145,7 @@ private:
                     std::chrono::steady_clock::time_point t0, bool &got_final);
 
     int fd_ = -1;
+    ssl_st *ssl_ = nullptr; // OpenSSL's SSL, when the connection runs over TLS
     std::string buf_;
     size_t pos_ = 0;
     bool eof_ = false;

@@ -124,8 +124,9 @@ long rss_tree_kib(pid_t pid)
 /// The port of the first "Listening at: http://127.0.0.1:PORT" (or [::1], localhost) line, or 0.
 static int listening_port(const std::string &out)
 {
-    static const char *const prefixes[] = {"Listening at: http://127.0.0.1:", "Listening at: http://[::1]:",
-                                           "Listening at: http://localhost:"};
+    static const char *const prefixes[] = {"Listening at: http://127.0.0.1:",  "Listening at: http://[::1]:",
+                                           "Listening at: http://localhost:",  "Listening at: https://127.0.0.1:",
+                                           "Listening at: https://[::1]:",     "Listening at: https://localhost:"};
     for (const char *p : prefixes) {
         size_t at = out.find(p);
         if (at == std::string::npos) continue;
@@ -211,7 +212,7 @@ std::unique_ptr<ServerProc> ServerProc::start(const std::vector<std::string> &ar
                 std::string o = sp->out_;
                 lk.unlock();
                 if (err) {
-                    *err = "no 'Listening at: http://127.0.0.1:PORT' line within " +
+                    *err = "no 'Listening at: http(s)://127.0.0.1:PORT' line within " +
                            std::to_string(timeout_ms) + " ms; output: " + escape_bytes(o, 600);
                 }
                 return nullptr;

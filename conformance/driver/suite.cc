@@ -262,6 +262,7 @@ std::unique_ptr<ServerProc> Suite::start_server(const std::vector<std::string> &
         argv.push_back("-k");
         argv.push_back(opt_.worker_class);
     }
+    if (opt_.tls) argv.insert(argv.end(), {"--certfile", opt_.certfile, "--keyfile", opt_.keyfile});
     argv.insert(argv.end(), opt_.server_args.begin(), opt_.server_args.end());
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(opt_.probe_path);
@@ -305,6 +306,8 @@ Target Suite::target(const std::string &prof)
             std::string cmd = opt_.server_cmd;
             for (size_t p; (p = cmd.find("{port}")) != std::string::npos;) cmd.replace(p, 6, std::to_string(port));
             for (size_t p; (p = cmd.find("{app}")) != std::string::npos;) cmd.replace(p, 5, opt_.probe_path);
+            for (size_t p; (p = cmd.find("{certfile}")) != std::string::npos;) cmd.replace(p, 10, opt_.certfile);
+            for (size_t p; (p = cmd.find("{keyfile}")) != std::string::npos;) cmd.replace(p, 9, opt_.keyfile);
             std::string err;
             sp = start_with_shared_bookkeeping({"/bin/sh", "-c", "exec " + cmd}, port, &err);
             if (!sp) fail("server command did not start: " + err);

@@ -71,6 +71,13 @@ struct Options {
     std::vector<std::string> server_args; // --server-arg: passed on to every cwsgi-serve started (e.g. -w 2)
     bool quick = false;
     bool verbose = false;
+    /// --tls: every connection runs over TLS (raw HTTP/1 cases through OpenSSL with ALPN
+    /// http/1.1, HTTP/2 cases through libcurl with ALPN h2). With --adapter the driver passes
+    /// certfile/keyfile (a throwaway self-signed pair it made) to every server it starts.
+    bool tls = false;
+    std::string tls_ca;   // the CA the client verifies the server against ("" = no verification)
+    std::string certfile; // --adapter/--server-cmd: the server's certificate and key
+    std::string keyfile;
     int case_timeout_s = 150;
 };
 
@@ -97,6 +104,8 @@ public:
 
     bool has(uint64_t cap) const { return (caps & cap) == cap; }
     const Options &opt() const;
+    /// The scheme of the connection to the target: "https" with --tls, else "http".
+    std::string scheme() const { return opt().tls ? "https" : "http"; }
     /// A tag unique in this run, for ?tag= bookkeeping.
     std::string tag(const std::string &base);
 
