@@ -6,12 +6,14 @@ For each adapter that `cwsgi-serve --list-adapters` reports built, starts
 (hello.so, the APP argument, is the "/" fallback), and checks over loopback that predict answers
 under /api, env under /x reports SCRIPT_NAME /x and the rest as PATH_INFO, /xy falls back to
 hello, and at exit lint's summary says 0 findings. Then --mount without a fallback answers 404.
+It also checks that docs/composition.md shows middleware/timing/timing.cc as it is.
 rule: COMP-MOUNT-1, COMP-MOUNT-2, COMP-MOUNT-3, COMP-LINT-1, COMP-LINT-4, COMP-MW-4
 
 Usage: test_mount_serve.py CWSGI-SERVE BUILD-DIR
 """
 import http.client
 import json
+import os
 import re
 import subprocess
 import sys
@@ -99,8 +101,19 @@ def check_adapter(serve, build, adapter):
         stop(p, t)
 
 
+def check_docs_example():
+    """docs/composition.md shows the whole of middleware/timing/timing.cc: the two stay equal."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    doc = open(os.path.join(root, "docs", "composition.md")).read()
+    block = doc.split("```cpp file=timing.cc env=CWSGI_INNER_APP=./inner_hello.so\n")[1].split("```")[0]
+    source = open(os.path.join(root, "middleware", "timing", "timing.cc")).read()
+    assert block == source, "docs/composition.md's timing block differs from middleware/timing/timing.cc"
+    assert len(source.splitlines()) < 60, "the worked example must stay under 60 lines"
+
+
 def main():
     serve, build = sys.argv[1], sys.argv[2]
+    check_docs_example()
     listing = subprocess.run([serve, "--list-adapters"], capture_output=True, text=True, timeout=DEADLINE_S).stdout
     adapters = [l.split("\t")[0] for l in listing.splitlines() if "\tbuilt\t" in l]
     assert adapters, listing
