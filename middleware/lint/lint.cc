@@ -4,7 +4,7 @@
 // real app and checks both directions of every call, as wsgiref.validate and Rack::Lint do:
 // what the app asks of the server (a per-request state machine over start_response, write,
 // send_file, finish and read) and what the server hands the app (request_info, the environ
-// keys, read's results, on_request_end exactly once). Each finding is one log line:
+// keys, the request headers, read's results, on_request_end exactly once). Each finding is one log line:
 //
 //   cwsgi-lint: RULE: what happened; expected what the rule says [METHOD TARGET request N]
 //
@@ -51,6 +51,7 @@ using std::string_view;
     X(SRV_ENV, "ENV-KEYS-3", "server")         \
     X(SRV_PATH, "ENV-PATH-2", "server")        \
     X(SRV_INFO, "ENV-INFO-1", "server")        \
+    X(SRV_HDR, "ENV-HDR-1", "server")          \
     X(SRV_END, "LIFE-END-1", "server")
 
 enum Rule {
@@ -404,6 +405,22 @@ void check_request(cwsgi_request *req, Req *st)
     if (!sn_ok || !pi_ok) {
         report(req, nullptr, SRV_PATH, "SCRIPT_NAME '" + std::string(sn) + "' and PATH_INFO '" + std::string(pi) + "'",
                "SCRIPT_NAME empty or '/x' without a trailing '/', PATH_INFO starting with '/'");
+    }
+    for (size_t i = 0;; ++i) {
+        cwsgi_str name{}, value{};
+        if (server->header_at(req, i, &name, &value) != CWSGI_OK) break;
+        bool ok = nul_terminated(name) && nul_terminated(value) && name.len > 0;
+        for (size_t k = 0; ok && k < name.len; ++k) {
+            unsigned char c = static_cast<unsigned char>(name.ptr[k]);
+            ok = is_tchar(c) && !(c >= 'A' && c <= 'Z');
+        }
+        ok = ok && string_view(value.ptr, value.len).find_first_of(string_view("\r\n\0", 3)) == string_view::npos;
+        if (!ok) {
+            report(req, nullptr, SRV_HDR, "request header " + std::to_string(i) + " ('" + std::string(name.ptr ? name.ptr : "") +
+                   "') is not a lowercase token with a value free of CR, LF and NUL",
+                   "names lowercased, values as received without CR, LF or NUL");
+            break;
+        }
     }
     static const char *const kAlways[] = {"REQUEST_METHOD", "SCRIPT_NAME",     "PATH_INFO",       "QUERY_STRING",
                                           "SERVER_NAME",    "SERVER_PORT",     "SERVER_PROTOCOL", "REQUEST_URI",

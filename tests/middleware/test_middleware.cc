@@ -247,6 +247,13 @@ int32_t rec_environ_get(cwsgi_request *, const char *key, cwsgi_str *out)
     *out = std::strcmp(key, "PATH_INFO") == 0 ? lit("/file") : std::strcmp(key, "REQUEST_METHOD") == 0 ? lit("GET") : lit("");
     return CWSGI_OK;
 }
+int32_t rec_header_at(cwsgi_request *, size_t index, cwsgi_str *name, cwsgi_str *value)
+{
+    if (index > 0) return CWSGI_E_NOTFOUND;
+    *name = lit("host");
+    *value = lit("localhost");
+    return CWSGI_OK;
+}
 int32_t rec_start_response(cwsgi_request *, uint32_t, const char *, const cwsgi_header *, size_t, uint32_t)
 {
     return CWSGI_OK;
@@ -284,6 +291,7 @@ void test_lint__send_file_stays_send_file_and_cooperative_passes(void **)
     api.capabilities = CWSGI_CAP_SENDFILE;
     api.request_info = rec_request_info;
     api.environ_get = rec_environ_get;
+    api.header_at = rec_header_at;
     api.start_response = rec_start_response;
     api.write = rec_write;
     api.send_file = rec_send_file;
