@@ -27,7 +27,7 @@ static int32_t bad_entry_handle(void *state, cwsgi_request *req)
 }
 
 /* Starts a 200 text/plain response with `extra` as one more header (or none when NULL). */
-static int32_t bad_start(cwsgi_request *req, const char *name, const char *value)
+static inline int32_t bad_start(cwsgi_request *req, const char *name, const char *value)
 {
     cwsgi_header h[2] = {{"Content-Type", 12, "text/plain", 10}, {name, name ? strlen(name) : 0, value,
                                                                       value ? strlen(value) : 0}};

@@ -45,6 +45,10 @@ using std::string_view;
     X(BEFORE_START, "RESP-BODY-1", "app")      \
     X(LEN_OVER, "RESP-LEN-2", "app")           \
     X(LEN_UNDER, "RESP-LEN-3", "app")          \
+    X(NOBODY_BODY, "RESP-NOBODY-1", "app")     \
+    X(NOBODY_CL, "RESP-NOBODY-2", "app")       \
+    X(INFO_STATE, "RESP-INFO-1", "app")        \
+    X(INFO_STATUS, "RESP-INFO-2", "app")       \
     X(READ_PAST, "COMP-LINT-5", "app")         \
     X(SRV_READ, "INPUT-READ-3", "server")      \
     X(SRV_EOF, "INPUT-READ-2", "server")       \
@@ -82,6 +86,7 @@ struct Req {
     bool eof = false;        // read returned 0
     bool read_past = false;  // READ_PAST reported already (once per request)
     uint32_t ends = 0;       // on_request_end calls seen
+    uint32_t status = 0;     // the status of the last accepted start_response
     int64_t declared = -1;   // the app's Content-Length, or -1
     int64_t sent = 0;        // body bytes written or sent as files
     int64_t body_len = -1;   // request content_length as request_info gave it
@@ -167,10 +172,10 @@ bool iequal(string_view a, string_view b)
 
 // Checks one start_response call; records the declared Content-Length. Returns false when a
 // finding was made.
-bool check_headers(cwsgi_request *req, Req *st, uint32_t status, const cwsgi_header *h, size_t n)
+bool check_headers(cwsgi_request *req, Req *st, uint32_t status, const cwsgi_header *h, size_t n, bool final)
 {
     bool ok = true;
-    if (status < 200 || status > 599) {
+    if (final && (status < 200 || status > 599)) {
         report(req, st, START_STATUS, "start_response status " + std::to_string(status), "200 to 599");
         ok = false;
     }
@@ -198,7 +203,11 @@ bool check_headers(cwsgi_request *req, Req *st, uint32_t status, const cwsgi_hea
                 ok = false;
             }
         }
-        if (iequal(name, "content-length")) {
+        if (final && status == 204 && iequal(name, "content-length")) {
+            report(req, st, NOBODY_CL, "a 204 response with a Content-Length field", "no Content-Length on a 204");
+            ok = false;
+        }
+        if (final && iequal(name, "content-length")) {
             char *end = nullptr;
             std::string v(value);
             long long cl = std::strtoll(v.c_str(), &end, 10);
@@ -242,11 +251,12 @@ int32_t lint_start_response(cwsgi_request *req, uint32_t status, const char *rea
     }
     int64_t declared = st->declared;
     st->declared = -1;
-    ok = check_headers(req, st, status, h, n) && ok;
+    ok = check_headers(req, st, status, h, n, true) && ok;
     if (!ok && fail_mode) return CWSGI_E_APP;
     int32_t rc = server->start_response(req, status, reason, h, n, flags);
     if (rc == CWSGI_OK) {
         st->state = State::started;
+        st->status = status;
     } else {
         st->declared = declared;
     }
@@ -263,6 +273,11 @@ bool check_body(cwsgi_request *req, Req *st, int64_t len, const char *call)
     if (st->state == State::finished) {
         report(req, st, AFTER_FINISH, std::string(call) + " after finish",
                "only environ, header, info, log and alloc calls");
+        return false;
+    }
+    if ((st->status == 204 || st->status == 304) && len > 0) {
+        report(req, st, NOBODY_BODY, std::string(call) + " of " + std::to_string(len) + " bytes in a " +
+               std::to_string(st->status) + " response", "no body bytes in a 204 or 304 response");
         return false;
     }
     if (!st->head && st->declared >= 0 && st->sent + len > st->declared) {
@@ -316,12 +331,33 @@ bool check_finish(cwsgi_request *req, Req *st, const char *how)
         report(req, st, BEFORE_START, std::string(how) + " before start_response", "start_response first");
         return false;
     }
-    if (!st->head && st->declared >= 0 && st->sent < st->declared) {
+    // A 304's Content-Length describes the representation a 200 would have sent (RESP-NOBODY-2).
+    if (!st->head && st->status != 304 && st->declared >= 0 && st->sent < st->declared) {
         report(req, st, LEN_UNDER, std::string(how) + " after " + std::to_string(st->sent) + " body bytes",
                "the declared Content-Length of " + std::to_string(st->declared));
         return false;
     }
     return true;
+}
+
+int32_t lint_send_informational(cwsgi_request *req, uint32_t status, const cwsgi_header *h, size_t n)
+{
+    Req *st = state_of(req);
+    if (st == nullptr) return server->send_informational(req, status, h, n);
+    if (st->failed) return CWSGI_E_APP;
+    bool ok = true;
+    if (st->state != State::fresh) {
+        report(req, st, INFO_STATE, "send_informational after start_response", "1xx responses before the final one");
+        ok = false;
+    }
+    if (status < 102 || status > 199) {
+        report(req, st, INFO_STATUS, "send_informational status " + std::to_string(status),
+               "102 to 199 (100 is the server's, 101 switches protocols)");
+        ok = false;
+    }
+    ok = check_headers(req, st, status, h, n, false) && ok;
+    if (!ok && fail_mode) return CWSGI_E_APP;
+    return server->send_informational(req, status, h, n);
 }
 
 int32_t lint_finish(cwsgi_request *req)
@@ -523,6 +559,7 @@ extern "C" CWSGI_EXPORT int32_t cwsgi_app_entry(const cwsgi_server_api *api, con
     table.write = lint_write;
     table.send_file = lint_send_file;
     table.finish = lint_finish;
+    table.send_informational = lint_send_informational;
     table.read = lint_read;
     std::string error;
     if (!cwsgi::mw::load_inner(std::getenv("CWSGI_INNER_APP"), &table, inner, error)) {

@@ -139,13 +139,15 @@ struct BadCase {
     uint32_t warn_status; // what the client gets in warn mode
 };
 
-// rule: COMP-LINT-1, COMP-LINT-2, COMP-LINT-5, RESP-STATE-2/3, RESP-HDR-2/3, RESP-LEN-3
+// rule: COMP-LINT-1, COMP-LINT-2, COMP-LINT-5, RESP-STATE-2/3, RESP-HDR-2/3, RESP-LEN-3, RESP-INFO-1,
+// RESP-NOBODY-1
 void test_lint__bad_apps_have_exactly_their_finding(void **)
 {
     const BadCase cases[] = {
         {"after_commit", "RESP-STATE-2", 200}, {"hop", "RESP-HDR-3", 200},
         {"crlf", "RESP-HDR-2", 200},           {"length", "RESP-LEN-3", 200},
         {"write_after_finish", "RESP-STATE-3", 200}, {"read_past", "COMP-LINT-5", 200},
+        {"info_late", "RESP-INFO-1", 200},     {"nobody", "RESP-NOBODY-1", 204},
     };
     for (const BadCase &c : cases) {
         for (const char *mode : {"warn", "fail"}) {
