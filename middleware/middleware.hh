@@ -62,8 +62,8 @@ inline bool load_inner(const char *path, const cwsgi_server_api *api, Inner &out
     int32_t rc = entry(api, &desc);
     if (rc != CWSGI_OK || desc == nullptr || desc->handle == nullptr ||
         desc->struct_size < offsetof(cwsgi_app_desc, flags)) {
-        error = std::string("inner app '") + path + "' refused to load or gave no usable descriptor: " +
-                cwsgi_err_name(rc) + " (ABI-LOAD-3)";
+        error = std::string("inner app '") + path +
+                "' refused to load or gave no usable descriptor: " + cwsgi_err_name(rc) + " (ABI-LOAD-3)";
         return false;
     }
     std::memcpy(&out.desc, desc, std::min<size_t>(desc->struct_size, sizeof out.desc));
@@ -92,8 +92,7 @@ inline int32_t init_inner(Inner &in, const cwsgi_server_api *api, char *errbuf, 
 
 /// Allocates a zeroed T from the request arena (freed after on_request_end, MEM-ARENA-1).
 /// T must be trivially destructible. Returns nullptr when the arena is exhausted.
-template <typename T>
-T *arena_new(const cwsgi_server_api *api, cwsgi_request *req)
+template <typename T> T *arena_new(const cwsgi_server_api *api, cwsgi_request *req)
 {
     void *p = api->alloc(req, sizeof(T));
     return p ? new (p) T() : nullptr;

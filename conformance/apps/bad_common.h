@@ -26,11 +26,11 @@ static int32_t bad_entry_handle(void *state, cwsgi_request *req)
     return bad_handle(req);
 }
 
-/* Starts a 200 text/plain response with `extra` as one more header (or none when NULL). */
+/* Starts a 200 text/plain response with name: value as one more header (none when name is NULL). */
 static inline int32_t bad_start(cwsgi_request *req, const char *name, const char *value)
 {
-    cwsgi_header h[2] = {{"Content-Type", 12, "text/plain", 10}, {name, name ? strlen(name) : 0, value,
-                                                                      value ? strlen(value) : 0}};
+    cwsgi_header h[2] = {{"Content-Type", 12, "text/plain", 10},
+                         {name, name ? strlen(name) : 0, value, value ? strlen(value) : 0}};
     return g_api->start_response(req, 200, NULL, h, name ? 2 : 1, 0);
 }
 

@@ -31,31 +31,30 @@ namespace {
 
 using std::string_view;
 
-// Every rule the lint can report, with the spec ID it cites. Counts are kept per entry.
 // Every rule the lint can report: the spec ID it cites and whose call broke it, the app's or
 // the server's. Counts are kept per entry.
-#define LINT_RULES(X)                          \
-    X(START_STATUS, "RESP-START-1", "app")     \
-    X(START_TWICE, "RESP-START-4", "app")      \
-    X(HDR_NAME, "RESP-HDR-1", "app")           \
-    X(HDR_VALUE, "RESP-HDR-2", "app")          \
-    X(HDR_HOP, "RESP-HDR-3", "app")            \
-    X(AFTER_COMMIT, "RESP-STATE-2", "app")     \
-    X(AFTER_FINISH, "RESP-STATE-3", "app")     \
-    X(BEFORE_START, "RESP-BODY-1", "app")      \
-    X(LEN_OVER, "RESP-LEN-2", "app")           \
-    X(LEN_UNDER, "RESP-LEN-3", "app")          \
-    X(NOBODY_BODY, "RESP-NOBODY-1", "app")     \
-    X(NOBODY_CL, "RESP-NOBODY-2", "app")       \
-    X(INFO_STATE, "RESP-INFO-1", "app")        \
-    X(INFO_STATUS, "RESP-INFO-2", "app")       \
-    X(READ_PAST, "COMP-LINT-5", "app")         \
-    X(SRV_READ, "INPUT-READ-3", "server")      \
-    X(SRV_EOF, "INPUT-READ-2", "server")       \
-    X(SRV_ENV, "ENV-KEYS-3", "server")         \
-    X(SRV_PATH, "ENV-PATH-2", "server")        \
-    X(SRV_INFO, "ENV-INFO-1", "server")        \
-    X(SRV_HDR, "ENV-HDR-1", "server")          \
+#define LINT_RULES(X)                                                                                                  \
+    X(START_STATUS, "RESP-START-1", "app")                                                                             \
+    X(START_TWICE, "RESP-START-4", "app")                                                                              \
+    X(HDR_NAME, "RESP-HDR-1", "app")                                                                                   \
+    X(HDR_VALUE, "RESP-HDR-2", "app")                                                                                  \
+    X(HDR_HOP, "RESP-HDR-3", "app")                                                                                    \
+    X(AFTER_COMMIT, "RESP-STATE-2", "app")                                                                             \
+    X(AFTER_FINISH, "RESP-STATE-3", "app")                                                                             \
+    X(BEFORE_START, "RESP-BODY-1", "app")                                                                              \
+    X(LEN_OVER, "RESP-LEN-2", "app")                                                                                   \
+    X(LEN_UNDER, "RESP-LEN-3", "app")                                                                                  \
+    X(NOBODY_BODY, "RESP-NOBODY-1", "app")                                                                             \
+    X(NOBODY_CL, "RESP-NOBODY-2", "app")                                                                               \
+    X(INFO_STATE, "RESP-INFO-1", "app")                                                                                \
+    X(INFO_STATUS, "RESP-INFO-2", "app")                                                                               \
+    X(READ_PAST, "COMP-LINT-5", "app")                                                                                 \
+    X(SRV_READ, "INPUT-READ-3", "server")                                                                              \
+    X(SRV_EOF, "INPUT-READ-2", "server")                                                                               \
+    X(SRV_ENV, "ENV-KEYS-3", "server")                                                                                 \
+    X(SRV_PATH, "ENV-PATH-2", "server")                                                                                \
+    X(SRV_INFO, "ENV-INFO-1", "server")                                                                                \
+    X(SRV_HDR, "ENV-HDR-1", "server")                                                                                  \
     X(SRV_END, "LIFE-END-1", "server")
 
 enum Rule {
@@ -81,16 +80,16 @@ enum class State : uint8_t { fresh, started, committed, finished };
 struct Req {
     void *app_user = nullptr; // the inner app's user-data slot (MEM-USER-1)
     State state = State::fresh;
-    bool failed = false;     // fail mode: a finding refused this request
-    bool head = false;       // HEAD: the server discards the body, so no length checks
-    bool eof = false;        // read returned 0
-    bool read_past = false;  // READ_PAST reported already (once per request)
-    uint32_t ends = 0;       // on_request_end calls seen
-    uint32_t status = 0;     // the status of the last accepted start_response
-    int64_t declared = -1;   // the app's Content-Length, or -1
-    int64_t sent = 0;        // body bytes written or sent as files
-    int64_t body_len = -1;   // request content_length as request_info gave it
-    int64_t body_read = 0;   // bytes read so far
+    bool failed = false;    // fail mode: a finding refused this request
+    bool head = false;      // HEAD: the server discards the body, so no length checks
+    bool eof = false;       // read returned 0
+    bool read_past = false; // READ_PAST reported already (once per request)
+    uint32_t ends = 0;      // on_request_end calls seen
+    uint32_t status = 0;    // the status of the last accepted start_response
+    int64_t declared = -1;  // the app's Content-Length, or -1
+    int64_t sent = 0;       // body bytes written or sent as files
+    int64_t body_len = -1;  // request content_length as request_info gave it
+    int64_t body_read = 0;  // bytes read so far
 };
 
 cwsgi::mw::Inner inner;
@@ -118,7 +117,10 @@ void emit(cwsgi_request *req, uint32_t level, const std::string &line)
     ::close(fd);
 }
 
-Req *state_of(cwsgi_request *req) { return static_cast<Req *>(server->get_user_data(req)); }
+Req *state_of(cwsgi_request *req)
+{
+    return static_cast<Req *>(server->get_user_data(req));
+}
 
 // Logs one finding for `req` (NULL: not about one request) and counts it (COMP-LINT-1).
 void report(cwsgi_request *req, Req *st, Rule rule, const std::string &what, const std::string &expected)
@@ -130,11 +132,11 @@ void report(cwsgi_request *req, Req *st, Rule rule, const std::string &what, con
         info.struct_size = sizeof info;
         if (server->request_info(req, &info) == CWSGI_OK) {
             where = " [" + std::string(info.method.ptr, info.method.len) + " " +
-                    std::string(info.target.ptr, info.target.len) + " request " + std::to_string(info.request_id) +
-                    "]";
+                    std::string(info.target.ptr, info.target.len) + " request " + std::to_string(info.request_id) + "]";
         }
     }
-    std::string line = std::string("cwsgi-lint: ") + kRuleIds[rule] + " (" + kRuleSides[rule] + "): " + what + "; expected " + expected + where;
+    std::string line = std::string("cwsgi-lint: ") + kRuleIds[rule] + " (" + kRuleSides[rule] + "): " + what +
+                       "; expected " + expected + where;
     emit(req, CWSGI_LOG_WARNING, line);
     if (fail_mode && st != nullptr) st->failed = true;
 }
@@ -152,12 +154,14 @@ void summary(const char *when)
     }
     std::string line = "cwsgi-lint: summary (" + std::string(when) + "): " + std::to_string(total) + " findings, app " +
                        std::to_string(app) + ", server " + std::to_string(total - app) +
-                       (parts.empty() ? "" : " (" + parts + ")") + ", " + std::to_string(handled.load()) +
-                       " requests";
+                       (parts.empty() ? "" : " (" + parts + ")") + ", " + std::to_string(handled.load()) + " requests";
     emit(nullptr, total ? CWSGI_LOG_WARNING : CWSGI_LOG_INFO, line);
 }
 
-bool is_tchar(unsigned char c) { return std::isalnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr; }
+bool is_tchar(unsigned char c)
+{
+    return std::isalnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+}
 
 bool iequal(string_view a, string_view b)
 {
@@ -180,12 +184,13 @@ bool check_headers(cwsgi_request *req, Req *st, uint32_t status, const cwsgi_hea
         ok = false;
     }
     static const char *const kHop[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
-                                       "te", "trailer", "upgrade", "status"};
+                                       "te",         "trailer",    "upgrade",          "status"};
     for (size_t i = 0; i < n && h != nullptr; ++i) {
         string_view name(h[i].name ? h[i].name : "", h[i].name ? h[i].name_len : 0);
         string_view value(h[i].value ? h[i].value : "", h[i].value ? h[i].value_len : 0);
         bool token = !name.empty();
-        for (unsigned char c : name) token = token && is_tchar(c);
+        for (unsigned char c : name)
+            token = token && is_tchar(c);
         if (!token) {
             report(req, st, HDR_NAME, "header name '" + std::string(name) + "' is not a token", "an RFC 9110 token");
             ok = false;
@@ -276,13 +281,14 @@ bool check_body(cwsgi_request *req, Req *st, int64_t len, const char *call)
         return false;
     }
     if ((st->status == 204 || st->status == 304) && len > 0) {
-        report(req, st, NOBODY_BODY, std::string(call) + " of " + std::to_string(len) + " bytes in a " +
-               std::to_string(st->status) + " response", "no body bytes in a 204 or 304 response");
+        report(req, st, NOBODY_BODY,
+               std::string(call) + " of " + std::to_string(len) + " bytes in a " + std::to_string(st->status) +
+                   " response",
+               "no body bytes in a 204 or 304 response");
         return false;
     }
     if (!st->head && st->declared >= 0 && st->sent + len > st->declared) {
-        report(req, st, LEN_OVER,
-               std::string(call) + " takes the body to " + std::to_string(st->sent + len) + " bytes",
+        report(req, st, LEN_OVER, std::string(call) + " takes the body to " + std::to_string(st->sent + len) + " bytes",
                "at most the declared Content-Length of " + std::to_string(st->declared));
         return false;
     }
@@ -382,8 +388,9 @@ int64_t lint_read(cwsgi_request *req, void *buf, size_t cap)
     }
     int64_t n = server->read(req, buf, cap);
     if (n > 0 && static_cast<uint64_t>(n) > cap) {
-        report(req, nullptr, SRV_READ, "read returned " + std::to_string(n) + " bytes for a buffer of " +
-               std::to_string(cap), "at most cap bytes");
+        report(req, nullptr, SRV_READ,
+               "read returned " + std::to_string(n) + " bytes for a buffer of " + std::to_string(cap),
+               "at most cap bytes");
     }
     if (n > 0 && st->eof) {
         report(req, nullptr, SRV_EOF, "read returned bytes after it had returned 0", "0 for ever after the end");
@@ -401,7 +408,10 @@ int64_t lint_read(cwsgi_request *req, void *buf, size_t cap)
 
 // --- what the server hands the app, checked when handle starts -------------------------------
 
-bool nul_terminated(const cwsgi_str &s) { return s.ptr != nullptr && s.ptr[s.len] == '\0'; }
+bool nul_terminated(const cwsgi_str &s)
+{
+    return s.ptr != nullptr && s.ptr[s.len] == '\0';
+}
 
 void check_request(cwsgi_request *req, Req *st)
 {
@@ -411,9 +421,8 @@ void check_request(cwsgi_request *req, Req *st)
         report(req, nullptr, SRV_INFO, "request_info failed", "CWSGI_OK for a live request");
         return;
     }
-    const cwsgi_str *strs[] = {&info.method, &info.target, &info.raw_path, &info.script_name, &info.path_info,
-                               &info.query_string, &info.scheme, &info.protocol, &info.server_name,
-                               &info.server_port};
+    const cwsgi_str *strs[] = {&info.method,       &info.target, &info.raw_path, &info.script_name, &info.path_info,
+                               &info.query_string, &info.scheme, &info.protocol, &info.server_name, &info.server_port};
     for (const cwsgi_str *s : strs) {
         if (!nul_terminated(*s)) {
             report(req, nullptr, SRV_INFO, "a request_info string is NULL or not NUL-terminated",
@@ -424,7 +433,8 @@ void check_request(cwsgi_request *req, Req *st)
     st->body_len = info.content_length;
     st->head = string_view(info.method.ptr, info.method.len) == "HEAD";
     bool token = info.method.len > 0;
-    for (size_t i = 0; i < info.method.len; ++i) token = token && is_tchar(static_cast<unsigned char>(info.method.ptr[i]));
+    for (size_t i = 0; i < info.method.len; ++i)
+        token = token && is_tchar(static_cast<unsigned char>(info.method.ptr[i]));
     string_view scheme(info.scheme.ptr, info.scheme.len), proto(info.protocol.ptr, info.protocol.len);
     if (!token || (scheme != "http" && scheme != "https") ||
         (proto != "HTTP/1.0" && proto != "HTTP/1.1" && proto != "HTTP/2") || info.content_length < -1) {
@@ -436,8 +446,7 @@ void check_request(cwsgi_request *req, Req *st)
     string_view sn(info.script_name.ptr, info.script_name.len), pi(info.path_info.ptr, info.path_info.len);
     bool sn_ok = sn.empty() || (sn.front() == '/' && sn.back() != '/');
     bool pi_ok = (!pi.empty() && pi.front() == '/') || (pi.empty() && !sn.empty()) ||
-                 (pi == "*" && string_view(info.method.ptr) == "OPTIONS") ||
-                 string_view(info.method.ptr) == "CONNECT";
+                 (pi == "*" && string_view(info.method.ptr) == "OPTIONS") || string_view(info.method.ptr) == "CONNECT";
     if (!sn_ok || !pi_ok) {
         report(req, nullptr, SRV_PATH, "SCRIPT_NAME '" + std::string(sn) + "' and PATH_INFO '" + std::string(pi) + "'",
                "SCRIPT_NAME empty or '/x' without a trailing '/', PATH_INFO starting with '/'");
@@ -452,15 +461,16 @@ void check_request(cwsgi_request *req, Req *st)
         }
         ok = ok && string_view(value.ptr, value.len).find_first_of(string_view("\r\n\0", 3)) == string_view::npos;
         if (!ok) {
-            report(req, nullptr, SRV_HDR, "request header " + std::to_string(i) + " ('" + std::string(name.ptr ? name.ptr : "") +
-                   "') is not a lowercase token with a value free of CR, LF and NUL",
+            report(req, nullptr, SRV_HDR,
+                   "request header " + std::to_string(i) + " ('" + std::string(name.ptr ? name.ptr : "") +
+                       "') is not a lowercase token with a value free of CR, LF and NUL",
                    "names lowercased, values as received without CR, LF or NUL");
             break;
         }
     }
-    static const char *const kAlways[] = {"REQUEST_METHOD", "SCRIPT_NAME",     "PATH_INFO",       "QUERY_STRING",
-                                          "SERVER_NAME",    "SERVER_PORT",     "SERVER_PROTOCOL", "REQUEST_URI",
-                                          "cwsgi.url_scheme"};
+    static const char *const kAlways[] = {"REQUEST_METHOD",  "SCRIPT_NAME", "PATH_INFO",
+                                          "QUERY_STRING",    "SERVER_NAME", "SERVER_PORT",
+                                          "SERVER_PROTOCOL", "REQUEST_URI", "cwsgi.url_scheme"};
     for (const char *key : kAlways) {
         cwsgi_str v{};
         if (server->environ_get(req, key, &v) != CWSGI_OK || !nul_terminated(v)) {
@@ -517,7 +527,8 @@ void check_ends()
     uint64_t h = handled.load(), e = ended.load();
     if (h != e) {
         report(nullptr, nullptr, SRV_END,
-               std::to_string(h) + " requests reached handle but " + std::to_string(e) + " on_request_end calls were made",
+               std::to_string(h) + " requests reached handle but " + std::to_string(e) +
+                   " on_request_end calls were made",
                "exactly one on_request_end per request");
         handled = 0; // reported once, not again at exit
         ended = 0;
@@ -546,7 +557,8 @@ void lint_destroy(void *)
 extern "C" CWSGI_EXPORT int32_t cwsgi_app_entry(const cwsgi_server_api *api, const cwsgi_app_desc **out)
 {
     server = api;
-    for (auto &c : counts) c = 0; // a fresh load starts a fresh count (a host may load twice)
+    for (auto &c : counts)
+        c = 0; // a fresh load starts a fresh count (a host may load twice)
     handled = 0;
     ended = 0;
     summarised = false;

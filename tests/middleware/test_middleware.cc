@@ -46,7 +46,8 @@ struct Host {
 Host open_mw(const std::string &mw, const std::vector<std::pair<std::string, std::string>> &env,
              const char *script_name = nullptr)
 {
-    for (auto &[k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    for (auto &[k, v] : env)
+        setenv(k.c_str(), v.c_str(), 1);
     Host h;
     char tmpl[] = "/tmp/cwsgi-mw-log-XXXXXX";
     int fd = mkstemp(tmpl);
@@ -62,7 +63,8 @@ Host open_mw(const std::string &mw, const std::vector<std::pair<std::string, std
     h.host = cwsgi_testhost_open((build_dir() + "/middleware/" + mw + ".so").c_str(), &o, err, sizeof err);
     if (h.host == nullptr) print_message("open %s: %s\n", mw.c_str(), err);
     assert_non_null(h.host);
-    for (auto &[k, v] : env) unsetenv(k.c_str());
+    for (auto &[k, v] : env)
+        unsetenv(k.c_str());
     return h;
 }
 
@@ -77,7 +79,8 @@ std::string close_host(Host &h)
 size_t count(const std::string &hay, const std::string &needle)
 {
     size_t n = 0;
-    for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1)) ++n;
+    for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1))
+        ++n;
     return n;
 }
 
@@ -135,7 +138,7 @@ void test_lint__clean_apps_have_no_findings(void **)
 
 struct BadCase {
     const char *app;
-    const char *rule;   // the one finding expected
+    const char *rule;     // the one finding expected
     uint32_t warn_status; // what the client gets in warn mode
 };
 
@@ -144,15 +147,19 @@ struct BadCase {
 void test_lint__bad_apps_have_exactly_their_finding(void **)
 {
     const BadCase cases[] = {
-        {"after_commit", "RESP-STATE-2", 200}, {"hop", "RESP-HDR-3", 200},
-        {"crlf", "RESP-HDR-2", 200},           {"length", "RESP-LEN-3", 200},
-        {"write_after_finish", "RESP-STATE-3", 200}, {"read_past", "COMP-LINT-5", 200},
-        {"info_late", "RESP-INFO-1", 200},     {"nobody", "RESP-NOBODY-1", 204},
+        {"after_commit", "RESP-STATE-2", 200},
+        {"hop", "RESP-HDR-3", 200},
+        {"crlf", "RESP-HDR-2", 200},
+        {"length", "RESP-LEN-3", 200},
+        {"write_after_finish", "RESP-STATE-3", 200},
+        {"read_past", "COMP-LINT-5", 200},
+        {"info_late", "RESP-INFO-1", 200},
+        {"nobody", "RESP-NOBODY-1", 204},
     };
     for (const BadCase &c : cases) {
         for (const char *mode : {"warn", "fail"}) {
-            Host h = open_mw("lint", {{"CWSGI_INNER_APP", build_dir() + "/conformance/bad_" + c.app + ".so"},
-                                      {"CWSGI_LINT", mode}});
+            Host h = open_mw(
+                "lint", {{"CWSGI_INNER_APP", build_dir() + "/conformance/bad_" + c.app + ".so"}, {"CWSGI_LINT", mode}});
             cwsgi_test_response *r = post(h.host, "/bad", "0123456789");
             uint32_t status = r->status;
             cwsgi_test_response_free(r);
@@ -161,8 +168,8 @@ void test_lint__bad_apps_have_exactly_their_finding(void **)
             if (count(log, finding) != 1 || count(log, "cwsgi-lint: ") != 2) {
                 print_message("bad_%s (%s):\n%s\n", c.app, mode, log.c_str());
             }
-            assert_int_equal(count(log, finding), 1); // exactly its finding,
-            assert_int_equal(count(log, "cwsgi-lint: "), 2); // and the summary line
+            assert_int_equal(count(log, finding), 1);               // exactly its finding,
+            assert_int_equal(count(log, "cwsgi-lint: "), 2);        // and the summary line
             assert_int_equal(count(log, "[POST /bad request "), 1); // naming the request
             assert_int_equal(count(log, std::string("1 findings, app 1, server 0 (") + c.rule + " x1)"), 1);
             bool committed_first = std::strcmp(c.app, "after_commit") == 0 || std::strcmp(c.app, "length") == 0 ||
@@ -191,7 +198,8 @@ void test_mount__dispatches_by_prefix(void **)
                 std::strstr(r->body, "\"PATH_INFO\":\"/a/b\"") != nullptr);
     cwsgi_test_response_free(r);
     r = cwsgi_testhost_get(h.host, "/x");
-    assert_true(std::strstr(r->body, "\"PATH_INFO\": \"\"") != nullptr || std::strstr(r->body, "\"PATH_INFO\":\"\"") != nullptr);
+    assert_true(std::strstr(r->body, "\"PATH_INFO\": \"\"") != nullptr ||
+                std::strstr(r->body, "\"PATH_INFO\":\"\"") != nullptr);
     cwsgi_test_response_free(r);
     r = cwsgi_testhost_get(h.host, "/xy"); // not a segment boundary: the fallback
     assert_true(std::strstr(r->body, "Hello") != nullptr);
@@ -225,7 +233,10 @@ struct Recorder {
     std::vector<std::unique_ptr<char[]>> arena;
 } rec;
 
-cwsgi_str lit(const char *s) { return cwsgi_str{s, std::strlen(s)}; }
+cwsgi_str lit(const char *s)
+{
+    return cwsgi_str{s, std::strlen(s)};
+}
 
 int32_t rec_request_info(cwsgi_request *, cwsgi_request_info *info)
 {
@@ -246,7 +257,9 @@ int32_t rec_request_info(cwsgi_request *, cwsgi_request_info *info)
 }
 int32_t rec_environ_get(cwsgi_request *, const char *key, cwsgi_str *out)
 {
-    *out = std::strcmp(key, "PATH_INFO") == 0 ? lit("/file") : std::strcmp(key, "REQUEST_METHOD") == 0 ? lit("GET") : lit("");
+    *out = std::strcmp(key, "PATH_INFO") == 0        ? lit("/file")
+           : std::strcmp(key, "REQUEST_METHOD") == 0 ? lit("GET")
+                                                     : lit("");
     return CWSGI_OK;
 }
 int32_t rec_header_at(cwsgi_request *, size_t index, cwsgi_str *name, cwsgi_str *value)
@@ -260,7 +273,10 @@ int32_t rec_start_response(cwsgi_request *, uint32_t, const char *, const cwsgi_
 {
     return CWSGI_OK;
 }
-int32_t rec_write(cwsgi_request *, const void *, size_t) { return ++rec.writes, CWSGI_OK; }
+int32_t rec_write(cwsgi_request *, const void *, size_t)
+{
+    return ++rec.writes, CWSGI_OK;
+}
 int32_t rec_send_file(cwsgi_request *, int fd, int64_t offset, int64_t count)
 {
     ++rec.send_files;
@@ -269,7 +285,10 @@ int32_t rec_send_file(cwsgi_request *, int fd, int64_t offset, int64_t count)
     rec.count = count;
     return CWSGI_OK;
 }
-int32_t rec_finish(cwsgi_request *) { return ++rec.finishes, CWSGI_OK; }
+int32_t rec_finish(cwsgi_request *)
+{
+    return ++rec.finishes, CWSGI_OK;
+}
 void *rec_alloc(cwsgi_request *, size_t size)
 {
     rec.arena.push_back(std::make_unique<char[]>(size + 16));
@@ -280,8 +299,14 @@ int32_t rec_log(cwsgi_request *, uint32_t, const char *msg, size_t len)
     rec.log.append(msg, len).append("\n");
     return CWSGI_OK;
 }
-void rec_set_user_data(cwsgi_request *, void *p) { rec.user = p; }
-void *rec_get_user_data(cwsgi_request *) { return rec.user; }
+void rec_set_user_data(cwsgi_request *, void *p)
+{
+    rec.user = p;
+}
+void *rec_get_user_data(cwsgi_request *)
+{
+    return rec.user;
+}
 
 // rule: COMP-LINT-3, RESP-FILE-1
 void test_lint__send_file_stays_send_file_and_cooperative_passes(void **)
@@ -329,7 +354,8 @@ void test_lint__send_file_stays_send_file_and_cooperative_passes(void **)
     assert_int_equal(rec.count, -1); // with the app's own arguments
     assert_true(rec.fd >= 0);
     assert_int_equal(rec.finishes, 1);
-    if (rec.log.find("0 findings, app 0, server 0, 1 requests") == std::string::npos) print_message("%s", rec.log.c_str());
+    if (rec.log.find("0 findings, app 0, server 0, 1 requests") == std::string::npos)
+        print_message("%s", rec.log.c_str());
     assert_true(rec.log.find("0 findings, app 0, server 0, 1 requests") != std::string::npos);
 }
 
