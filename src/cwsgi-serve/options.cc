@@ -41,6 +41,8 @@ struct Raw {
     double timeout = 30, client_timeout = 30, graceful_timeout = 30, keep_alive = 2, harakiri = 0;
     int64_t limit_request_body = 0;
     std::vector<std::string> env;
+    std::string lint;                // --lint[=warn|fail]: "" when not given
+    std::vector<std::string> mounts; // --mount PREFIX=APP.so, in order
     bool check = false, print_config = false, version = false, list_adapters = false;
 };
 
@@ -143,6 +145,64 @@ bool known_user(const std::string &s)
 bool known_group(const std::string &s)
 {
     return all_digits(s) || ::getgrnam(s.c_str()) != nullptr;
+}
+
+// The folder of the middlewares (lint.so, mount.so): CWSGI_MIDDLEWARE_DIR, else the build
+// tree's <build>/middleware next to <build>/src/cwsgi-serve, else <prefix>/lib/cwsgi/middleware.
+std::string middleware_path(const std::string &name)
+{
+    namespace fs = std::filesystem;
+    if (const char *dir = std::getenv("CWSGI_MIDDLEWARE_DIR"); dir != nullptr && *dir != '\0') {
+        return (fs::path(dir) / name).string();
+    }
+    std::error_code ec;
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) return name;
+    fs::path bin = exe.parent_path();
+    for (const fs::path &dir : {bin.parent_path() / "middleware", bin.parent_path() / "lib" / "cwsgi" / "middleware"}) {
+        if (fs::exists(dir / name, ec)) return (dir / name).string();
+    }
+    return (bin.parent_path() / "middleware" / name).string();
+}
+
+// --mount and --lint (COMP-CLI-1): the app becomes mount.so with CWSGI_MOUNTS (one PREFIX=PATH a
+// line; a plain APP is the "/" fallback), then lint.so with CWSGI_INNER_APP around whatever the
+// app is by then. The variables go through --env, so the master sets them before loading.
+bool compose(const Raw &raw, Invocation &out, std::vector<std::string> &env, std::string &error)
+{
+    if (!raw.mounts.empty()) {
+        std::string spec;
+        bool root = false;
+        for (const std::string &m : raw.mounts) {
+            size_t eq = m.find('=');
+            if (eq == std::string::npos || eq == 0 || m.front() != '/' || eq + 1 == m.size()) {
+                error = fmt::format("--mount: '{}' is not PREFIX=APP.so with PREFIX starting with '/'", m);
+                return false;
+            }
+            root = root || m.substr(0, eq) == "/";
+            spec += m + "\n";
+        }
+        if (!out.app_path.empty()) {
+            if (root) {
+                error = "--mount: an APP argument is the '/' fallback, and '/' is mounted already";
+                return false;
+            }
+            spec += "/=" + out.app_path + "\n";
+        }
+        env.push_back("CWSGI_MOUNTS=" + spec);
+        out.app_path = middleware_path("mount.so");
+    }
+    if (!raw.lint.empty()) {
+        if (raw.lint != "warn" && raw.lint != "fail") {
+            error = fmt::format("--lint: '{}' is not warn or fail", raw.lint);
+            return false;
+        }
+        if (out.app_path.empty()) return true; // main() reports the missing APP
+        env.push_back("CWSGI_INNER_APP=" + out.app_path);
+        env.push_back("CWSGI_LINT=" + raw.lint);
+        out.app_path = middleware_path("lint.so");
+    }
+    return true;
 }
 
 // Registers the options on `cli`, bound to `out` and `raw`. The -c option is added last by
@@ -260,6 +320,15 @@ void add_options(CLI::App &cli, Invocation &out, Raw &raw)
     cli.add_option("-n,--name", cfg.proc_name, "Base of the process titles: NAME: master, NAME: worker 3")
         ->type_name("NAME")
         ->capture_default_str();
+    // Composition (docs/composition.md): both load a middleware from the build or install tree
+    // as the app and hand it the real app(s) through its environment variables.
+    cli.add_flag("--lint{warn}", raw.lint,
+                 "Wrap the app in cwsgi-lint: --lint or --lint=warn logs spec violations, --lint=fail also answers 500")
+        ->type_name("MODE");
+    cli.add_option("--mount", raw.mounts,
+                   "Serve APP.so under PREFIX (repeatable; '/' is the fallback): PREFIX=APP.so, longest prefix wins")
+        ->type_name("PREFIX=APP")
+        ->allow_extra_args(false);
     cli.add_option("-e,--env", raw.env, "Set an environment variable in the master before the app loads; repeatable")
         ->type_name(kTypeEnv)
         ->allow_extra_args(false)
@@ -326,8 +395,10 @@ bool finish(const Raw &raw, const std::string &base_dir, Invocation &out, std::s
             return false;
         }
     }
+    std::vector<std::string> env = raw.env;
+    if (!compose(raw, out, env, error)) return false;
     cfg.env.clear();
-    for (const std::string &kv : raw.env) {
+    for (const std::string &kv : env) {
         size_t eq = kv.find('=');
         if (eq == std::string::npos || eq == 0) {
             error = fmt::format("--env: '{}' is not KEY=VALUE", kv);
