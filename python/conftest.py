@@ -43,3 +43,4 @@ def open_app():
     yield opener
     for host in hosts:
         host.close()
+        assert host.errors == [], "a host callback raised: %r" % host.errors

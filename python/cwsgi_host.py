@@ -431,7 +431,8 @@ class Host:
 
     def _send(self, req, data):
         """Appends body bytes after the checks; returns a code."""
-        if req.content_length is not None and req.sent + len(data) > req.content_length:
+        limit = self._declared_length(req)
+        if limit is not None and req.sent + len(data) > limit:
             return E["LENGTH"]  # RESP-LEN-2
         self._commit(req)
         if req.disconnected:
@@ -446,6 +447,9 @@ class Host:
             req.resp.body += data
         req.sent += len(data)
         return OK
+
+    def _declared_length(self, req):
+        return req.pending[3] if req.state == "started" else req.content_length
 
     def _finish(self, req):
         self._commit(req)
@@ -511,7 +515,8 @@ class Host:
     def _traced(self, name, fn):
         def call(*args):
             rc = fn(*args)
-            if args and ffi.typeof(args[0]) is ffi.typeof("cwsgi_request *"):
+            if args and isinstance(args[0], ffi.CData) \
+                    and ffi.typeof(args[0]) is ffi.typeof("cwsgi_request *"):
                 req = self._req(args[0])
                 if req is not None and isinstance(rc, int):
                     req.resp.calls.append((name, rc))
@@ -693,7 +698,8 @@ class Host:
             count = max(0, st.st_size - offset)
         if regular and offset + count > st.st_size:
             return E["INVAL"]
-        if req.content_length is not None and req.sent + count > req.content_length:
+        limit = self._declared_length(req)
+        if limit is not None and req.sent + count > limit:
             return E["LENGTH"]
         # No CWSGI_CAP_SENDFILE: a bounded read loop (RESP-FILE-2); pread keeps the offset.
         pos, left = offset, count
