@@ -2,8 +2,10 @@
 # run-tests.sh: runs the cffi host's pytest suite (python/) against the apps and loader
 # fixtures of the build tree $CWSGI_BUILD_DIR, as ctest and meson test call it
 # (test_python_cffi). Exits 77, the skip code of both, with the reason when /usr/bin/python3
-# lacks cffi or pytest, or when CWSGI_PY_SKIP names a reason (a sanitizer build: its .so files
-# need the ASan runtime loaded first, which a plain python3 does not have).
+# lacks cffi or pytest, or when CWSGI_PY_SKIP names a reason. In a sanitizer build the apps
+# need the ASan and UBSan runtimes loaded before them: the build passes their paths in
+# CWSGI_PY_PRELOAD, and the suite runs with them in LD_PRELOAD (leak checks off: the python
+# interpreter itself keeps memory until exit by design).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 if [ -n "${CWSGI_PY_SKIP:-}" ]; then
@@ -17,5 +19,14 @@ for module in cffi pytest; do
         exit 77
     fi
 done
+if [ -n "${CWSGI_PY_PRELOAD:-}" ]; then
+    for lib in $CWSGI_PY_PRELOAD; do
+        if [ ! -f "$lib" ]; then
+            echo "SKIP: test_python_cffi: sanitizer build, and the runtime $lib is not a file"
+            exit 77
+        fi
+    done
+    export LD_PRELOAD="$CWSGI_PY_PRELOAD" ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+fi
 export PYTHONDONTWRITEBYTECODE=1
 exec /usr/bin/python3 -m pytest -q -p no:cacheprovider "$here"
