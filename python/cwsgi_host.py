@@ -426,7 +426,10 @@ class Host:
             r = req.resp
             r.status, r.reason, r.headers = status, reason, headers
             req.content_length = cl
-            r.framing = "length" if cl is not None else "chunked"
+            if req.method == b"HEAD" or status in (204, 304):
+                r.framing = "none"  # RESP-NOBODY-*: no body on the wire
+            else:
+                r.framing = "length" if cl is not None else "chunked"
             req.state = "committed"
 
     def _send(self, req, data):
