@@ -348,8 +348,8 @@ class Host:
                 chunk=None, disconnect_after=-1, handle=None):
         """Runs one request and returns its Response. `headers` is [(name, value)] as sent;
         `body` bytes get a Content-Length field unless `chunked`; `chunk` caps each read (the
-        pieces a chunked body arrives in); `disconnect_after` (bytes of body) makes the client
-        leave once the app has sent that many. `handle`, a Python callable (api, req), stands in
+        pieces a chunked body arrives in); `disconnect_after` (bytes of body, > 0 as in the C
+        test host) makes the client leave once the app has sent that many. `handle`, a Python callable (api, req), stands in
         for the app's handle to drive the table through its C function pointers (the suite's
         misbehaving app)."""
         enc = lambda s: s if isinstance(s, bytes) else s.encode("latin-1")
@@ -440,7 +440,7 @@ class Host:
         self._commit(req)
         if req.disconnected:
             return E["DISCONNECTED"]
-        if req.disconnect_after >= 0 and req.sent + len(data) > req.disconnect_after:
+        if req.disconnect_after > 0 and req.sent + len(data) > req.disconnect_after:
             keep = req.disconnect_after - req.sent
             req.resp.body += data[:keep]
             req.sent += keep

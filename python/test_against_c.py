@@ -33,7 +33,7 @@ def c_side():
     return _testhost()
 
 
-def c_request(c_side, name, method, target, headers, body, chunked, chunk):
+def c_request(c_side, name, method, target, headers, body, chunked, chunk, disconnect_after=-1):
     ffi, lib = c_side
     keep = []
     err = ffi.new("char[512]")
@@ -58,11 +58,11 @@ def c_request(c_side, name, method, target, headers, body, chunked, chunk):
         b = ffi.new("char[]", body)
         keep.append(b)
         req.body, req.body_len = b, len(body)
-    req.chunked, req.read_piece, req.disconnect_after = chunked, chunk or 0, -1
+    req.chunked, req.read_piece, req.disconnect_after = chunked, chunk or 0, disconnect_after
     out = ffi.new("cwsgi_test_response **")
     assert lib.cwsgi_testhost_request(host, req, out) == cwsgi_host.OK
     r = out[0]
-    got = {"status": r.status, "body": ffi.unpack(r.body, r.body_len), "outcome": r.outcome,
+    got = {"status": r.status, "handle_result": r.handle_result, "body": ffi.unpack(r.body, r.body_len), "outcome": r.outcome,
            "framing": {0: "none", 1: "length", 2: "chunked"}.get(r.framing),
            "headers": [(ffi.unpack(r.headers[i].name, r.headers[i].name_len).lower(),
                         ffi.unpack(r.headers[i].value, r.headers[i].value_len))
@@ -116,3 +116,13 @@ def test_the_two_hosts_give_env_the_same_keys(c_side):
     assert ce["headers"] == pe["headers"]
     same = [k for k in ce["environ"] if not re.match(r"REMOTE_|cwsgi\.local_|cwsgi\.request_id", k)]
     assert {k: ce["environ"][k] for k in same} == {k: pe["environ"][k] for k in same}
+
+
+def test_the_two_hosts_agree_on_a_client_that_leaves(c_side):
+    c = c_request(c_side, "stream", "GET", "/?n=1000&m=1000", [], None, 0, None, 5000)
+    host = cwsgi_host.Host(app_path("stream"))
+    r = host.request("GET", "/?n=1000&m=1000", disconnect_after=5000)
+    host.close()
+    assert (r.status, r.outcome, r.handle_result) == (c["status"], c["outcome"],
+                                                     c["handle_result"])
+    assert r.outcome == cwsgi_host.E["DISCONNECTED"]  # rule: LIFE-END-2
