@@ -75,6 +75,8 @@ for _k, _v in DEFINES.items():
         KNOWN_CAPS |= _v
 KNOWN_APP_FLAGS = DEFINES["CWSGI_APP_COOPERATIVE"]
 ERRBUF_SIZE = DEFINES["CWSGI_ERRBUF_SIZE"]
+WAIT_READ = DEFINES["CWSGI_WAIT_READ"]
+WAIT_WRITE = DEFINES["CWSGI_WAIT_WRITE"]
 
 # Table sizes per minor: a member added in 1.M starts the 1.M table's tail.
 API_SIZE = {
@@ -243,7 +245,7 @@ class Host:
                 self._refuse("unknown descriptor flags 0x%x or reserved2 set" % d.flags)
         if d.handle == ffi.NULL:
             self._refuse("the descriptor has no handle callback")
-        if d.thread_safety not in (0, 1):
+        if d.thread_safety not in (DEFINES["CWSGI_THREADS_SERIAL"], DEFINES["CWSGI_THREADS_SAFE"]):
             self._refuse("thread_safety %d is neither SERIAL nor SAFE" % d.thread_safety)
         missing = d.required_caps & ~self.capabilities
         if missing:
@@ -785,14 +787,15 @@ class Host:
         if not hasattr(self, "_info_strs"):
             self._info_strs = (ffi.new("char[]", b"python-cffi"),
                                ffi.new("char[]", b"cwsgi_host.py (python-cffi)"))
-        full.adapter.ptr, full.adapter.len = self._info_strs[0], 11
-        full.server_software.ptr, full.server_software.len = self._info_strs[1], 27
+        full.adapter.ptr, full.adapter.len = self._info_strs[0], len(self._info_strs[0]) - 1
+        full.server_software.ptr = self._info_strs[1]
+        full.server_software.len = len(self._info_strs[1]) - 1
         full.execution = DEFINES["CWSGI_EXEC_THREADS"]
         return self._fill(info, full, 4)
 
     def _wait_fd(self, h, fd, events, timeout_ms):
         req = self._req(h)
-        if req is None or fd < -1 or timeout_ms < -1 or events & ~3:
+        if req is None or fd < -1 or timeout_ms < -1 or events & ~(WAIT_READ | WAIT_WRITE):
             return E["INVAL"]
         if (fd == -1) != (events == 0):
             return E["INVAL"]
@@ -802,7 +805,8 @@ class Host:
             time.sleep(timeout_ms / 1000.0)
             return E["TIMEOUT"]
         poller = select.poll()
-        mask = (select.POLLIN if events & 1 else 0) | (select.POLLOUT if events & 2 else 0)
+        mask = (select.POLLIN if events & WAIT_READ else 0) | \
+            (select.POLLOUT if events & WAIT_WRITE else 0)
         poller.register(fd, mask)
         ready = poller.poll(None if timeout_ms < 0 else timeout_ms)
         if not ready:
@@ -810,7 +814,7 @@ class Host:
         rev = ready[0][1]
         if rev & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
             return events
-        return (1 if rev & select.POLLIN else 0) | (2 if rev & select.POLLOUT else 0)
+        return (WAIT_READ if rev & select.POLLIN else 0) | (WAIT_WRITE if rev & select.POLLOUT else 0)
 
     def _setting_get(self, key, value):
         if key == ffi.NULL or value == ffi.NULL:

@@ -39,7 +39,7 @@ def c_request(c_side, name, method, target, headers, body, chunked, chunk, disco
     err = ffi.new("char[512]")
     opts = ffi.new("cwsgi_testhost_options *")
     opts.struct_size = ffi.sizeof("cwsgi_testhost_options")
-    opts.log_level = 40
+    opts.log_level = cwsgi_host.DEFINES["CWSGI_LOG_ERROR"]
     host = lib.cwsgi_testhost_open(app_path(name).encode(), opts, err, 512)
     assert host != ffi.NULL, ffi.string(err)
     hs = ffi.new("cwsgi_header[]", max(len(headers), 1))

@@ -9,6 +9,8 @@ import cwsgi_host
 from cwsgi_host import E, OK, DROPPED, REPLACE, ffi
 from conftest import app_path
 
+INFO = cwsgi_host.DEFINES["CWSGI_LOG_INFO"]
+
 
 @pytest.fixture
 def host():
@@ -210,13 +212,13 @@ def test_server_info_settings_and_the_rest_of_the_table():
     def fn(api, req, got):
         got.append(api.send_informational(req, 103, ffi.NULL, 0))  # RESP-INFO-3
         got.append(api.is_disconnected(req))
-        got.append(api.log(req, 20, b"hello log", 9))
-        got.append(api.log(req, 20, ffi.NULL, 3))
+        got.append(api.log(req, INFO, b"hello log", 9))
+        got.append(api.log(req, INFO, ffi.NULL, 3))
         p = api.alloc(req, 16)
         got.append(p != ffi.NULL)
         api.set_user_data(req, p)
         got.append(api.get_user_data(req) == p)
-        got.append(api.wait_fd(req, -1, 1, 0))
+        got.append(api.wait_fd(req, -1, cwsgi_host.WAIT_READ, 0))
         got.append(api.wait_fd(req, -1, 0, 1))
         got.append(api.start_response(req, 200, ffi.NULL, ffi.NULL, 0, 0))
         got.append(api.send_informational(req, 103, ffi.NULL, 0))
@@ -226,7 +228,7 @@ def test_server_info_settings_and_the_rest_of_the_table():
     stale = got.pop()
     assert got == [DROPPED, 0, OK, E["INVAL"], True, True, E["INVAL"], E["TIMEOUT"], OK,
                    E["STATE"]]
-    assert (20, "hello log") in host.logs
+    assert (INFO, "hello log") in host.logs
     # RESP-STATE-1: a handle whose request ended is refused, never a crash.
     assert api.write(stale, b"x", 1) == E["INVAL"] and api.is_disconnected(stale) == 1
     assert api.alloc(stale, 1) == ffi.NULL and api.alloc(ffi.NULL, 1) == ffi.NULL
