@@ -381,7 +381,6 @@ class Host:
         r.handle_result = rc
         self._after_handle(req, rc)
         if self.desc.on_request_end != ffi.NULL:
-            req.state_before_end = req.state
             req.state = "ending"
             self.ended.append((rid, r.outcome))
             self.desc.on_request_end(self.state, h, r.outcome)

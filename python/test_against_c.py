@@ -1,6 +1,7 @@
 """The same requests through the cffi host and through the C test host (lib/testhost, the
 C core in process, itself loaded with cffi from include/cwsgi/testhost.h): status, body,
 outcome and the app's headers agree. The C side may add the fields framing needs (RESP-HDR-4)."""
+import json
 import os
 import re
 
@@ -110,7 +111,6 @@ def test_the_two_hosts_give_env_the_same_keys(c_side):
     host = cwsgi_host.Host(app_path("env"))
     r = host.request("POST", "/p%2Fq/r?s=t", headers, body=b"xyz")
     host.close()
-    import json
     ce, pe = json.loads(c["body"]), json.loads(r.body)
     assert list(ce["environ"]) == list(pe["environ"])  # rule: ENV-KEYS-2
     assert ce["headers"] == pe["headers"]
