@@ -1,6 +1,5 @@
 """The handshake through the cffi host (spec/abi.md): the header is what the host reads, the
 table is complete, and every broken fixture of tests/fixtures is refused before init."""
-import os
 import re
 
 import pytest
