@@ -4,7 +4,7 @@
 // starts `cwsgi-serve ... --bind 127.0.0.1:0` in a process group of its own, learns the port
 // from its "Listening at:" line and kills the whole group at the end; Client sends exact bytes
 // and reads responses (status, headers in order, Content-Length, chunked and close-delimited
-// bodies, 1xx skipped), every read bounded by a timeout; exchange() sends raw bytes on a new
+// bodies, 1xx skipped), every read bounded by a timeout; raw_exchange() sends raw bytes on a new
 // connection and returns whatever comes back, unparsed. The same few functions existed in
 // several test files before (tests/arbiter, adapters/h2o, adapters/microhttpd); they all use
 // this one now. Threads: one Client per thread; ServeProcess is used by one thread.
@@ -330,7 +330,7 @@ inline bool Client::send_get(const std::string &target)
 /// within `ms` or until the server closes, unparsed. Once a head other than a "HTTP/1.1 100"
 /// has come, it waits at most 200 ms more for the rest (one final response is enough for the
 /// tests that use it). "<connect failed>" when the connection could not be made.
-inline std::string exchange(int port, std::string_view raw, int ms = 1500)
+inline std::string raw_exchange(int port, std::string_view raw, int ms = 1500)
 {
     int fd = connect_loopback(port);
     if (fd < 0) return "<connect failed>";
