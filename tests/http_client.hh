@@ -60,6 +60,20 @@ inline std::string slurp(const std::string &path)
     return s.str();
 }
 
+/// `rel` under the build tree: $CWSGI_BUILD_DIR/`rel` ("./`rel`" when it is unset).
+inline std::string build_path(const std::string &rel)
+{
+    const char *dir = std::getenv("CWSGI_BUILD_DIR");
+    return std::string(dir ? dir : ".") + "/" + rel;
+}
+
+/// The cwsgi-serve to test: $CWSGI_SERVE (both builds set it), else build_path(`fallback`).
+inline std::string serve_binary(const std::string &fallback)
+{
+    const char *serve = std::getenv("CWSGI_SERVE");
+    return serve ? serve : build_path(fallback);
+}
+
 /// A TCP connection to 127.0.0.1:`port` (blocking, TCP_NODELAY), or -1.
 inline int connect_loopback(int port)
 {

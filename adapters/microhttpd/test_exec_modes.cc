@@ -26,16 +26,9 @@ namespace {
 
 using namespace cwsgi::testing;
 
-std::string build_path(const std::string &rel)
-{
-    const char *dir = std::getenv("CWSGI_BUILD_DIR");
-    return std::string(dir ? dir : ".") + "/" + rel;
-}
-
 std::string serve_binary()
 {
-    const char *serve = std::getenv("CWSGI_SERVE");
-    return serve ? serve : build_path("src/cwsgi-serve");
+    return cwsgi::testing::serve_binary("src/cwsgi-serve");
 }
 
 std::string fixture(const char *name)

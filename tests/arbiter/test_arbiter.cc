@@ -39,16 +39,9 @@ namespace {
 
 using namespace cwsgi::testing;
 
-std::string build_path(const std::string &rel)
-{
-    const char *dir = std::getenv("CWSGI_BUILD_DIR");
-    return std::string(dir ? dir : ".") + "/" + rel;
-}
-
 std::string serve_binary()
 {
-    const char *s = std::getenv("CWSGI_SERVE");
-    return s ? s : build_path("src/cwsgi-serve/cwsgi-serve");
+    return cwsgi::testing::serve_binary("src/cwsgi-serve/cwsgi-serve");
 }
 
 std::string fixture(int version)
