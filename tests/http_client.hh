@@ -92,7 +92,8 @@ inline int connect_loopback(int port)
     return fd;
 }
 
-/// One parsed response. status 0: none came complete (error says why).
+/// One parsed response. status 0: no whole head came (error says why); complete: the body did
+/// too (read_whole() and get() also give status 0 when it did not).
 struct Response {
     int status = 0;
     std::vector<std::pair<std::string, std::string>> headers;
@@ -120,13 +121,18 @@ struct Response {
 /// one (pipelining).
 class Client {
 public:
+    /// Connects to 127.0.0.1:`port`; ok() says whether it did.
     explicit Client(int port) : fd_(connect_loopback(port)) {}
+    /// Closes the connection (a FIN).
     ~Client() { close(); }
     Client(const Client &) = delete;
     Client &operator=(const Client &) = delete;
 
+    /// True while connected (connect worked and close()/reset() did not come).
     bool ok() const { return fd_ >= 0; }
+    /// The socket, or -1.
     int fd() const { return fd_; }
+    /// Closes with a FIN; ok() is false after it.
     void close()
     {
         if (fd_ >= 0) ::close(fd_);
@@ -140,6 +146,7 @@ public:
         ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
         close();
     }
+    /// Half-closes: the server reads EOF, this side still reads.
     void shutdown_write()
     {
         if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
@@ -479,6 +486,8 @@ public:
         }
         if (port_ == 0) std::fprintf(stderr, "cwsgi-serve did not start; output:\n%s\n", text().c_str());
     }
+    /// SIGKILLs the process group (the master and its workers) and the also_kill() ones, and
+    /// reaps the master.
     ~ServeProcess()
     {
         if (pid_ > 0) {
@@ -495,7 +504,9 @@ public:
     ServeProcess(const ServeProcess &) = delete;
     ServeProcess &operator=(const ServeProcess &) = delete;
 
+    /// The port from "Listening at:", or 0.
     int port() const { return port_; }
+    /// The master's pid (also its process group), or -1 when fork failed.
     pid_t pid() const { return pid_; }
     /// Sends `sig` to the master (not its group).
     void signal(int sig) const { ::kill(pid_, sig); }
