@@ -4,9 +4,10 @@
 // starts `cwsgi-serve ... --bind 127.0.0.1:0` in a process group of its own, learns the port
 // from its "Listening at:" line and kills the whole group at the end; Client sends exact bytes
 // and reads responses (status, headers in order, Content-Length, chunked and close-delimited
-// bodies, 1xx skipped), every read bounded by a timeout. The same few functions existed in
-// several test files before (tests/arbiter, adapters/h2o, adapters/microhttpd); new tests use
-// this one. Threads: one Client per thread; ServeProcess is used by one thread.
+// bodies, 1xx skipped), every read bounded by a timeout; raw_exchange() sends raw bytes on a new
+// connection and returns whatever comes back, unparsed. The same few functions existed in
+// several test files before (tests/arbiter, adapters/h2o, adapters/microhttpd); they all use
+// this one now. Threads: one Client per thread; ServeProcess is used by one thread.
 #pragma once
 
 #include <arpa/inet.h>
@@ -16,10 +17,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -27,6 +30,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -56,6 +60,20 @@ inline std::string slurp(const std::string &path)
     return s.str();
 }
 
+/// `rel` under the build tree: $CWSGI_BUILD_DIR/`rel` ("./`rel`" when it is unset).
+inline std::string build_path(const std::string &rel)
+{
+    const char *dir = std::getenv("CWSGI_BUILD_DIR");
+    return std::string(dir ? dir : ".") + "/" + rel;
+}
+
+/// The cwsgi-serve to test: $CWSGI_SERVE (both builds set it), else build_path(`fallback`).
+inline std::string serve_binary(const std::string &fallback)
+{
+    const char *serve = std::getenv("CWSGI_SERVE");
+    return serve ? serve : build_path(fallback);
+}
+
 /// A TCP connection to 127.0.0.1:`port` (blocking, TCP_NODELAY), or -1.
 inline int connect_loopback(int port)
 {
@@ -74,7 +92,8 @@ inline int connect_loopback(int port)
     return fd;
 }
 
-/// One parsed response. status 0: none came complete (error says why).
+/// One parsed response. status 0: no whole head came (error says why); complete: the body did
+/// too (read_whole() and get() also give status 0 when it did not).
 struct Response {
     int status = 0;
     std::vector<std::pair<std::string, std::string>> headers;
@@ -102,13 +121,18 @@ struct Response {
 /// one (pipelining).
 class Client {
 public:
+    /// Connects to 127.0.0.1:`port`; ok() says whether it did.
     explicit Client(int port) : fd_(connect_loopback(port)) {}
+    /// Closes the connection (a FIN).
     ~Client() { close(); }
     Client(const Client &) = delete;
     Client &operator=(const Client &) = delete;
 
+    /// True while connected (connect worked and close()/reset() did not come).
     bool ok() const { return fd_ >= 0; }
+    /// The socket, or -1.
     int fd() const { return fd_; }
+    /// Closes with a FIN; ok() is false after it.
     void close()
     {
         if (fd_ >= 0) ::close(fd_);
@@ -122,6 +146,7 @@ public:
         ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
         close();
     }
+    /// Half-closes: the server reads EOF, this side still reads.
     void shutdown_write()
     {
         if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
@@ -195,6 +220,26 @@ public:
         return tmp.error == "closed" || tmp.error == "reset";
     }
 
+    /// Sends get(`target`); false when the connection failed.
+    bool send_get(const std::string &target);
+
+    /// read_response(`timeout_ms`) for tests that ask "did a whole answer come": status is 0
+    /// unless the response came complete (closed, cut, timed out or malformed all give 0).
+    Response read_whole(int timeout_ms)
+    {
+        Response r = read_response(timeout_ms);
+        if (!r.complete) r.status = 0;
+        return r;
+    }
+
+    /// send_get(`target`), then read_whole(`timeout_ms`); status 0 when the send failed.
+    Response get(const std::string &target, int timeout_ms = 5000)
+    {
+        if (!send_get(target)) return Response{};
+        return read_whole(timeout_ms);
+    }
+
+    /// How many 1xx responses read_response() skipped on this connection.
     int informational() const { return informational_; }
 
 private:
@@ -297,40 +342,152 @@ inline std::string get(const std::string &target, const std::string &extra = "")
     return "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra + "\r\n";
 }
 
+inline bool Client::send_get(const std::string &target)
+{
+    return send(testing::get(target));
+}
+
+/// Sends `raw` on a new connection to 127.0.0.1:`port` and returns every byte that comes back
+/// within `ms` or until the server closes, unparsed. Once a head other than a "HTTP/1.1 100"
+/// has come, it waits at most 200 ms more for the rest (one final response is enough for the
+/// tests that use it). "<connect failed>" when the connection could not be made.
+inline std::string raw_exchange(int port, std::string_view raw, int ms = 1500)
+{
+    int fd = connect_loopback(port);
+    if (fd < 0) return "<connect failed>";
+    ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL);
+    std::string out;
+    auto deadline = Clock::now() + std::chrono::milliseconds(ms);
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left.count() <= 0) break;
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+        char buf[4096];
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+        if (out.find("\r\n\r\n") != std::string::npos && out.find("HTTP/1.1 100") != 0) {
+            deadline = std::min(deadline, Clock::now() + std::chrono::milliseconds(200));
+        }
+    }
+    ::close(fd);
+    return out;
+}
+
+/// How many times `needle` occurs in `text` (overlapping occurrences counted).
+inline size_t count_of(const std::string &text, const std::string &needle)
+{
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+}
+
+/// The pids of `pid`'s children (Linux's /proc/PID/task/PID/children).
+inline std::vector<pid_t> children_of(pid_t pid)
+{
+    std::vector<pid_t> out;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+    long p;
+    while (in >> p) out.push_back(static_cast<pid_t>(p));
+    return out;
+}
+
+/// How a ServeProcess starts the server; the defaults are the plain case.
+struct ServeOptions {
+    /// How long to wait for "Listening at:"; 0: do not wait (port() stays 0), for a server
+    /// expected to fail at start.
+    int start_timeout_ms = 15000;
+    /// Add "--bind 127.0.0.1:0" before the app (off when the socket comes another way).
+    bool bind = true;
+    /// With a path: "--error-logfile PATH" is added before the app, and wait_for() and text()
+    /// search that file after the output.
+    std::string log_path;
+    /// "NAME=value" entries for the server's environment, each replacing a variable of that name.
+    std::vector<std::string> env;
+    /// The server gets RLIMIT_CORE 0 (crashing workers leave no core files).
+    bool no_core = false;
+    /// >= 0: that listening socket is passed as systemd does (descriptor 3, LISTEN_FDS=1,
+    /// LISTEN_PID=the server's pid); set bind to false with it.
+    int systemd_fd = -1;
+};
+
 /// A cwsgi-serve process (the master and its workers) for one test.
 class ServeProcess {
 public:
     /// Starts `serve_bin` with `args` (the app last) plus "--bind 127.0.0.1:0", and waits up to
     /// 15 s for "Listening at:" (port() stays 0 when it never came).
     ServeProcess(const std::string &serve_bin, std::vector<std::string> args)
+        : ServeProcess(serve_bin, std::move(args), ServeOptions{})
+    {
+    }
+
+    /// Starts `serve_bin` with `args` (the app last) as `opt` says, and waits up to
+    /// opt.start_timeout_ms for "Listening at:" in text() (port() stays 0 when it never came).
+    ServeProcess(const std::string &serve_bin, std::vector<std::string> args, ServeOptions opt)
+        : log_path_(opt.log_path)
     {
         args.insert(args.begin(), serve_bin);
-        args.insert(args.end() - 1, {"--bind", "127.0.0.1:0"});
+        if (opt.bind) args.insert(args.end() - 1, {"--bind", "127.0.0.1:0"});
+        if (!log_path_.empty()) args.insert(args.end() - 1, {"--error-logfile", log_path_});
         std::vector<char *> argv;
         for (auto &a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
+        std::vector<std::string> envs;
+        for (char **e = environ; *e; ++e) {
+            bool replaced = false;
+            for (const auto &n : opt.env) {
+                size_t eq = n.find('=');
+                if (eq != std::string::npos && std::strncmp(*e, n.c_str(), eq + 1) == 0) replaced = true;
+            }
+            if (!replaced) envs.push_back(*e);
+        }
+        envs.insert(envs.end(), opt.env.begin(), opt.env.end());
+        std::vector<char *> envp; // built before fork: the child only calls async-signal-safe functions
+        for (auto &e : envs) envp.push_back(e.data());
+        envp.push_back(nullptr);
         int fds[2];
         if (::pipe2(fds, O_CLOEXEC) != 0) return;
         pid_ = ::fork();
         if (pid_ == 0) {
             ::prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive a test killed by its timeout
-            ::setpgid(0, 0);                    // a group of its own: killed whole at the end
+            if (opt.no_core) {
+                struct rlimit no_core = {0, 0};
+                ::setrlimit(RLIMIT_CORE, &no_core);
+            }
+            ::setpgid(0, 0); // a group of its own: killed whole at the end
             ::dup2(fds[1], 1);
             ::dup2(fds[1], 2);
-            ::execve(argv[0], argv.data(), environ);
+            if (opt.systemd_fd >= 0) {
+                // The copy that dup2 makes is not close-on-exec; the same fd needs it cleared.
+                if (opt.systemd_fd == 3) {
+                    ::fcntl(3, F_SETFD, 0);
+                } else {
+                    ::dup2(opt.systemd_fd, 3);
+                }
+                char pid_env[32];
+                ::snprintf(pid_env, sizeof pid_env, "LISTEN_PID=%ld", static_cast<long>(::getpid()));
+                envp.insert(envp.end() - 1, pid_env);
+                static char fds_env[] = "LISTEN_FDS=1";
+                envp.insert(envp.end() - 1, fds_env);
+            }
+            ::execve(argv[0], argv.data(), envp.data());
             ::dprintf(2, "exec %s: %s\n", argv[0], std::strerror(errno));
             ::_exit(127);
         }
         ::close(fds[1]);
         out_fd_ = fds[0];
         reader_ = std::thread([this] { read_output(); });
+        if (opt.start_timeout_ms <= 0) return;
         const std::string mark = "Listening at: http://127.0.0.1:";
-        if (wait_for(mark, 15000)) {
-            std::string all = output();
+        if (wait_for(mark, opt.start_timeout_ms)) {
+            std::string all = text();
             port_ = std::atoi(all.c_str() + all.find(mark) + mark.size());
         }
-        if (port_ == 0) std::fprintf(stderr, "cwsgi-serve did not start; output:\n%s\n", output().c_str());
+        if (port_ == 0) std::fprintf(stderr, "cwsgi-serve did not start; output:\n%s\n", text().c_str());
     }
+    /// SIGKILLs the process group (the master and its workers) and the also_kill() ones, and
+    /// reaps the master.
     ~ServeProcess()
     {
         if (pid_ > 0) {
@@ -340,15 +497,21 @@ public:
                 ::waitpid(pid_, &st, 0);
             }
         }
+        for (pid_t p : extra_) ::kill(p, SIGKILL);
         if (reader_.joinable()) reader_.join();
         if (out_fd_ >= 0) ::close(out_fd_);
     }
     ServeProcess(const ServeProcess &) = delete;
     ServeProcess &operator=(const ServeProcess &) = delete;
 
+    /// The port from "Listening at:", or 0.
     int port() const { return port_; }
+    /// The master's pid (also its process group), or -1 when fork failed.
     pid_t pid() const { return pid_; }
+    /// Sends `sig` to the master (not its group).
     void signal(int sig) const { ::kill(pid_, sig); }
+    /// Another process to SIGKILL at the end (e.g. a re-executed master).
+    void also_kill(pid_t p) { extra_.push_back(p); }
 
     /// Everything the server wrote to stdout and stderr so far.
     std::string output()
@@ -356,11 +519,25 @@ public:
         std::lock_guard<std::mutex> lk(mu_);
         return out_;
     }
-    /// Waits up to `timeout_ms` for `needle` in the output.
-    bool wait_for(const std::string &needle, int timeout_ms)
+    /// The error log file ("" without ServeOptions::log_path, or when it cannot be read).
+    std::string log() const { return log_path_.empty() ? "" : slurp(log_path_); }
+    /// output() then log(), for searching.
+    std::string text() { return output() + log(); }
+    /// Waits up to `timeout_ms` for `count` occurrences of `needle` in text().
+    bool wait_for(const std::string &needle, int timeout_ms, size_t count = 1)
     {
         auto t0 = Clock::now();
-        while (output().find(needle) == std::string::npos) {
+        while (count_of(text(), needle) < count) {
+            if (ms_since(t0) > timeout_ms) return false;
+            ::usleep(5000);
+        }
+        return true;
+    }
+    /// Waits up to `timeout_ms` until the master has exactly `n` children.
+    bool wait_workers(size_t n, int timeout_ms)
+    {
+        auto t0 = Clock::now();
+        while (children_of(pid_).size() != n) {
             if (ms_since(t0) > timeout_ms) return false;
             ::usleep(5000);
         }
@@ -392,10 +569,12 @@ private:
         }
     }
 
+    std::string log_path_;
     pid_t pid_ = -1;
     bool exited_ = false;
     int out_fd_ = -1;
     int port_ = 0;
+    std::vector<pid_t> extra_;
     std::thread reader_;
     std::mutex mu_;
     std::string out_;

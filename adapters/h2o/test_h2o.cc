@@ -5,13 +5,6 @@
 // Each test names the spec rule.
 #include "cmocka.hh"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -21,9 +14,11 @@
 #include "core/app.hh"
 #include "core/context.hh"
 #include "core/listen.hh"
+#include "http_client.hh"
 #include "h2o/h2o.hh"
 
 using namespace cwsgi;
+using cwsgi::testing::raw_exchange;
 
 namespace {
 
@@ -129,39 +124,6 @@ int teardown(void **state)
     return 0;
 }
 
-/// Sends `raw` on a new connection and returns what comes back within `ms` (or until close).
-std::string exchange(int port, const std::string &raw, int ms = 1500)
-{
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(port));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0) {
-        ::close(fd);
-        return "<connect failed>";
-    }
-    ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL);
-    std::string out;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-    for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) break;
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-        char buf[4096];
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        out.append(buf, static_cast<size_t>(n));
-        if (out.find("\r\n\r\n") != std::string::npos && out.find("HTTP/1.1 100") != 0) {
-            // One final response is enough for these tests; wait briefly for the rest.
-            deadline = std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
-        }
-    }
-    ::close(fd);
-    return out;
-}
-
 bool starts(const std::string &s, const char *prefix)
 {
     return s.rfind(prefix, 0) == 0;
@@ -170,7 +132,7 @@ bool starts(const std::string &s, const char *prefix)
 void test_h2o__serves_a_body(void **state) // rule: INPUT-READ-1
 {
     auto *s = static_cast<Served *>(*state);
-    std::string r = exchange(s->port, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
+    std::string r = raw_exchange(s->port, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
     assert_true(starts(r, "HTTP/1.1 200 OK\r\n"));
     assert_true(r.size() >= 1 && r.substr(r.size() - 1) == "5");
 }
@@ -189,7 +151,7 @@ void test_h2o__smuggling_heads_get_400(void **state) // rule: REQ-BODY-2
         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", // REQ-BODY-6
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
-        std::string r = exchange(s->port, cases[i]);
+        std::string r = raw_exchange(s->port, cases[i]);
         if (!starts(r, "HTTP/1.1 400 ") || r.find("400 Bad Request\n") == std::string::npos) {
             print_error("case %zu answered: %s\n", i, r.substr(0, 80).c_str());
             fail();
@@ -203,7 +165,7 @@ void test_h2o__chunked_for_any_status(void **state) // rule: RESP-FRAME-3
     // A 201 of unknown length on HTTP/1.1 is chunked and keeps the connection: the pipelined
     // second request is answered on it.
     auto *s = static_cast<Served *>(*state);
-    std::string r = exchange(s->port, "GET /stream HTTP/1.1\r\nHost: a\r\n\r\nGET /stream HTTP/1.1\r\nHost: a\r\n\r\n");
+    std::string r = raw_exchange(s->port, "GET /stream HTTP/1.1\r\nHost: a\r\n\r\nGET /stream HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_true(starts(r, "HTTP/1.1 201 "));
     size_t second = r.find("HTTP/1.1 201 ", 1);
     assert_true(second != std::string::npos);

@@ -6,14 +6,7 @@
 // the spec rule it checks. Every wait is bounded; a server left running is killed by its pid.
 #include "cmocka.hh"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,30 +15,20 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <mutex>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "http_client.hh"
+
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-double ms_since(clock_type::time_point t0)
-{
-    return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
-}
-
-std::string build_path(const std::string &rel)
-{
-    const char *dir = std::getenv("CWSGI_BUILD_DIR");
-    return std::string(dir ? dir : ".") + "/" + rel;
-}
+using namespace cwsgi::testing;
 
 std::string serve_binary()
 {
-    const char *serve = std::getenv("CWSGI_SERVE");
-    return serve ? serve : build_path("src/cwsgi-serve");
+    return cwsgi::testing::serve_binary("src/cwsgi-serve");
 }
 
 std::string fixture(const char *name)
@@ -53,232 +36,23 @@ std::string fixture(const char *name)
     return build_path(std::string("tests/fixtures/") + name);
 }
 
-std::string read_file(const std::string &path)
-{
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-// ---- a cwsgi-serve child -----------------------------------------------------------------
-
-// One cwsgi-serve process, its stdout and stderr read into `out` by a thread. With an error
-// log file, the server's own lines go there and stderr keeps what bypasses the logger.
-class Serve {
+// A cwsgi-serve child: `args` (APP included) plus "--bind 127.0.0.1:0" and, with `log_path`,
+// "--error-logfile LOG"; it waits up to 10 s for "Listening at:" (port() is 0 when it never came).
+class Serve : public ServeProcess {
 public:
-    // Starts cwsgi-serve with `args` (APP included) plus `-b 127.0.0.1:0`, and waits up to
-    // 10 s for its "Listening at:" line. port() is 0 when it never came.
-    explicit Serve(std::vector<std::string> args, std::string log_path = "") : log_path_(std::move(log_path))
+    explicit Serve(std::vector<std::string> args, std::string log_path = "")
+        : ServeProcess(serve_binary(), std::move(args), options(std::move(log_path)))
     {
-        args.insert(args.begin(), serve_binary());
-        args.push_back("-b");
-        args.push_back("127.0.0.1:0");
-        if (!log_path_.empty()) {
-            args.push_back("--error-logfile");
-            args.push_back(log_path_);
-        }
-        std::vector<char *> argv; // built before fork: the child only calls async-signal-safe functions
-        for (auto &a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        int fds[2];
-        if (pipe2(fds, O_CLOEXEC) != 0) return;
-        pid_ = fork();
-        if (pid_ == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive a test killed by its timeout
-            dup2(fds[1], 1);
-            dup2(fds[1], 2);
-            execv(argv[0], argv.data());
-            dprintf(2, "exec %s: %s\n", argv[0], std::strerror(errno));
-            _exit(127);
-        }
-        ::close(fds[1]);
-        out_fd_ = fds[0];
-        reader_ = std::thread([this] { read_output(); });
-        if (wait_for("Listening at: http://127.0.0.1:", 10000)) {
-            std::string all = text();
-            size_t at = all.find("Listening at: http://127.0.0.1:");
-            port_ = std::atoi(all.c_str() + at + std::strlen("Listening at: http://127.0.0.1:"));
-        }
-        if (port_ == 0) std::fprintf(stderr, "cwsgi-serve did not start; output:\n%s\n", text().c_str());
-    }
-
-    ~Serve()
-    {
-        if (pid_ > 0 && !exited_) {
-            ::kill(pid_, SIGKILL);
-            int st;
-            waitpid(pid_, &st, 0);
-        }
-        if (reader_.joinable()) reader_.join();
-        if (out_fd_ >= 0) ::close(out_fd_);
-    }
-
-    int port() const { return port_; }
-    pid_t pid() const { return pid_; }
-
-    // What the process wrote to stdout and stderr so far.
-    std::string output()
-    {
-        std::lock_guard<std::mutex> lk(mu_);
-        return out_;
-    }
-    // The error log file ("" without one).
-    std::string log() const { return log_path_.empty() ? "" : read_file(log_path_); }
-    // Both, for searching.
-    std::string text() { return output() + log(); }
-
-    // Waits up to `timeout_ms` for `needle` in text().
-    bool wait_for(const std::string &needle, int timeout_ms)
-    {
-        auto t0 = clock_type::now();
-        while (text().find(needle) == std::string::npos) {
-            if (ms_since(t0) > timeout_ms) return false;
-            usleep(2000);
-        }
-        return true;
-    }
-
-    // Waits up to `timeout_ms` for the process to end; returns its waitpid status, or -1.
-    int wait_exit(int timeout_ms)
-    {
-        auto t0 = clock_type::now();
-        int st = 0;
-        while (waitpid(pid_, &st, WNOHANG) == 0) {
-            if (ms_since(t0) > timeout_ms) return -1;
-            usleep(5000);
-        }
-        exited_ = true;
-        if (reader_.joinable()) reader_.join(); // the pipe closes with the process
-        return st;
     }
 
 private:
-    void read_output()
+    static ServeOptions options(std::string log_path)
     {
-        char buf[4096];
-        ssize_t n;
-        while ((n = ::read(out_fd_, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
-            if (n > 0) {
-                std::lock_guard<std::mutex> lk(mu_);
-                out_.append(buf, static_cast<size_t>(n));
-            }
-        }
+        ServeOptions o;
+        o.start_timeout_ms = 10000;
+        o.log_path = std::move(log_path);
+        return o;
     }
-
-    std::string log_path_;
-    pid_t pid_ = -1;
-    bool exited_ = false;
-    int out_fd_ = -1;
-    int port_ = 0;
-    std::thread reader_;
-    std::mutex mu_;
-    std::string out_;
-};
-
-// ---- an HTTP/1.1 client ------------------------------------------------------------------
-
-struct Response {
-    int status = 0; // 0: no complete response (closed, timed out or malformed)
-    std::string body;
-};
-
-// One loopback connection; requests on it are kept alive.
-class Conn {
-public:
-    explicit Conn(int port)
-    {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(static_cast<uint16_t>(port));
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::connect(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
-            ::close(fd_);
-            fd_ = -1;
-        }
-        int one = 1;
-        if (fd_ >= 0) setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    ~Conn()
-    {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Conn(const Conn &) = delete;
-    Conn &operator=(const Conn &) = delete;
-
-    bool ok() const { return fd_ >= 0; }
-
-    bool send_get(const std::string &target)
-    {
-        std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-        return fd_ >= 0 && ::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
-    }
-
-    // Reads one response (Content-Length or chunked body) within `timeout_ms`.
-    Response read_response(int timeout_ms)
-    {
-        Response r;
-        auto deadline = clock_type::now() + std::chrono::milliseconds(timeout_ms);
-        size_t head_end;
-        while ((head_end = buf_.find("\r\n\r\n")) == std::string::npos) {
-            if (!fill(deadline)) return r;
-        }
-        std::string head = buf_.substr(0, head_end + 2);
-        buf_.erase(0, head_end + 4);
-        int status = 0;
-        if (std::sscanf(head.c_str(), "HTTP/1.%*d %d", &status) != 1) return r;
-        std::string lower = head;
-        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-        if (lower.find("\r\ntransfer-encoding: chunked\r\n") != std::string::npos) {
-            for (;;) {
-                size_t eol;
-                while ((eol = buf_.find("\r\n")) == std::string::npos) {
-                    if (!fill(deadline)) return r;
-                }
-                size_t size = std::strtoul(buf_.c_str(), nullptr, 16);
-                while (buf_.size() < eol + 2 + size + 2) {
-                    if (!fill(deadline)) return r;
-                }
-                r.body.append(buf_, eol + 2, size);
-                buf_.erase(0, eol + 2 + size + 2); // no trailers from these apps
-                if (size == 0) break;
-            }
-        } else {
-            size_t at = lower.find("\r\ncontent-length: ");
-            size_t len = at == std::string::npos ? 0 : std::strtoul(lower.c_str() + at + 18, nullptr, 10);
-            while (buf_.size() < len) {
-                if (!fill(deadline)) return r;
-            }
-            r.body = buf_.substr(0, len);
-            buf_.erase(0, len);
-        }
-        r.status = status;
-        return r;
-    }
-
-    Response get(const std::string &target, int timeout_ms = 5000)
-    {
-        if (!send_get(target)) return {};
-        return read_response(timeout_ms);
-    }
-
-private:
-    bool fill(clock_type::time_point deadline)
-    {
-        int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now()).count());
-        if (fd_ < 0 || left <= 0) return false;
-        pollfd p{fd_, POLLIN, 0};
-        if (::poll(&p, 1, left) <= 0) return false;
-        char tmp[4096];
-        ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
-        if (n <= 0) return false;
-        buf_.append(tmp, static_cast<size_t>(n));
-        return true;
-    }
-
-    int fd_ = -1;
-    std::string buf_;
 };
 
 // ---- THR-4: a spinning handle stalls only its own loop thread ----------------------------
@@ -297,14 +71,14 @@ SpinFigures spin_and_hello(unsigned loop_threads)
     Serve s({"--adapter", "microhttpd", "-k", "gevent", "--loop-threads", std::to_string(loop_threads),
              fixture("fixture_exec.so")});
     assert_int_not_equal(s.port(), 0);
-    Conn spin(s.port());
+    Client spin(s.port());
     assert_true(spin.ok());
-    auto t0 = clock_type::now();
+    auto t0 = Clock::now();
     assert_true(spin.send_get("/spin"));
     assert_true(s.wait_for("spin: started", 5000));
     for (int i = 0; i < 10; ++i) {
-        auto t = clock_type::now();
-        Conn c(s.port());
+        auto t = Clock::now();
+        Client c(s.port());
         Response r = c.get("/hello");
         double ms = ms_since(t);
         assert_int_equal(r.status, 200);
@@ -313,7 +87,7 @@ SpinFigures spin_and_hello(unsigned loop_threads)
         f.max_hello_ms = std::max(f.max_hello_ms, ms);
     }
     f.hellos_done_ms = ms_since(t0);
-    Response r = spin.read_response(5000);
+    Response r = spin.read_whole(5000);
     f.spin_ms = ms_since(t0);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body.c_str(), "spun\n");
@@ -355,13 +129,13 @@ void test_exec_modes__stack_overflow_names_the_request(void **) // rule: THR-7
         Serve s({"--adapter", "microhttpd", "-k", "gevent", "--stack-size", "64k", fixture("fixture_exec.so")},
                 log_path);
         assert_int_not_equal(s.port(), 0);
-        Conn c(s.port());
+        Client c(s.port());
         Response r = c.get("/deep?x=1");
         assert_int_equal(r.status, 0); // no answer: the worker process died
         // The worker died by SIGSEGV; its master says so and serves on with a new worker
         // (LIFE-ARB-5).
         st = s.wait_for("was sent SIGSEGV!", 10000) ? 0 : -1;
-        Conn again(s.port());
+        Client again(s.port());
         if (again.get("/hello").status != 200) st = -2;
         out = s.output();
         log = s.log();
@@ -395,7 +169,7 @@ void serve_v10(const char *worker_class)
 {
     Serve s({"--adapter", "microhttpd", "-k", worker_class, fixture("fixture_v10.so")});
     assert_int_not_equal(s.port(), 0);
-    Conn c(s.port());
+    Client c(s.port());
     for (int i = 0; i < 3; ++i) { // kept alive: one connection
         Response r = c.get("/");
         assert_int_equal(r.status, 200);
@@ -445,17 +219,17 @@ SleepFigures five_sleeps(const char *app)
     SleepFigures f;
     Serve s({"--adapter", "microhttpd", "-k", "gevent", "--loop-threads", "2", fixture(app)});
     assert_int_not_equal(s.port(), 0);
-    std::vector<std::unique_ptr<Conn>> conns;
-    for (int i = 0; i < 5; ++i) conns.push_back(std::make_unique<Conn>(s.port()));
-    auto t0 = clock_type::now();
+    std::vector<std::unique_ptr<Client>> conns;
+    for (int i = 0; i < 5; ++i) conns.push_back(std::make_unique<Client>(s.port()));
+    auto t0 = Clock::now();
     for (auto &c : conns) assert_true(c->send_get("/sleep"));
     for (auto &c : conns) {
-        Response r = c->read_response(10000);
+        Response r = c->read_whole(10000);
         assert_int_equal(r.status, 200);
         assert_string_equal(r.body.c_str(), "CWSGI_E_TIMEOUT");
     }
     f.total_ms = ms_since(t0);
-    Conn c(s.port());
+    Client c(s.port());
     Response r = c.get("/max");
     assert_int_equal(r.status, 200);
     f.max_inside = r.body;
@@ -486,10 +260,10 @@ void test_exec_modes__deadline_ends_wait_fd(void **) // rule: LIFE-STOP-5
 {
     Serve s({"--adapter", "microhttpd", "-k", "gevent", "--graceful-timeout", "1", fixture("fixture_exec.so")});
     assert_int_not_equal(s.port(), 0);
-    Conn c(s.port());
+    Client c(s.port());
     assert_true(c.send_get("/wait"));
     assert_true(s.wait_for("wait: started", 5000));
-    auto t0 = clock_type::now();
+    auto t0 = Clock::now();
     assert_int_equal(::kill(s.pid(), SIGTERM), 0);
     bool woken = s.wait_for("wait: wait_fd returned CWSGI_E_SHUTDOWN", 5000);
     double ms = ms_since(t0);
@@ -512,7 +286,7 @@ void test_exec_modes__request_end_runs_in_the_app_context(void **) // rule: THR-
         // Cooperative: on a fiber (a stack that is not the loop thread's own).
         Serve s({"--adapter", "microhttpd", "-k", "gevent", fixture("fixture_exec.so")});
         assert_int_not_equal(s.port(), 0);
-        Conn c(s.port());
+        Client c(s.port());
         assert_int_equal(c.get("/end").status, 200);
         assert_true(s.wait_for("end: fiber=1", 5000));
     }
@@ -520,7 +294,7 @@ void test_exec_modes__request_end_runs_in_the_app_context(void **) // rule: THR-
         // Threads: on a pool thread, never on one of libmicrohttpd's loop threads.
         Serve s({"--adapter", "microhttpd", "-k", "gthread", fixture("fixture_exec.so")});
         assert_int_not_equal(s.port(), 0);
-        Conn c(s.port());
+        Client c(s.port());
         assert_int_equal(c.get("/end").status, 200);
         assert_true(s.wait_for("end: fiber=0 thread=cwsgi-app", 5000));
     }

@@ -5,13 +5,6 @@
 // tests/lib/exec/test_byte_fifo.cc, with the FIFO.
 #include "cmocka.hh"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -20,10 +13,12 @@
 #include "core/app.hh"
 #include "core/context.hh"
 #include "core/listen.hh"
+#include "http_client.hh"
 #include "microhttpd/mhd_head.hh"
 #include "microhttpd/microhttpd.hh"
 
 using namespace cwsgi;
+using cwsgi::testing::raw_exchange;
 using namespace cwsgi::adapters::mhd;
 
 namespace {
@@ -165,39 +160,6 @@ int teardown(void **state)
     return 0;
 }
 
-/// Sends `raw` on a new connection and returns what comes back within `ms` (or until close).
-std::string exchange(int port, const std::string &raw, int ms = 1500)
-{
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(port));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0) {
-        ::close(fd);
-        return "<connect failed>";
-    }
-    ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL);
-    std::string out;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-    for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) break;
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-        char buf[4096];
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        out.append(buf, static_cast<size_t>(n));
-        if (out.find("\r\n\r\n") != std::string::npos && out.find("HTTP/1.1 100") != 0) {
-            // One final response is enough for these tests; wait briefly for the rest.
-            deadline = std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
-        }
-    }
-    ::close(fd);
-    return out;
-}
-
 bool starts(const std::string &s, const char *prefix)
 {
     return s.rfind(prefix, 0) == 0;
@@ -206,7 +168,7 @@ bool starts(const std::string &s, const char *prefix)
 void test_microhttpd__serves_and_keeps_counts(void **state) // rule: RESP-FRAME-2
 {
     auto *s = static_cast<Served *>(*state);
-    std::string r = exchange(s->port, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
+    std::string r = raw_exchange(s->port, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
     assert_true(starts(r, "HTTP/1.1 200 OK\r\n"));
     assert_true(r.size() >= 1 && r.substr(r.size() - 1) == "5");
 }
@@ -233,7 +195,7 @@ void test_microhttpd__hidden_malformations_get_400(void **state) // rule: REQ-HD
     };
 #undef RAW
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
-        std::string r = exchange(s->port, cases[i]);
+        std::string r = raw_exchange(s->port, cases[i]);
         if (!starts(r, "HTTP/1.1 400 ")) {
             print_error("case %zu answered: %s\n", i, r.substr(0, 60).c_str());
             fail();
@@ -247,7 +209,7 @@ void test_microhttpd__unframable_body_is_refused(void **state) // rule: REQ-BODY
     // libmicrohttpd would read these bodies until the connection closes (it never answers):
     // the adapter answers 501 before the body instead.
     auto *s = static_cast<Served *>(*state);
-    std::string r = exchange(s->port, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: "
+    std::string r = raw_exchange(s->port, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: "
                                       "chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
     assert_true(starts(r, "HTTP/1.1 501 "));
 }
@@ -257,7 +219,7 @@ void test_microhttpd__no_100_without_a_read(void **state) // rule: INPUT-EXPECT-
     // "Expect: 100-continue" on a request without a body: libmicrohttpd would send a 100 by
     // itself; the adapter holds the request so that only the final answer goes out.
     auto *s = static_cast<Served *>(*state);
-    std::string r = exchange(s->port, "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n");
+    std::string r = raw_exchange(s->port, "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n");
     assert_true(starts(r, "HTTP/1.1 200 OK\r\n"));
 }
 

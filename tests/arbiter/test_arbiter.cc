@@ -9,11 +9,8 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -36,45 +33,20 @@
 #include <thread>
 #include <vector>
 
+#include "http_client.hh"
+
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-double ms_since(clock_type::time_point t0)
-{
-    return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
-}
-
-std::string build_path(const std::string &rel)
-{
-    const char *dir = std::getenv("CWSGI_BUILD_DIR");
-    return std::string(dir ? dir : ".") + "/" + rel;
-}
+using namespace cwsgi::testing;
 
 std::string serve_binary()
 {
-    const char *s = std::getenv("CWSGI_SERVE");
-    return s ? s : build_path("src/cwsgi-serve/cwsgi-serve");
+    return cwsgi::testing::serve_binary("src/cwsgi-serve/cwsgi-serve");
 }
 
 std::string fixture(int version)
 {
     return build_path("tests/fixtures/fixture_arbiter_v" + std::to_string(version) + ".so");
-}
-
-std::string read_file(const std::string &path)
-{
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-size_t count_of(const std::string &text, const std::string &needle)
-{
-    size_t n = 0;
-    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-    return n;
 }
 
 // A scratch directory for one test, removed with its files at the end.
@@ -110,264 +82,54 @@ bool install_file(const std::string &from, const std::string &to)
     return ::rename(tmp.c_str(), to.c_str()) == 0;
 }
 
-// The pids of `pid`'s children (Linux's /proc/PID/task/PID/children).
-std::vector<pid_t> children_of(pid_t pid)
-{
-    std::vector<pid_t> out;
-    std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
-    long p;
-    while (in >> p) out.push_back(static_cast<pid_t>(p));
-    return out;
-}
-
 // ---- a master under test ----------------------------------------------------------------------
 
-class Master {
+// Starts cwsgi-serve with `args` (APP last) plus "--adapter microhttpd -b 127.0.0.1:0
+// --error-logfile LOG", with `env` added to its environment, and waits up to 15 s for
+// "Listening at:" (port() is 0 when it never came, and for `expect_listening` false the wait is
+// skipped). With `systemd_fd` >= 0, that listening socket is passed as systemd does
+// (descriptor 3, LISTEN_FDS=1, LISTEN_PID=the server's pid) and no -b is added. The server's
+// crashing workers leave no core files, and ASan lets a segfault be a segfault, so that the
+// master sees the signal.
+class Master : public ServeProcess {
 public:
-    // Starts cwsgi-serve with `args` (APP last) plus "--adapter microhttpd -b 127.0.0.1:0
-    // --error-logfile LOG", with
-    // `env` added to its environment, and waits up to 15 s for "Listening at:" (port() is 0 when
-    // it never came, and for `expect_listening` false the wait is skipped).
-    // With `systemd_fd` >= 0, that listening socket is passed as systemd does (descriptor 3,
-    // LISTEN_FDS=1, LISTEN_PID=the server's pid) and no -b is added.
     Master(std::vector<std::string> args, const std::string &log_path, std::vector<std::string> env = {},
            bool expect_listening = true, int systemd_fd = -1)
-        : log_path_(log_path)
+        : ServeProcess(serve_binary(), with_adapter(std::move(args)),
+                       options(log_path, std::move(env), expect_listening, systemd_fd))
     {
-        args.insert(args.begin(), {serve_binary(), "--adapter", "microhttpd"});
-        if (systemd_fd < 0) args.insert(args.end() - 1, {"-b", "127.0.0.1:0"});
-        args.insert(args.end() - 1, {"--error-logfile", log_path_});
-        std::vector<char *> argv;
-        for (auto &a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        // ASan must let a segfault be a segfault, so that the master sees the signal.
-        std::string asan = "ASAN_OPTIONS=handle_segv=0:handle_sigbus=0:detect_leaks=0";
-        if (const char *old = std::getenv("ASAN_OPTIONS")) asan += std::string(":") + old;
-        env.push_back(asan);
-        std::vector<std::string> envs;
-        for (char **e = environ; *e; ++e) {
-            if (std::strncmp(*e, "ASAN_OPTIONS=", 13) != 0) envs.push_back(*e);
-        }
-        envs.insert(envs.end(), env.begin(), env.end());
-        std::vector<char *> envp;
-        for (auto &e : envs) envp.push_back(e.data());
-        envp.push_back(nullptr);
-        int fds[2];
-        if (pipe2(fds, O_CLOEXEC) != 0) return;
-        pid_ = fork();
-        if (pid_ == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive a test killed by its timeout
-            struct rlimit no_core = {0, 0};
-            setrlimit(RLIMIT_CORE, &no_core); // the ABRTed workers leave no core files
-            setpgid(0, 0);                    // a group of its own: the test kills it whole
-            dup2(fds[1], 1);
-            dup2(fds[1], 2);
-            if (systemd_fd >= 0) {
-                // The copy that dup2 makes is not close-on-exec; the same fd needs it cleared.
-                if (systemd_fd == 3) {
-                    fcntl(3, F_SETFD, 0);
-                } else {
-                    dup2(systemd_fd, 3);
-                }
-                char pid_env[32];
-                snprintf(pid_env, sizeof pid_env, "LISTEN_PID=%ld", static_cast<long>(getpid()));
-                envp.insert(envp.end() - 1, pid_env);
-                static char fds_env[] = "LISTEN_FDS=1";
-                envp.insert(envp.end() - 1, fds_env);
-            }
-            execve(argv[0], argv.data(), envp.data());
-            dprintf(2, "exec %s: %s\n", argv[0], std::strerror(errno));
-            _exit(127);
-        }
-        ::close(fds[1]);
-        out_fd_ = fds[0];
-        reader_ = std::thread([this] { read_output(); });
-        if (!expect_listening) return;
-        const std::string mark = "Listening at: http://127.0.0.1:";
-        if (wait_for(mark, 15000)) {
-            std::string all = text();
-            port_ = std::atoi(all.c_str() + all.find(mark) + mark.size());
-        }
-        if (port_ == 0) std::fprintf(stderr, "the master did not start; output:\n%s\n", text().c_str());
-    }
-
-    ~Master()
-    {
-        if (pid_ > 0) {
-            ::kill(-pid_, SIGKILL); // the master and its workers
-            if (!exited_) {
-                int st;
-                waitpid(pid_, &st, 0);
-            }
-        }
-        for (pid_t p : extra_) ::kill(p, SIGKILL);
-        if (reader_.joinable()) reader_.join();
-        if (out_fd_ >= 0) ::close(out_fd_);
-    }
-
-    int port() const { return port_; }
-    pid_t pid() const { return pid_; }
-    void signal(int sig) const { ::kill(pid_, sig); }
-    // Another process to kill at the end (a re-executed master).
-    void also_kill(pid_t p) { extra_.push_back(p); }
-
-    std::string output()
-    {
-        std::lock_guard<std::mutex> lk(mu_);
-        return out_;
-    }
-    std::string log() const { return read_file(log_path_); }
-    std::string text() { return output() + log(); }
-
-    bool wait_for(const std::string &needle, int timeout_ms, size_t count = 1)
-    {
-        auto t0 = clock_type::now();
-        while (count_of(text(), needle) < count) {
-            if (ms_since(t0) > timeout_ms) return false;
-            usleep(5000);
-        }
-        return true;
-    }
-
-    // Waits until the master has `n` children, for up to `timeout_ms`.
-    bool wait_workers(size_t n, int timeout_ms)
-    {
-        auto t0 = clock_type::now();
-        while (children_of(pid_).size() != n) {
-            if (ms_since(t0) > timeout_ms) return false;
-            usleep(5000);
-        }
-        return true;
-    }
-
-    // Waits up to `timeout_ms` for the master to end; its waitpid status, or -1.
-    int wait_exit(int timeout_ms)
-    {
-        auto t0 = clock_type::now();
-        int st = 0;
-        while (waitpid(pid_, &st, WNOHANG) == 0) {
-            if (ms_since(t0) > timeout_ms) return -1;
-            usleep(5000);
-        }
-        exited_ = true;
-        return st;
     }
 
 private:
-    void read_output()
+    static std::vector<std::string> with_adapter(std::vector<std::string> args)
     {
-        char buf[4096];
-        ssize_t n;
-        while ((n = ::read(out_fd_, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
-            if (n > 0) {
-                std::lock_guard<std::mutex> lk(mu_);
-                out_.append(buf, static_cast<size_t>(n));
-            }
-        }
+        args.insert(args.begin(), {"--adapter", "microhttpd"});
+        return args;
     }
-
-    std::string log_path_;
-    pid_t pid_ = -1;
-    bool exited_ = false;
-    int out_fd_ = -1;
-    int port_ = 0;
-    std::vector<pid_t> extra_;
-    std::thread reader_;
-    std::mutex mu_;
-    std::string out_;
+    static ServeOptions options(const std::string &log_path, std::vector<std::string> env, bool expect_listening,
+                                int systemd_fd)
+    {
+        std::string asan = "ASAN_OPTIONS=handle_segv=0:handle_sigbus=0:detect_leaks=0";
+        if (const char *old = std::getenv("ASAN_OPTIONS")) asan += std::string(":") + old;
+        env.push_back(asan);
+        ServeOptions o;
+        o.start_timeout_ms = expect_listening ? 15000 : 0;
+        o.bind = systemd_fd < 0;
+        o.log_path = log_path;
+        o.env = std::move(env);
+        o.no_core = true;
+        o.systemd_fd = systemd_fd;
+        return o;
+    }
 };
 
 // ---- an HTTP/1.1 client -----------------------------------------------------------------------
 
-struct Response {
-    int status = 0; // 0: no complete response (refused, closed, timed out)
-    std::string body;
-};
-
-class Conn {
-public:
-    explicit Conn(int port)
-    {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(static_cast<uint16_t>(port));
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::connect(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
-            ::close(fd_);
-            fd_ = -1;
-        }
-        int one = 1;
-        if (fd_ >= 0) setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    ~Conn()
-    {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Conn(const Conn &) = delete;
-    Conn &operator=(const Conn &) = delete;
-
-    bool ok() const { return fd_ >= 0; }
-
-    bool send_get(const std::string &target)
-    {
-        std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-        return fd_ >= 0 && ::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
-    }
-
-    // Reads one Content-Length response within `timeout_ms`.
-    Response read_response(int timeout_ms)
-    {
-        Response r;
-        auto deadline = clock_type::now() + std::chrono::milliseconds(timeout_ms);
-        size_t head_end;
-        while ((head_end = buf_.find("\r\n\r\n")) == std::string::npos) {
-            if (!fill(deadline)) return r;
-        }
-        std::string head = buf_.substr(0, head_end + 2);
-        buf_.erase(0, head_end + 4);
-        int status = 0;
-        if (std::sscanf(head.c_str(), "HTTP/1.%*d %d", &status) != 1) return r;
-        std::string lower = head;
-        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-        size_t at = lower.find("\r\ncontent-length: ");
-        size_t len = at == std::string::npos ? 0 : std::strtoul(lower.c_str() + at + 18, nullptr, 10);
-        while (buf_.size() < len) {
-            if (!fill(deadline)) return r;
-        }
-        r.body = buf_.substr(0, len);
-        buf_.erase(0, len);
-        r.status = status;
-        return r;
-    }
-
-    Response get(const std::string &target, int timeout_ms = 10000)
-    {
-        if (!send_get(target)) return {};
-        return read_response(timeout_ms);
-    }
-
-private:
-    bool fill(clock_type::time_point deadline)
-    {
-        int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now()).count());
-        if (fd_ < 0 || left <= 0) return false;
-        pollfd p{fd_, POLLIN, 0};
-        if (::poll(&p, 1, left) <= 0) return false;
-        char tmp[4096];
-        ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
-        if (n <= 0) return false;
-        buf_.append(tmp, static_cast<size_t>(n));
-        return true;
-    }
-
-    int fd_ = -1;
-    std::string buf_;
-};
-
+// Client::get() and read_whole() give status 0 unless the whole response came (refused, closed,
+// timed out); requests here wait up to 10 s.
 Response get_once(int port, const std::string &target, int timeout_ms = 10000)
 {
-    Conn c(port);
+    Client c(port);
     return c.get(target, timeout_ms);
 }
 
@@ -424,7 +186,7 @@ private:
 bool wait_sent(const Load &load, long n, int timeout_ms)
 {
     long target = load.sent() + n;
-    auto t0 = clock_type::now();
+    auto t0 = Clock::now();
     while (load.sent() < target) {
         if (ms_since(t0) > timeout_ms) return false;
         usleep(2000);
@@ -528,9 +290,9 @@ void test_arbiter__one_worker_under_a_master(void **) // rule: LIFE-ARB-1, LIFE-
     std::string log = m.log();
     assert_true(log.find("Booting worker") < log.find("Listening at:"));
     // Process titles.
-    std::string title = read_file("/proc/" + std::to_string(kids[0]) + "/cmdline");
+    std::string title = slurp("/proc/" + std::to_string(kids[0]) + "/cmdline");
     assert_string_equal(title.c_str(), "cwsgi: worker 1");
-    assert_int_equal(read_file("/proc/" + std::to_string(m.pid()) + "/cmdline").rfind("cwsgi: master [", 0), 0);
+    assert_int_equal(slurp("/proc/" + std::to_string(m.pid()) + "/cmdline").rfind("cwsgi: master [", 0), 0);
     m.signal(SIGTERM);
     int st = m.wait_exit(15000);
     assert_true(WIFEXITED(st));
@@ -543,15 +305,15 @@ void test_arbiter__kill9_mid_request_respawns(void **) // rule: LIFE-ARB-2, LIFE
     Master m({"-w", "2", fixture(1)}, dir.file("error.log"));
     assert_int_not_equal(m.port(), 0);
     // A kept-alive connection: its /hello names the worker, its /slow is then in that worker.
-    Conn victim(m.port());
-    Response r = victim.get("/hello");
+    Client victim(m.port());
+    Response r = victim.get("/hello", 10000);
     assert_int_equal(r.status, 200);
     pid_t doomed = pid_of(r);
     assert_true(victim.send_get("/slow?20000"));
     assert_true(m.wait_for("slow: started", 10000));
     ::kill(doomed, SIGKILL);
     // The request in the dead worker is lost; everyone else is served.
-    assert_int_equal(victim.read_response(10000).status, 0);
+    assert_int_equal(victim.read_whole(10000).status, 0);
     assert_true(m.wait_for("was sent SIGKILL!", 10000));
     int ok = 0;
     for (int i = 0; i < 30; ++i) ok += get_once(m.port(), "/hello").status == 200;
@@ -571,13 +333,13 @@ void test_arbiter__hung_worker_is_killed_after_timeout(void **) // rule: LIFE-AR
     // Cooperative mode (the fixture declares it): /spin blocks its event-loop thread.
     Master m({"-w", "2", "--timeout", "1.5", fixture(1)}, dir.file("error.log"));
     assert_int_not_equal(m.port(), 0);
-    auto t0 = clock_type::now();
-    Conn spin(m.port());
+    auto t0 = Clock::now();
+    Client spin(m.port());
     assert_true(spin.send_get("/spin"));
     assert_true(m.wait_for("WORKER TIMEOUT", 15000));
     double after = ms_since(t0);
     assert_true(m.wait_for("was sent SIGABRT!", 10000));
-    assert_int_equal(spin.read_response(5000).status, 0);
+    assert_int_equal(spin.read_whole(5000).status, 0);
     std::string log = m.log();
     size_t at = log.find("WORKER TIMEOUT");
     std::string line = log.substr(at, log.find('\n', at) - at);
@@ -682,7 +444,7 @@ bool write_file(const std::string &path, const std::string &text)
 std::set<pid_t> wait_pids_seen(int port, size_t n, int tries, int timeout_ms, int &failed)
 {
     std::set<pid_t> pids;
-    auto t0 = clock_type::now();
+    auto t0 = Clock::now();
     for (int i = 0; i < tries && pids.size() < n && ms_since(t0) < timeout_ms; ++i) {
         Response r = get_once(port, "/hello");
         if (r.status == 200) {
@@ -773,16 +535,16 @@ void test_arbiter__term_lets_requests_in_flight_finish(void **) // rule: LIFE-AR
     std::string pidfile = dir.file("master.pid");
     Master m({"-w", "2", "--pid", pidfile, fixture(1)}, dir.file("error.log"));
     assert_int_not_equal(m.port(), 0);
-    assert_int_equal(std::atol(read_file(pidfile).c_str()), m.pid());
-    std::vector<std::unique_ptr<Conn>> conns;
+    assert_int_equal(std::atol(slurp(pidfile).c_str()), m.pid());
+    std::vector<std::unique_ptr<Client>> conns;
     for (int i = 0; i < 4; ++i) {
-        conns.push_back(std::make_unique<Conn>(m.port()));
+        conns.push_back(std::make_unique<Client>(m.port()));
         assert_true(conns.back()->send_get("/slow?1500"));
     }
     assert_true(m.wait_for("slow: started", 10000, 4));
     m.signal(SIGTERM);
     for (auto &c : conns) {
-        Response r = c->read_response(10000);
+        Response r = c->read_whole(10000);
         assert_int_equal(r.status, 200);
         assert_string_equal(r.body.c_str(), "slow\n");
     }
@@ -811,10 +573,10 @@ void test_arbiter__chdir_umask_user(void **) // rule: LIFE-ARB-9
     if (!root) return; // switching users needs root
     std::vector<pid_t> kids = children_of(m.pid());
     assert_int_equal(kids.size(), 1);
-    std::string status = read_file("/proc/" + std::to_string(kids[0]) + "/status");
+    std::string status = slurp("/proc/" + std::to_string(kids[0]) + "/status");
     assert_non_null(std::strstr(status.c_str(), "\nUid:\t65534\t65534\t65534\t65534\n"));
     // The master keeps its identity (to re-exec and to bind).
-    status = read_file("/proc/" + std::to_string(m.pid()) + "/status");
+    status = slurp("/proc/" + std::to_string(m.pid()) + "/status");
     assert_non_null(std::strstr(status.c_str(), "\nUid:\t0\t0\t0\t0\n"));
     assert_int_equal(get_once(m.port(), "/hello").status, 200);
 }
@@ -847,16 +609,16 @@ void test_arbiter__quick_stop_on_int(void **) // rule: LIFE-ARB-8
     TempDir dir;
     Master m({"-w", "2", fixture(1)}, dir.file("error.log"));
     assert_int_not_equal(m.port(), 0);
-    Conn c(m.port());
+    Client c(m.port());
     assert_true(c.send_get("/slow?20000"));
     assert_true(m.wait_for("slow: started", 10000));
-    auto t0 = clock_type::now();
+    auto t0 = Clock::now();
     m.signal(SIGINT);
     int st = m.wait_exit(10000);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
     assert_true(ms_since(t0) < 5000); // did not wait for the 20 s request
-    assert_int_equal(c.read_response(2000).status, 0);
+    assert_int_equal(c.read_whole(2000).status, 0);
 }
 
 void test_arbiter__ttin_ttou(void **) // rule: LIFE-ARB-2
@@ -891,20 +653,20 @@ void test_arbiter__usr1_reopens_logs(void **) // rule: LIFE-ARB-12
     assert_int_equal(::rename(access_log.c_str(), (access_log + ".1").c_str()), 0);
     m.signal(SIGUSR1);
     // The master reopens at once; each worker on its ticker: keep asking until both logs are new.
-    auto t0 = clock_type::now();
+    auto t0 = Clock::now();
     bool fresh = false;
     while (!fresh && ms_since(t0) < 10000) {
         assert_int_equal(get_once(m.port(), "/hello").status, 200);
         m.signal(SIGWINCH); // logged by the master ("Handling signal: WINCH"), otherwise ignored
-        fresh = read_file(access_log).find("GET /hello") != std::string::npos &&
-                read_file(error_log).find("Handling signal: WINCH") != std::string::npos;
+        fresh = slurp(access_log).find("GET /hello") != std::string::npos &&
+                slurp(error_log).find("Handling signal: WINCH") != std::string::npos;
         usleep(20 * 1000);
     }
     assert_true(fresh);
     // Every worker writes to the new access log: both pids' requests reach it.
     std::set<pid_t> before = pids_seen(m.port(), 20);
     assert_int_equal(before.size(), 2);
-    assert_int_equal(count_of(read_file(access_log), "GET /hello"), count_of(read_file(access_log), "\n"));
+    assert_int_equal(count_of(slurp(access_log), "GET /hello"), count_of(slurp(access_log), "\n"));
 }
 
 void test_arbiter__usr2_reexec_under_load(void **) // rule: LIFE-ARB-6, LIFE-ARB-7
@@ -923,20 +685,20 @@ void test_arbiter__usr2_reexec_under_load(void **) // rule: LIFE-ARB-6, LIFE-ARB
     std::vector<pid_t> kids = children_of(m.pid());
     pid_t fresh = 0;
     for (pid_t k : kids) {
-        if (read_file("/proc/" + std::to_string(k) + "/cmdline").rfind("cwsgi: master", 0) == 0) fresh = k;
+        if (slurp("/proc/" + std::to_string(k) + "/cmdline").rfind("cwsgi: master", 0) == 0) fresh = k;
     }
     assert_int_not_equal(fresh, 0);
     m.also_kill(fresh);
-    assert_int_equal(std::atol(read_file(pidfile + ".2").c_str()), fresh);
+    assert_int_equal(std::atol(slurp(pidfile + ".2").c_str()), fresh);
     assert_true(wait_sent(load, 50, 20000));
     // The operator retires the old master; the new one serves on and takes the pid file over.
     m.signal(SIGTERM);
     int st = m.wait_exit(20000);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
-    auto t0 = clock_type::now();
-    while (std::atol(read_file(pidfile).c_str()) != fresh && ms_since(t0) < 10000) usleep(10000);
-    assert_int_equal(std::atol(read_file(pidfile).c_str()), fresh);
+    auto t0 = Clock::now();
+    while (std::atol(slurp(pidfile).c_str()) != fresh && ms_since(t0) < 10000) usleep(10000);
+    assert_int_equal(std::atol(slurp(pidfile).c_str()), fresh);
     assert_true(wait_sent(load, 50, 20000));
     load.stop();
     std::printf("# USR2 under load: %ld requests sent, %ld failed\n", load.sent(), load.failed());
@@ -945,7 +707,7 @@ void test_arbiter__usr2_reexec_under_load(void **) // rule: LIFE-ARB-6, LIFE-ARB
     ::kill(fresh, SIGTERM);
     int fst = 0;
     pid_t got = 0;
-    t0 = clock_type::now();
+    t0 = Clock::now();
     while ((got = waitpid(fresh, &fst, WNOHANG)) == 0 && ms_since(t0) < 15000) usleep(10000);
     assert_int_equal(got, fresh);
     assert_true(WIFEXITED(fst));
@@ -988,7 +750,7 @@ void test_arbiter__max_requests_recycles(void **) // rule: LIFE-ARB-13
     // A worker that reached its 5 (+0..2) requests serves on until its replacement serves, so
     // the count per worker is not exact; but the worker changes soon, and no request fails.
     std::set<pid_t> pids;
-    auto t0 = clock_type::now();
+    auto t0 = Clock::now();
     int sent = 0;
     while (pids.size() < 3 && ms_since(t0) < 15000) {
         Response r = get_once(m.port(), "/hello");
@@ -1022,7 +784,7 @@ void test_arbiter__max_worker_memory_recycles(void **) // rule: LIFE-ARB-15
     Response before = get_once(m.port(), "/hello");
     assert_int_equal(get_once(m.port(), "/grow?256").status, 200);
     assert_true(m.wait_for("above --max-worker-memory", 10000));
-    auto t0 = clock_type::now();
+    auto t0 = Clock::now();
     pid_t now_pid = pid_of(before);
     while (now_pid == pid_of(before) && ms_since(t0) < 10000) now_pid = pid_of(get_once(m.port(), "/hello"));
     assert_int_not_equal(now_pid, pid_of(before));
@@ -1135,7 +897,7 @@ void test_arbiter__sd_notify_follows_a_reexec(void **) // rule: LIFE-ARB-6, LIFE
     assert_string_equal(notify_field(sd.next(15000), "STOPPING").c_str(), "1");
     int fst = 0;
     pid_t got = 0;
-    auto t0 = clock_type::now();
+    auto t0 = Clock::now();
     while ((got = waitpid(fresh, &fst, WNOHANG)) == 0 && ms_since(t0) < 15000) usleep(10000);
     assert_int_equal(got, fresh);
     assert_true(WIFEXITED(fst));
