@@ -137,6 +137,9 @@ void test_exec_modes__stack_overflow_names_the_request(void **) // rule: THR-7
         st = s.wait_for("was sent SIGSEGV!", 10000) ? 0 : -1;
         Client again(s.port());
         if (again.get("/hello").status != 200) st = -2;
+        // The dying worker's line reaches stderr through a pipe that a reader thread drains:
+        // wait until it is in both streams (output and log) before reading them.
+        (void)s.wait_for("cwsgi: stack overflow in handle()", 5000, 2);
         out = s.output();
         log = s.log();
     }
