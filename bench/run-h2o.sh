@@ -4,10 +4,11 @@
 # run, rounds alternating (gevent, gthread, bare, gevent, ...) so that a drifting machine
 # affects all alike:
 #   HTTP/1.1 keep-alive, wrk -t WRK_THREADS -c CONNECTIONS -d DURATION, apps/hello;
-#   h2c, h2load -c H2_CLIENTS -m 10 -n H2_REQUESTS (when h2load is installed).
+#   h2c, h2load -c H2_CLIENTS -m 10 -D DURATION after a 1 s warm-up (when h2load is installed),
+# and for each load the server's CPU microseconds per request (its whole process tree, /proc),
+# steadier than requests/s on a machine the client shares.
 # Usage: bench/run-h2o.sh [BUILD_DIR]   (default ./build; LOOP_THREADS, THREADS, ROUNDS, DURATION,
-#        CONNECTIONS, WRK_THREADS, H2_CLIENTS, H2_REQUESTS change the defaults 2, 2, 3, 5s, 32, 2,
-#        16, 200000). A benchmark, not a test: it fails only when a server does not start,
+#        CONNECTIONS, WRK_THREADS, H2_CLIENTS change the defaults 2, 2, 3, 5s, 32, 2, 16). A benchmark, not a test: it fails only when a server does not start,
 #        answers wrongly, or a client reports failed requests. It stops only what it started.
 set -eu
 
@@ -19,7 +20,6 @@ DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-32}
 WRK_THREADS=${WRK_THREADS:-2}
 H2_CLIENTS=${H2_CLIENTS:-16}
-H2_REQUESTS=${H2_REQUESTS:-200000}
 SERVE=${CWSGI_SERVE:-$BUILD/src/cwsgi-serve}
 HELLO=${HELLO_SO:-$BUILD/apps/hello.so}
 PEER=${PEER_BIN:-$BUILD/bench/bench_h2o_hello_peer}
@@ -35,6 +35,10 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
+. "$(dirname "$0")/proc.sh"   # cpu_ticks
+TICKS=$(getconf CLK_TCK)
+# us_per_req TICKS0 TICKS1 REQUESTS: the server's CPU microseconds per request over a run.
+us_per_req() { echo "$1 $2 $3 $TICKS" | awk '{printf "%.2f", ($2 - $1) * 1e6 / $4 / $3}'; }
 
 free_port() {
     /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -67,17 +71,29 @@ while [ $round -le "$ROUNDS" ]; do
     for s in $SERVERS; do
         port=$(free_port)
         start "$s" "$port"
+        c0=$(cpu_ticks "$PID")
         out=$(wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "$DURATION" "http://127.0.0.1:$port/")
+        c1=$(cpu_ticks "$PID")
         if echo "$out" | grep -q "Non-2xx"; then echo "run-h2o.sh: $s answered non-2xx" >&2; exit 1; fi
         rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-        echo "round $round $s h1 $rps"
+        n=$(echo "$out" | awk '/requests in/ {print $1}')
+        cpu=$(us_per_req "$c0" "$c1" "$n")
+        echo "round $round $s h1 $rps req/s $cpu us CPU/req"
         echo "$rps" >> "$TMP/h1.$s"
+        echo "$cpu" >> "$TMP/h1cpu.$s"
         if command -v h2load > /dev/null; then
-            out=$(h2load -c "$H2_CLIENTS" -m 10 -n "$H2_REQUESTS" "http://127.0.0.1:$port/" 2>&1)
+            # The CPU figure spans the warm-up too, so it is divided by every request h2load
+            # sent (its "requests: N total"), not only the measured ones.
+            c0=$(cpu_ticks "$PID")
+            out=$(h2load -c "$H2_CLIENTS" -m 10 --warm-up-time 1s -D "$DURATION" "http://127.0.0.1:$port/" 2>&1)
+            c1=$(cpu_ticks "$PID")
             echo "$out" | grep -q " 0 failed" || { echo "run-h2o.sh: $s: h2load reports failures" >&2; echo "$out" >&2; exit 1; }
             rps=$(echo "$out" | awk '/^finished in/ {gsub(",", "", $4); print $4}')
-            echo "round $round $s h2c $rps"
+            n=$(echo "$out" | awk '/^requests:/ {print $2}')
+            cpu=$(us_per_req "$c0" "$c1" "$n")
+            echo "round $round $s h2c $rps req/s $cpu us CPU/req ($n requests, $(echo "$out" | grep -o '[0-9]* failed' | head -1))"
             echo "$rps" >> "$TMP/h2.$s"
+            echo "$cpu" >> "$TMP/h2cpu.$s"
         fi
         stop
     done
@@ -85,16 +101,18 @@ while [ $round -le "$ROUNDS" ]; do
 done
 
 median() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
-echo "medians (req/s):"
+echo "medians (req/s, CPU us/req):"
 for s in $SERVERS; do
     h2=""
-    [ -e "$TMP/h2.$s" ] && h2=" h2c $(median "$TMP/h2.$s")"
-    echo "  $s h1 $(median "$TMP/h1.$s")$h2"
+    [ -e "$TMP/h2.$s" ] && h2="   h2c $(median "$TMP/h2.$s") at $(median "$TMP/h2cpu.$s")"
+    echo "  $s   h1 $(median "$TMP/h1.$s") at $(median "$TMP/h1cpu.$s")$h2"
 done
-bare1=$(median "$TMP/h1.bare")
+ratio() { echo "$1 $2" | awk '{printf "%.2f", $1 / $2}'; }
 for s in gevent gthread; do
-    echo "  $s / bare, HTTP/1.1: $(echo "$(median "$TMP/h1.$s") $bare1" | awk '{printf "%.2f", $1 / $2}') (target 0.90)"
+    echo "  $s / bare, HTTP/1.1: req/s $(ratio "$(median "$TMP/h1.$s")" "$(median "$TMP/h1.bare")") (target 0.90)," \
+        "CPU us/req $(ratio "$(median "$TMP/h1cpu.$s")" "$(median "$TMP/h1cpu.bare")")"
     if [ -e "$TMP/h2.$s" ]; then
-        echo "  $s / bare, h2c -m 10: $(echo "$(median "$TMP/h2.$s") $(median "$TMP/h2.bare")" | awk '{printf "%.2f", $1 / $2}') (target 0.90)"
+        echo "  $s / bare, h2c -m 10: req/s $(ratio "$(median "$TMP/h2.$s")" "$(median "$TMP/h2.bare")") (target 0.90)," \
+            "CPU us/req $(ratio "$(median "$TMP/h2cpu.$s")" "$(median "$TMP/h2cpu.bare")")"
     fi
 done

@@ -18,7 +18,7 @@
 #        CWSGI_SERVE, HELLO_SO, PREDICT_SO, PEER_BIN to name the programs instead of BUILD_DIR)
 # The servers listen on free loopback ports. Rounds alternate between them (gevent, gthread,
 # bare, offload, predict, gevent, ...) so that a drifting machine affects all alike. With each
-# round it prints, from /proc, the server's CPU time per request (all its threads) and its
+# round it prints, from /proc, the server's CPU time per request (its whole process tree, all threads) and its
 # context switches per request: on a machine that wrk shares, requests per second follow CPU
 # per request. At the end: the medians, and the ratios the issue asks for with their targets.
 # This is a benchmark, not a test: it never fails on the figures, only when a server does not
@@ -78,10 +78,7 @@ wait_port() {
     return 1
 }
 
-# cpu_ticks PID: user+system CPU time of the process, all threads, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# switches PID: context switches of all its threads so far (voluntary and not).
-switches() { cat /proc/"$1"/task/*/status 2> /dev/null | awk '/ctxt_switches/ {n += $2} END {print n + 0}'; }
+. "$(dirname "$0")/proc.sh"   # tree_pids, cpu_ticks, switches
 TICKS=$(getconf CLK_TCK)
 
 # wrk_args SERVER: the URL (and script) wrk is run with for SERVER.
@@ -95,7 +92,7 @@ wrk_args() {
 }
 
 # measure SERVER: runs wrk once against SERVER and prints "RPS CPU_US_PER_REQ SWITCHES_PER_REQ",
-# the last two from /proc for the server's process over the same run.
+# the last two from /proc for the server's process tree over the same run.
 measure() {
     eval "pid=\$PID_$1"
     # shellcheck disable=SC2154 # pid and the PORT_/PID_ names are set through eval
@@ -200,6 +197,8 @@ done
 # ratio NAME A B TARGET OP: prints A/B against the target (OP: ge, at least; le, at most).
 ratio() {
     awk -v name="$1" -v a="$2" -v b="$3" -v t="$4" -v op="$5" 'BEGIN {
+        # A zero figure is a failed measurement, never a ratio that meets its target.
+        if (a <= 0 || b <= 0) { printf "%-28s %6s   target %s %.2f: no figure (a measurement read 0)\n", name, "-", (op == "ge") ? ">=" : "<=", t; exit }
         r = a / b
         met = (op == "ge") ? (r >= t) : (r <= t)
         printf "%-28s %6.3f   target %s %.2f: %s\n", name, r, (op == "ge") ? ">=" : "<=", t, met ? "met" : "NOT met"
