@@ -18,17 +18,7 @@ namespace cwsgi::core {
 
 namespace {
 
-// RFC 9110 5.6.2 tchar, as a 256-entry table built at compile time.
-constexpr std::array<bool, 256> make_tchar_table()
-{
-    std::array<bool, 256> t{};
-    for (int c = '0'; c <= '9'; ++c) t[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-    return t;
-}
-constexpr auto kTchar = make_tchar_table();
+using detail::kTchar;
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 

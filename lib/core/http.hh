@@ -7,6 +7,7 @@
 // (LIMIT-* and REQ-* rules in spec/server.md).
 #pragma once
 
+#include <array>
 #include <bit>
 #include <cstdint>
 #include <cstring>
@@ -139,6 +140,23 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits);
 /// this. The one split used by validation, the environ and --bind parsing (ENV-KEYS-5).
 bool split_host_port(std::string_view authority, std::string_view &host, std::string_view &port);
 
+namespace detail {
+constexpr std::array<bool, 256> make_tchar_table()
+{
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+}
+/// RFC 9110 section 5.6.2 tchar, as a 256-entry table built at compile time: the one table of
+/// token characters, read by is_token and by lib/http1's byte-at-a-time walks.
+inline constexpr std::array<bool, 256> kTchar = make_tchar_table();
+} // namespace detail
+
+/// True when byte `c` is an RFC 9110 tchar (one character of a token).
+inline bool is_tchar(unsigned char c) { return detail::kTchar[c]; }
 /// True when `s` is a non-empty RFC 9110 token (method, header name).
 bool is_token(std::string_view s);
 /// True when `s` may be a field value: no CR, LF or NUL, and no other control except HTAB.

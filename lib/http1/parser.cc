@@ -40,20 +40,7 @@ size_t content_length(std::string_view line)
     return line.size() - (!line.empty() && line.back() == '\r' ? 1 : 0);
 }
 
-// RFC 9110 section 5.6.2 tchar, as a table (the core's is_token takes whole strings; here the
-// name's end is found by the same walk that checks it).
-constexpr std::array<bool, 256> make_tchar_table()
-{
-    std::array<bool, 256> t{};
-    for (int c = '0'; c <= '9'; ++c) t[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-    return t;
-}
-constexpr auto kTchar = make_tchar_table();
-
-bool is_tchar(unsigned char c) { return kTchar[c]; }
+using core::is_tchar;
 
 // Why a field line that failed split_field_line's walk is refused, and under which rule: the
 // checks in the order the spec gives them, so that a line breaking two rules is named the same
@@ -83,7 +70,7 @@ const char *split_field_line(std::string_view line, std::string_view &name, std:
     const auto *p = reinterpret_cast<const unsigned char *>(line.data());
     const size_t n = line.size();
     size_t i = 0;
-    while (i < n && kTchar[p[i]]) ++i;
+    while (i < n && is_tchar(p[i])) ++i;
     if (i > 0 && i < n && p[i] == ':') {
         name = line.substr(0, i);
         size_t b = i + 1, e = n;
