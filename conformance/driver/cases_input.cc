@@ -323,24 +323,35 @@ void expect_http10_waits(Ctx &ctx)
     check_read_report(d, 5, "hello");
 }
 
+/// Sends a chunked POST of `body` in chunks of `chunk` bytes to /t/read with `trailer` as its
+/// trailer section, which must be refused: checks the 400 and, when the app saw the request,
+/// that its read failed with CWSGI_E_BODY, each failure under `rule`. Returns the connection, so
+/// that the caller can check what becomes of it.
+Conn send_refused_trailer(Ctx &ctx, const std::string &trailer, const std::string &body, size_t chunk,
+                          const std::string &rule)
+{
+    std::string tag = ctx.tag("badtrailer");
+    Conn c = ctx.connect();
+    std::string raw = ctx.req("POST", "/t/read?tag=" + tag, "Transfer-Encoding: chunked\r\n", chunked(body, chunk, trailer));
+    ctx.note_request(raw);
+    c.send(raw);
+    Response r = c.read_response({});
+    if (r.status != 400) fail(rule + ": expected 400 for the trailer '" + escape_bytes(trailer) + "', got " + r.summary());
+    json s = ctx.wait_ends(tag, 1, 3000);
+    if (!s["tag"].is_null()) {
+        check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_BODY),
+                 rule + ": read result for the trailer '" + escape_bytes(trailer) + "'");
+    }
+    return c;
+}
+
 void trailer_forbidden_refused(Ctx &ctx)
 {
     // rule: EXT-TRAILERS-2: a trailer field that RFC 9110 6.5.1 forbids (framing, routing,
     // credentials) makes the body malformed: 400, and the field never reaches the app.
     for (const std::string trailer : {"Content-Length: 99\r\n", "Host: evil.example\r\n", "Transfer-Encoding: chunked\r\n",
                                       "X-Sum: 42\r\nCookie: a=b\r\n"}) {
-        std::string tag = ctx.tag("fbtrailer");
-        Conn c = ctx.connect();
-        std::string raw = ctx.req("POST", "/t/read?tag=" + tag, "Transfer-Encoding: chunked\r\n", chunked("abcdef", 4, trailer));
-        ctx.note_request(raw);
-        c.send(raw);
-        Response r = c.read_response({});
-        if (r.status != 400) fail("EXT-TRAILERS-2: expected 400 for the trailer '" + escape_bytes(trailer) + "', got " + r.summary());
-        json s = ctx.wait_ends(tag, 1, 3000);
-        if (!s["tag"].is_null()) {
-            check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_BODY),
-                     "EXT-TRAILERS-2: read result for the trailer '" + escape_bytes(trailer) + "'");
-        }
+        send_refused_trailer(ctx, trailer, "abcdef", 4, "EXT-TRAILERS-2");
     }
 }
 
@@ -348,20 +359,8 @@ void trailer_malformed(Ctx &ctx)
 {
     // rule: INPUT-READ-4: a malformed trailer line is a malformed body: the server answers 400
     // itself, or the app's read returns CWSGI_E_BODY (and the app's failure becomes a 400).
-    const std::string bad[] = {"No-Colon-Here\r\n", "Bad Name: v\r\n", " folded: v\r\n"};
-    for (const std::string &trailer : bad) {
-        std::string tag = ctx.tag("badtrailer");
-        Conn c = ctx.connect();
-        std::string raw = ctx.req("POST", "/t/read?tag=" + tag, "Transfer-Encoding: chunked\r\n", chunked("abc", 3, trailer));
-        ctx.note_request(raw);
-        c.send(raw);
-        Response r = c.read_response({});
-        if (r.status != 400) fail("INPUT-READ-4: expected 400 for the trailer '" + escape_bytes(trailer) + "', got " + r.summary());
-        json s = ctx.wait_ends(tag, 1, 3000);
-        if (!s["tag"].is_null()) {
-            check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_BODY),
-                     "INPUT-READ-4: read result for the trailer '" + escape_bytes(trailer) + "'");
-        }
+    for (const std::string trailer : {"No-Colon-Here\r\n", "Bad Name: v\r\n", " folded: v\r\n"}) {
+        Conn c = send_refused_trailer(ctx, trailer, "abc", 3, "INPUT-READ-4");
         if (!c.wait_closed(3000)) fail("INPUT-READ-5: the connection must close after a body error");
     }
 }
