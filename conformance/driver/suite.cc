@@ -52,52 +52,6 @@ std::string fnv_hex(uint64_t h)
     return buf;
 }
 
-std::string latin1(const std::string &s)
-{
-    std::string out;
-    for (size_t i = 0; i < s.size();) {
-        unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            out += static_cast<char>(c);
-            i++;
-        } else if ((c & 0xe0) == 0xc0 && i + 1 < s.size()) {
-            unsigned cp = ((c & 0x1fu) << 6) | (static_cast<unsigned char>(s[i + 1]) & 0x3fu);
-            out += static_cast<char>(cp & 0xff);
-            i += 2;
-        } else {
-            out += '?'; // the probe never writes code points above 0xff
-            i++;
-        }
-    }
-    return out;
-}
-
-std::string b64decode(const std::string &s)
-{
-    auto val = [](char c) -> int {
-        if (c >= 'A' && c <= 'Z') return c - 'A';
-        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-        if (c >= '0' && c <= '9') return c - '0' + 52;
-        if (c == '+') return 62;
-        if (c == '/') return 63;
-        return -1;
-    };
-    std::string out;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (char c : s) {
-        int v = val(c);
-        if (v < 0) continue;
-        acc = (acc << 6) | static_cast<uint32_t>(v);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out += static_cast<char>((acc >> bits) & 0xff);
-        }
-    }
-    return out;
-}
-
 std::map<std::string, std::string> environ_map(const json &doc)
 {
     std::map<std::string, std::string> m;

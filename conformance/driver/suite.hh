@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cwsgi.h"
+#include "json_bytes.hh" // b64decode, latin1
 #include "rawhttp.hh"
 #include "server.hh"
 
@@ -211,9 +212,6 @@ int64_t pattern_mismatch(const std::string &got, uint64_t offset);
 uint64_t fnv1a(uint64_t h, const void *p, size_t n);
 inline constexpr uint64_t kFnvInit = 14695981039346656037ULL;
 std::string fnv_hex(uint64_t h);
-/// Converts a JSON string the probe wrote (bytes as Latin-1 code points) back to bytes.
-std::string latin1(const std::string &utf8);
-std::string b64decode(const std::string &s);
 /// environ as a map (last value wins; the probe's list is checked for duplicates separately).
 std::map<std::string, std::string> environ_map(const json &doc);
 std::string code_name(int64_t code);

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../../conformance/driver/json_bytes.hh" // the manifest's base64 and Latin-1 text, as the driver reads them
 #include "http1_driver.hh"
 
 using namespace cwsgi;
@@ -37,32 +38,6 @@ std::string manifest_path()
     return {};
 }
 
-std::string base64_decode(const std::string &in)
-{
-    auto value = [](char c) -> int {
-        if (c >= 'A' && c <= 'Z') return c - 'A';
-        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-        if (c >= '0' && c <= '9') return c - '0' + 52;
-        if (c == '+') return 62;
-        if (c == '/') return 63;
-        return -1;
-    };
-    std::string out;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (char c : in) {
-        int v = value(c);
-        if (v < 0) continue; // '=' padding
-        acc = (acc << 6) | static_cast<uint32_t>(v);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out.push_back(static_cast<char>((acc >> bits) & 0xff));
-        }
-    }
-    return out;
-}
-
 // The case's cfg as our limits, or false when it needs an option CWSGI does not have (proxy
 // protocol, obs-fold unfolding, header maps...). gunicorn 26 reads a field-size limit of 0 as
 // its default (8190), which the invalid case limit_header_default_01 checks.
@@ -83,22 +58,6 @@ bool limits_for(const nlohmann::json &cfg, core::Limits &l)
     return true;
 }
 
-// The manifest holds header bytes as text decoded from Latin-1 (as gunicorn does), so that a
-// byte 0xE9 is the code point U+00E9, written in UTF-8; this gives the bytes back.
-std::string latin1(const std::string &utf8)
-{
-    std::string out;
-    for (size_t i = 0; i < utf8.size(); ++i) {
-        auto c = static_cast<unsigned char>(utf8[i]);
-        if (c >= 0xc0 && i + 1 < utf8.size()) {
-            out.push_back(static_cast<char>(((c & 0x1f) << 6) | (static_cast<unsigned char>(utf8[++i]) & 0x3f)));
-        } else {
-            out.push_back(static_cast<char>(c));
-        }
-    }
-    return out;
-}
-
 // gunicorn drops fields whose name has '_' by default (header_map "drop"), so that they cannot
 // pose as the '-' names in a WSGI environ. We pass every token name on (the core's environ
 // rules decide what the app sees), so those fields are left out of the comparison.
@@ -111,7 +70,7 @@ bool same_fields(const std::vector<core::Header> &got, const nlohmann::json &wan
     if (kept.size() != want.size()) return false;
     for (size_t i = 0; i < kept.size(); ++i) {
         if (!core::iequals(kept[i]->name, want[i][0].get<std::string>())) return false;
-        if (kept[i]->value != latin1(want[i][1].get<std::string>())) return false;
+        if (kept[i]->value != conf::latin1(want[i][1].get<std::string>())) return false;
     }
     return true;
 }
@@ -156,7 +115,7 @@ std::string valid_mismatch(const std::vector<Parsed> &got, const nlohmann::json 
             continue;
         }
         if (p.body != Progress::done) return "body not done (rule " + std::string(p.error.rule) + ")";
-        if (p.data != base64_decode(e["body_b64"].get<std::string>())) return "body";
+        if (p.data != conf::b64decode(e["body_b64"].get<std::string>())) return "body";
         if (!same_fields(p.trailers, e["trailers"])) return "trailers";
     }
     return {};
@@ -194,7 +153,7 @@ void test_corpus__gunicorn_requests(void **)
             ++skipped;
             continue;
         }
-        std::string input = base64_decode(c["request_b64"].get<std::string>());
+        std::string input = conf::b64decode(c["request_b64"].get<std::string>());
         testing::violations().clear();
         std::vector<Parsed> whole = drive(input, {}, limits);
         std::vector<Parsed> bytes = drive(input, every_byte(input.size()), limits);
