@@ -115,16 +115,7 @@ bool is_passthrough_coding(std::string_view c)
 }
 
 // RFC 3986 reg-name characters: unreserved, sub-delims and '%' (of pct-encoded).
-constexpr std::array<bool, 256> make_reg_name_table()
-{
-    std::array<bool, 256> t{};
-    for (int c = '0'; c <= '9'; ++c) t[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-    for (char c : std::string_view("-._~!$&'()*+,;=%")) t[static_cast<unsigned char>(c)] = true;
-    return t;
-}
-constexpr auto kRegName = make_reg_name_table();
+constexpr auto kRegName = detail::alnum_and("-._~!$&'()*+,;=%");
 
 // RFC 3986 authority without userinfo: reg-name or IP-literal, then an optional ":port".
 // Checks it and splits it in one walk, into the host and port split_host_port would give.

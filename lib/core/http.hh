@@ -141,18 +141,19 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits);
 bool split_host_port(std::string_view authority, std::string_view &host, std::string_view &port);
 
 namespace detail {
-constexpr std::array<bool, 256> make_tchar_table()
+/// A 256-entry byte class built at compile time: ASCII letters and digits, and `extra`.
+constexpr std::array<bool, 256> alnum_and(std::string_view extra)
 {
     std::array<bool, 256> t{};
     for (int c = '0'; c <= '9'; ++c) t[c] = true;
     for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
     for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+    for (char c : extra) t[static_cast<unsigned char>(c)] = true;
     return t;
 }
-/// RFC 9110 section 5.6.2 tchar, as a 256-entry table built at compile time: the one table of
-/// token characters, read by is_token and by lib/http1's byte-at-a-time walks.
-inline constexpr std::array<bool, 256> kTchar = make_tchar_table();
+/// RFC 9110 section 5.6.2 tchar: the one table of token characters, read by is_token and by
+/// lib/http1's byte-at-a-time walks.
+inline constexpr std::array<bool, 256> kTchar = alnum_and("!#$%&'*+-.^_`|~");
 } // namespace detail
 
 /// True when byte `c` is an RFC 9110 tchar (one character of a token).
