@@ -8,8 +8,9 @@
 # and for each load the server's CPU microseconds per request (its whole process tree, /proc),
 # steadier than requests/s on a machine the client shares.
 # Usage: bench/run-h2o.sh [BUILD_DIR]   (default ./build; LOOP_THREADS, THREADS, ROUNDS, DURATION,
-#        CONNECTIONS, WRK_THREADS, H2_CLIENTS change the defaults 2, 2, 3, 5s, 32, 2, 16). A benchmark, not a test: it fails only when a server does not start,
-#        answers wrongly, or a client reports failed requests. It stops only what it started.
+#        CONNECTIONS, WRK_THREADS, H2_CLIENTS change the defaults 2, 2, 3, 5s, 32, 2, 16).
+#        A benchmark, not a test: it fails only when a server does not start, answers wrongly,
+#        or a client reports failed requests. It stops only what it started.
 set -eu
 
 BUILD=${1:-build}

@@ -18,9 +18,9 @@
 #        CWSGI_SERVE, HELLO_SO, PREDICT_SO, PEER_BIN to name the programs instead of BUILD_DIR)
 # The servers listen on free loopback ports. Rounds alternate between them (gevent, gthread,
 # bare, offload, predict, gevent, ...) so that a drifting machine affects all alike. With each
-# round it prints, from /proc, the server's CPU time per request (its whole process tree, all threads) and its
-# context switches per request: on a machine that wrk shares, requests per second follow CPU
-# per request. At the end: the medians, and the ratios the issue asks for with their targets.
+# round it prints, from /proc, the server's CPU time per request (its whole process tree, all
+# threads) and its context switches per request: on a machine that wrk shares, requests per
+# second follow CPU per request. At the end: the medians, and the ratios the issue asks for with their targets.
 # This is a benchmark, not a test: it never fails on the figures, only when a server does not
 # start, answers wrongly (a wrong body, or any non-2xx answer under wrk) or wrk gets no answers.
 # It only stops the processes it started, and every wait is bounded.
