@@ -141,14 +141,17 @@ pid_t pid_of(const Response &r)
 }
 
 // A client loop on fresh connections, one request at a time, until stop(): how many it sent and
-// how many got no 200 (refused, cut, or another status).
+// how many got no 200 (refused, cut, or another status). Paced at about one request per
+// millisecond, so that a reload that takes seconds on a slow machine never outlasts the loop's
+// bound; done() says the bound was reached.
 class Load {
 public:
     explicit Load(int port) : port_(port)
     {
         thread_ = std::thread([this] {
-            // Bounded: 20 000 requests or until stopped, whichever comes first.
-            for (int i = 0; i < 20000 && !stop_.load(); ++i) {
+            // Bounded: 100 000 requests or 120 s or until stopped, whichever comes first.
+            auto t0 = Clock::now();
+            for (int i = 0; i < 100000 && !stop_.load() && ms_since(t0) < 120000; ++i) {
                 Response r = get_once(port_, "/hello", 10000);
                 sent_.fetch_add(1);
                 if (r.status != 200) {
@@ -156,7 +159,9 @@ public:
                     std::lock_guard<std::mutex> lk(mu_);
                     if (first_failure_.empty()) first_failure_ = "request " + std::to_string(i) + ": status " + std::to_string(r.status);
                 }
+                usleep(1000);
             }
+            done_.store(true);
         });
     }
     ~Load() { stop(); }
@@ -167,6 +172,7 @@ public:
     }
     long sent() const { return sent_.load(); }
     long failed() const { return failed_.load(); }
+    bool done() const { return done_.load(); }
     std::string first_failure()
     {
         std::lock_guard<std::mutex> lk(mu_);
@@ -175,20 +181,28 @@ public:
 
 private:
     int port_;
-    std::atomic<bool> stop_{false};
+    std::atomic<bool> stop_{false}, done_{false};
     std::atomic<long> sent_{0}, failed_{0};
     std::mutex mu_;
     std::string first_failure_;
     std::thread thread_;
 };
 
-// Waits until the load has sent `n` more requests (bounded by `timeout_ms`).
+// Waits until the load has sent `n` more requests (bounded by `timeout_ms`); false, with the
+// reason printed, when the time runs out or the load's own bound ended it first.
 bool wait_sent(const Load &load, long n, int timeout_ms)
 {
     long target = load.sent() + n;
     auto t0 = Clock::now();
     while (load.sent() < target) {
-        if (ms_since(t0) > timeout_ms) return false;
+        if (load.done()) {
+            std::printf("# the load loop reached its bound after %ld requests\n", load.sent());
+            return false;
+        }
+        if (ms_since(t0) > timeout_ms) {
+            std::printf("# the load sent %ld of %ld requests in %d ms\n", load.sent() - (target - n), n, timeout_ms);
+            return false;
+        }
         usleep(2000);
     }
     return true;
