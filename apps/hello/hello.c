@@ -8,9 +8,11 @@
  */
 #include <cwsgi.h>
 
-#include <stdio.h>
-
 static const char k_body[] = "Hello, World!\n";
+/* The body is constant, so its Content-Length is too: written once here, not formatted per
+ * request (snprintf cost about 660 instructions a request, 5 % of the whole h2o request path). */
+static const char k_length[] = "14";
+_Static_assert(sizeof k_body - 1 == 14, "k_length must spell the length of k_body");
 
 /* The server's table: set once by hello_init, read-only afterwards. */
 static const cwsgi_server_api *g_api;
@@ -38,11 +40,9 @@ static int32_t hello_handle(void *app_state, cwsgi_request *req)
 {
     (void)app_state;
     static const char k_type[] = "text/plain; charset=utf-8";
-    char len[24];
-    int len_n = snprintf(len, sizeof len, "%zu", sizeof k_body - 1);
     const cwsgi_header headers[] = {
         {"Content-Type", 12, k_type, sizeof k_type - 1},
-        {"Content-Length", 14, len, (size_t)len_n},
+        {"Content-Length", 14, k_length, sizeof k_length - 1},
     };
     int32_t rc = g_api->start_response(req, 200, NULL, headers, 2, 0);
     if (rc != CWSGI_OK) {
