@@ -7,20 +7,18 @@ set(CWSGI_APP_EXPORTS_MAP ${CMAKE_CURRENT_LIST_DIR}/app-exports.map)
 set(CWSGI_APP_OUTPUT_DIR ${CMAKE_BINARY_DIR}/apps)
 include(${CMAKE_CURRENT_LIST_DIR}/CwsgiApp.cmake)
 
-# cwsgi_add_test(NAME SOURCES src... [LIBS lib...] [TIMEOUT s] [ENV VAR=value...])
-# One CMocka binary per test file, run by CTest in its own process with a timeout.
+# cwsgi_add_test(NAME SOURCES src... [LIBS lib...] [ENV VAR=value...] [DEPENDS target...])
+# One CMocka binary per test file, run by CTest in its own process, registered with
+# cwsgi_register_test (cmake/CwsgiTests.cmake): NAME must be a line of tests/tests.list, which
+# gives its timeout.
 function(cwsgi_add_test name)
-    cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;ENV;DEPENDS" ${ARGN})
+    cmake_parse_arguments(T "" "" "SOURCES;LIBS;ENV;DEPENDS" ${ARGN})
     add_executable(${name} ${T_SOURCES})
     target_link_libraries(${name} PRIVATE ${T_LIBS} PkgConfig::CMOCKA)
     target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/lib ${CMAKE_SOURCE_DIR}/tests)
     if(T_DEPENDS)
         add_dependencies(${name} ${T_DEPENDS})
     endif()
-    if(NOT T_TIMEOUT)
-        set(T_TIMEOUT 120)
-    endif()
-    add_test(NAME ${name} COMMAND ${name})
-    set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT}
-        ENVIRONMENT "CWSGI_BUILD_DIR=${CMAKE_BINARY_DIR};CWSGI_SOURCE_DIR=${CMAKE_SOURCE_DIR};${T_ENV}")
+    cwsgi_register_test(${name} COMMAND ${name}
+        ENV CWSGI_BUILD_DIR=${CMAKE_BINARY_DIR} CWSGI_SOURCE_DIR=${CMAKE_SOURCE_DIR} ${T_ENV})
 endfunction()
