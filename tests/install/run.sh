@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# run.sh BUILD_DIR: installs the build into a scratch prefix and does what an app author does
-# with README.md and nothing else:
+# run.sh BUILD_DIR (a CMake build) or run.sh --meson BUILD_DIR: installs the build into a
+# scratch prefix (cmake --install --prefix; meson install --destdir) and does what an app
+# author does with README.md and nothing else:
 #   - the installed files are exactly README.md's list ("Installing");
 #   - README.md's two apps (its ```c file=hi.c and ```cpp file=api.cc blocks) are built out of
 #     tree three ways: with CMake (find_package(cwsgi) and cwsgi_add_app, CMakeLists.txt.in),
@@ -9,6 +10,11 @@
 #   - every app built passes cwsgi-serve --check, typed with its bare name in its folder, and
 #     exports only cwsgi_app_entry (ABI-LOAD-1).
 set -euo pipefail
+kind=cmake
+if [ "${1:-}" = --meson ]; then
+    kind=meson
+    shift
+fi
 build=$1
 src=$(cd "$(dirname "$0")/../.." && pwd)
 here=$src/tests/install
@@ -16,7 +22,17 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 prefix=$work/prefix
 
-cmake --install "$build" --prefix "$prefix" >/dev/null
+if [ $kind = cmake ]; then
+    cmake --install "$build" --prefix "$prefix" >/dev/null
+else
+    # meson installs under DESTDIR/<the prefix it was set up with>; its .pc files and CMake
+    # package are relocatable (pkgconfig.relocatable, cwsgiTargets-meson.cmake.in).
+    DESTDIR="$work/dest" meson install -C "$build" --no-rebuild --quiet >/dev/null
+    setup_prefix=$(meson introspect --buildoptions "$build" |
+        /usr/bin/python3 -c 'import json, sys; print([o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"][0])')
+    mkdir -p "$(dirname "$prefix")"
+    mv "$work/dest$setup_prefix" "$prefix"
+fi
 
 echo "--- the installed files are README.md's list"
 # The ```text installed-files block of README.md: one path (or shell pattern) per line,
@@ -24,7 +40,8 @@ echo "--- the installed files are README.md's list"
 awk '/^```text installed-files$/ {on = 1; next} on && /^```/ {exit} on' "$src/README.md" |
     sed 's/#.*//; s/[[:space:]]*$//' | grep -v '^$' > "$work/listed"
 [ -s "$work/listed" ] || { echo "README.md has no \`\`\`text installed-files block" >&2; exit 1; }
-(cd "$prefix" && find . \( -type f -o -type l \) | sed 's|^\./||' | sort) > "$work/installed"
+# A multiarch libdir (lib/x86_64-linux-gnu, meson's default on Debian) is the list's lib/.
+(cd "$prefix" && find . \( -type f -o -type l \) | sed 's|^\./||; s|^lib/[a-z0-9_]*-linux-gnu[a-z0-9_]*/|lib/|' | sort) > "$work/installed"
 status=0
 while read -r file; do
     matched=0
