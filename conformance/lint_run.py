@@ -52,6 +52,8 @@ BAD_APPS = {
     "log_level": ["LOG-ERR-1"],
     "read_args": ["INPUT-READ-1"],
     "reason": ["RESP-START-3"],
+    "wait_args": ["THR-6"],
+    "other_thread": ["THR-2"],
 }
 
 # The app-side rules the probe breaks on purpose (its cases that check a server's refusal).
