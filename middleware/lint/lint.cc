@@ -3,8 +3,12 @@
 // Loaded as the app (cwsgi-serve --lint app.so, or by hand with CWSGI_INNER_APP), it loads the
 // real app and checks both directions of every call, as wsgiref.validate and Rack::Lint do:
 // what the app asks of the server (a per-request state machine over start_response, write,
-// send_file, finish and read) and what the server hands the app (request_info, the environ
-// keys, the request headers, read's results, on_request_end exactly once). Each finding is one log line:
+// send_file, finish and read; the arguments of those and of wait_fd and log; handles used only
+// while live and from the request's own thread) and what the server hands the app
+// (request_info and the environ, which must agree, the request headers, read's results, the
+// results of send calls after a disconnect, on_request_end exactly once and after handle, one
+// callback at a time for a serial app). docs/composition.md lists every check with its rule.
+// Each finding is one log line:
 //
 //   cwsgi-lint: RULE: what happened; expected what the rule says [METHOD TARGET request N]
 //
