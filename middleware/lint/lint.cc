@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
@@ -70,6 +71,7 @@ using std::string_view;
     X(FILE_ARGS, "RESP-FILE-3", "app")                                                                                 \
     X(READ_ARGS, "INPUT-READ-1", "app")                                                                                \
     X(WAIT_ARGS, "THR-6", "app")                                                                                       \
+    X(TRAILERS_EARLY, "EXT-TRAILERS-1", "app")                                                                         \
     X(LOG_ARGS, "LOG-ERR-1", "app")                                                                                    \
     X(DEAD_HANDLE, "LIFE-END-3", "app")                                                                                \
     X(NULL_HANDLE, "RESP-STATE-1", "app")                                                                              \
@@ -761,6 +763,39 @@ int32_t lint_log(cwsgi_request *req, uint32_t level, const char *msg, size_t len
     return server->log(req, level, msg, len);
 }
 
+// The request-trailers extension (EXT-TRAILERS-1), wrapped like the table: the app gets lint's
+// copy of the server's, whose trailer_at checks that the body has ended.
+const cwsgi_ext_request_trailers *server_trailers;
+cwsgi_ext_request_trailers lint_trailers;
+std::once_flag trailers_once;
+
+int32_t lint_trailer_at(cwsgi_request *req, size_t index, cwsgi_str *name, cwsgi_str *value)
+{
+    Req *st;
+    if (!enter(req, &st, "trailer_at")) {
+        return fail_mode ? CWSGI_E_APP : server_trailers->trailer_at(req, index, name, value);
+    }
+    if (st != nullptr && !st->eof) {
+        report(req, st, TRAILERS_EARLY, "trailer_at before read returned 0",
+               "request trailers only once the body has ended");
+        if (fail_mode) return CWSGI_E_APP;
+    }
+    return server_trailers->trailer_at(req, index, name, value);
+}
+
+const void *lint_get_extension(const char *name, uint32_t min_version)
+{
+    const void *ext = server->get_extension(name, min_version);
+    if (ext == nullptr || name == nullptr || std::strcmp(name, CWSGI_EXT_REQUEST_TRAILERS) != 0) return ext;
+    std::call_once(trailers_once, [ext] {
+        server_trailers = static_cast<const cwsgi_ext_request_trailers *>(ext);
+        size_t n = std::min<size_t>(server_trailers->struct_size, sizeof lint_trailers);
+        std::memcpy(&lint_trailers, server_trailers, n);
+        if (n > offsetof(cwsgi_ext_request_trailers, trailer_at)) lint_trailers.trailer_at = lint_trailer_at;
+    });
+    return &lint_trailers;
+}
+
 // --- what the server hands the app, checked when handle starts -------------------------------
 
 bool nul_terminated(const cwsgi_str &s)
@@ -1089,6 +1124,7 @@ extern "C" CWSGI_EXPORT int32_t cwsgi_app_entry(const cwsgi_server_api *api, con
     table.send_informational = lint_send_informational;
     table.read = lint_read;
     table.log = lint_log;
+    table.get_extension = api->get_extension ? lint_get_extension : nullptr;
     if (table.struct_size > offsetof(cwsgi_server_api, wait_fd) && api->wait_fd != nullptr) {
         table.wait_fd = lint_wait_fd;
     }
