@@ -2,6 +2,7 @@
  * CWSGI call: no other fiber of the loop runs meanwhile. Lint sees it in gevent mode only
  * (COMP-LINT-8, threshold 500 ms); in gthread mode it is ordinary CPU-bound work.
  * rule: COMP-LINT-8 */
+#define _POSIX_C_SOURCE 200809L
 #include <time.h>
 
 #define BAD_FLAGS CWSGI_APP_COOPERATIVE

@@ -2,6 +2,7 @@
  * handle waits for it (THR-2): one thread at a time, but not the request's own. The call is
  * get_user_data, which lint answers itself, so the server never sees the foreign thread.
  * rule: THR-2 */
+#define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 
 #include "bad_common.h"
