@@ -123,24 +123,24 @@ struct Clocks {
 struct Req {
     void *app_user = nullptr; // the inner app's user-data slot (MEM-USER-1)
     State state = State::fresh;
-    bool failed = false;    // fail mode: a finding refused this request
-    bool head = false;      // HEAD: the server discards the body, so no length checks
-    bool eof = false;       // read returned 0
-    bool read_past = false; // READ_PAST reported already (once per request)
-    bool gone = false;      // a send call returned CWSGI_E_DISCONNECTED (LIFE-DISC-2)
-    bool coop = false;      // a cooperative request: time its stretches between calls
-    bool slept = false;     // COOP_SLEEP reported already (once per request)
-    bool busy = false;      // COOP_BUSY reported already (once per request)
-    std::atomic<bool> in_handle{false}; // handle is running (LIFE-END-1)
+    bool failed = false;                        // fail mode: a finding refused this request
+    bool head = false;                          // HEAD: the server discards the body, so no length checks
+    bool eof = false;                           // read returned 0
+    bool read_past = false;                     // READ_PAST reported already (once per request)
+    bool gone = false;                          // a send call returned CWSGI_E_DISCONNECTED (LIFE-DISC-2)
+    bool coop = false;                          // a cooperative request: time its stretches between calls
+    bool slept = false;                         // COOP_SLEEP reported already (once per request)
+    bool busy = false;                          // COOP_BUSY reported already (once per request)
+    std::atomic<bool> in_handle{false};         // handle is running (LIFE-END-1)
     std::atomic<const void *> context{nullptr}; // the thread running handle or on_request_end (THR-2)
-    uint32_t ends = 0;      // on_request_end calls seen
-    uint32_t status = 0;    // the status of the last accepted start_response
-    int64_t declared = -1;  // the app's Content-Length, or -1
-    int64_t sent = 0;       // body bytes written or sent as files
-    int64_t body_len = -1;  // request content_length as request_info gave it
-    int64_t body_read = 0;  // bytes read so far
-    Clocks mark;            // the clocks when the app last got control back (coop only)
-    const char *mark_at = ""; // where that was: "handle's start", "the return of write", ...
+    uint32_t ends = 0;                          // on_request_end calls seen
+    uint32_t status = 0;                        // the status of the last accepted start_response
+    int64_t declared = -1;                      // the app's Content-Length, or -1
+    int64_t sent = 0;                           // body bytes written or sent as files
+    int64_t body_len = -1;                      // request content_length as request_info gave it
+    int64_t body_read = 0;                      // bytes read so far
+    Clocks mark;                                // the clocks when the app last got control back (coop only)
+    const char *mark_at = "";                   // where that was: "handle's start", "the return of write", ...
 };
 
 cwsgi::mw::Inner inner;
@@ -551,7 +551,8 @@ void check_sent(cwsgi_request *req, Req *st, int32_t rc, const char *call)
 {
     if (rc == CWSGI_E_DISCONNECTED) st->gone = true;
     if (rc == CWSGI_OK && st->gone) {
-        report(req, nullptr, SRV_DISC, std::string(call) + " returned CWSGI_OK after a send call said the client is gone",
+        report(req, nullptr, SRV_DISC,
+               std::string(call) + " returned CWSGI_OK after a send call said the client is gone",
                "CWSGI_E_DISCONNECTED at once for every later write, send_file and finish");
         st->gone = false; // once per disconnect
     }
@@ -754,7 +755,8 @@ int32_t lint_wait_fd(cwsgi_request *req, int fd, uint32_t events, int32_t timeou
 int32_t lint_log(cwsgi_request *req, uint32_t level, const char *msg, size_t len)
 {
     Req *st = nullptr;
-    if (req != nullptr && !enter(req, &st, "log", true)) return fail_mode ? CWSGI_E_APP : server->log(req, level, msg, len);
+    if (req != nullptr && !enter(req, &st, "log", true))
+        return fail_mode ? CWSGI_E_APP : server->log(req, level, msg, len);
     if (level < CWSGI_LOG_DEBUG || level > CWSGI_LOG_CRITICAL || (msg == nullptr && len > 0)) {
         report(req, nullptr, LOG_ARGS,
                "log at level " + std::to_string(level) + (msg == nullptr && len > 0 ? " with a NULL message" : ""),
@@ -812,7 +814,8 @@ string_view view(const cwsgi_str &s)
 bool valid_host(string_view h)
 {
     if (h.empty()) return false;
-    if (h.front() == '[') return h.back() == ']' && h.find_first_not_of("0123456789abcdefABCDEF:.[]v") == string_view::npos;
+    if (h.front() == '[')
+        return h.back() == ']' && h.find_first_not_of("0123456789abcdefABCDEF:.[]v") == string_view::npos;
     for (unsigned char c : h) {
         if (!std::isalnum(c) && std::strchr("-._~!$&'()*+,;=%", c) == nullptr) return false;
     }
@@ -825,20 +828,13 @@ struct Mirror {
     cwsgi_str cwsgi_request_info::*field;
 };
 const Mirror kMirrors[] = {
-    {"REQUEST_METHOD", &cwsgi_request_info::method},
-    {"REQUEST_URI", &cwsgi_request_info::target},
-    {"cwsgi.raw_path", &cwsgi_request_info::raw_path},
-    {"SCRIPT_NAME", &cwsgi_request_info::script_name},
-    {"PATH_INFO", &cwsgi_request_info::path_info},
-    {"QUERY_STRING", &cwsgi_request_info::query_string},
-    {"cwsgi.url_scheme", &cwsgi_request_info::scheme},
-    {"SERVER_PROTOCOL", &cwsgi_request_info::protocol},
-    {"SERVER_NAME", &cwsgi_request_info::server_name},
-    {"SERVER_PORT", &cwsgi_request_info::server_port},
-    {"REMOTE_ADDR", &cwsgi_request_info::remote_addr},
-    {"REMOTE_PORT", &cwsgi_request_info::remote_port},
-    {"cwsgi.local_addr", &cwsgi_request_info::local_addr},
-    {"cwsgi.local_port", &cwsgi_request_info::local_port},
+    {"REQUEST_METHOD", &cwsgi_request_info::method},       {"REQUEST_URI", &cwsgi_request_info::target},
+    {"cwsgi.raw_path", &cwsgi_request_info::raw_path},     {"SCRIPT_NAME", &cwsgi_request_info::script_name},
+    {"PATH_INFO", &cwsgi_request_info::path_info},         {"QUERY_STRING", &cwsgi_request_info::query_string},
+    {"cwsgi.url_scheme", &cwsgi_request_info::scheme},     {"SERVER_PROTOCOL", &cwsgi_request_info::protocol},
+    {"SERVER_NAME", &cwsgi_request_info::server_name},     {"SERVER_PORT", &cwsgi_request_info::server_port},
+    {"REMOTE_ADDR", &cwsgi_request_info::remote_addr},     {"REMOTE_PORT", &cwsgi_request_info::remote_port},
+    {"cwsgi.local_addr", &cwsgi_request_info::local_addr}, {"cwsgi.local_port", &cwsgi_request_info::local_port},
 };
 
 // The environ, checked against request_info and the header list (ENV-KEYS-3, ENV-INFO-2).
@@ -998,8 +994,8 @@ int32_t lint_handle(void *, cwsgi_request *req)
     Running running_now(req);
     st->in_handle.store(true, std::memory_order_release);
     st->context.store(&thread_tag, std::memory_order_relaxed);
-    st->coop = (desc.flags & CWSGI_APP_COOPERATIVE) != 0 && (coop_sleep_ns > 0 || coop_busy_ns > 0) &&
-               server_cooperative();
+    st->coop =
+        (desc.flags & CWSGI_APP_COOPERATIVE) != 0 && (coop_sleep_ns > 0 || coop_busy_ns > 0) && server_cooperative();
     check_request(req, st);
     coop_mark(st, "handle's start");
     int32_t rc = inner.desc.handle(inner.state, req);
@@ -1113,7 +1109,8 @@ extern "C" CWSGI_EXPORT int32_t cwsgi_app_entry(const cwsgi_server_api *api, con
     fail_mode = mode != nullptr && std::strcmp(mode, "fail") == 0;
     coop_sleep_ns = threshold_ns("CWSGI_LINT_COOP_SLEEP_MS", 20'000'000);
     coop_busy_ns = threshold_ns("CWSGI_LINT_COOP_BUSY_MS", 500'000'000);
-    coop_min_ns = coop_sleep_ns > 0 && (coop_busy_ns == 0 || coop_sleep_ns < coop_busy_ns) ? coop_sleep_ns : coop_busy_ns;
+    coop_min_ns =
+        coop_sleep_ns > 0 && (coop_busy_ns == 0 || coop_sleep_ns < coop_busy_ns) ? coop_sleep_ns : coop_busy_ns;
     table = cwsgi::mw::copy_api(api);
     table.set_user_data = lint_set_user_data;
     table.get_user_data = lint_get_user_data;

@@ -260,11 +260,11 @@ int32_t rec_request_info(cwsgi_request *, cwsgi_request_info *info)
 int32_t rec_environ_get(cwsgi_request *, const char *key, cwsgi_str *out)
 {
     static const char *const kEnv[][2] = {
-        {"REQUEST_METHOD", "GET"},    {"REQUEST_URI", "/file"},      {"cwsgi.raw_path", "/file"},
-        {"PATH_INFO", "/file"},       {"cwsgi.url_scheme", "http"},  {"SERVER_PROTOCOL", "HTTP/1.1"},
-        {"SERVER_NAME", "127.0.0.1"}, {"SERVER_PORT", "80"},         {"cwsgi.local_addr", "127.0.0.1"},
-        {"cwsgi.local_port", "80"},   {"cwsgi.request_id", "7"},     {"cwsgi.version", "1.1"},
-        {"SCRIPT_NAME", ""},          {"QUERY_STRING", ""},          {"REMOTE_ADDR", ""},
+        {"REQUEST_METHOD", "GET"},    {"REQUEST_URI", "/file"},     {"cwsgi.raw_path", "/file"},
+        {"PATH_INFO", "/file"},       {"cwsgi.url_scheme", "http"}, {"SERVER_PROTOCOL", "HTTP/1.1"},
+        {"SERVER_NAME", "127.0.0.1"}, {"SERVER_PORT", "80"},        {"cwsgi.local_addr", "127.0.0.1"},
+        {"cwsgi.local_port", "80"},   {"cwsgi.request_id", "7"},    {"cwsgi.version", "1.1"},
+        {"SCRIPT_NAME", ""},          {"QUERY_STRING", ""},         {"REMOTE_ADDR", ""},
         {"REMOTE_PORT", ""},
     };
     for (const auto &kv : kEnv) {
