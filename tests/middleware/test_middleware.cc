@@ -8,6 +8,7 @@
 #include <cwsgi/testhost.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -255,17 +256,35 @@ int32_t rec_request_info(cwsgi_request *, cwsgi_request_info *info)
     info->request_id = 7;
     return CWSGI_OK;
 }
+// The environ that request_info implies (ENV-INFO-2): lint compares the two views.
 int32_t rec_environ_get(cwsgi_request *, const char *key, cwsgi_str *out)
 {
-    *out = std::strcmp(key, "PATH_INFO") == 0        ? lit("/file")
-           : std::strcmp(key, "REQUEST_METHOD") == 0 ? lit("GET")
-                                                     : lit("");
-    return CWSGI_OK;
+    static const char *const kEnv[][2] = {
+        {"REQUEST_METHOD", "GET"},    {"REQUEST_URI", "/file"},     {"cwsgi.raw_path", "/file"},
+        {"PATH_INFO", "/file"},       {"cwsgi.url_scheme", "http"}, {"SERVER_PROTOCOL", "HTTP/1.1"},
+        {"SERVER_NAME", "127.0.0.1"}, {"SERVER_PORT", "80"},        {"cwsgi.local_addr", "127.0.0.1"},
+        {"cwsgi.local_port", "80"},   {"cwsgi.request_id", "7"},    {"cwsgi.version", "1.1"},
+        {"SCRIPT_NAME", ""},          {"QUERY_STRING", ""},         {"REMOTE_ADDR", ""},
+        {"REMOTE_PORT", ""},
+    };
+    for (const auto &kv : kEnv) {
+        if (std::strcmp(key, kv[0]) == 0) {
+            *out = lit(kv[1]);
+            return CWSGI_OK;
+        }
+    }
+    return CWSGI_E_NOTFOUND;
 }
 int32_t rec_header_at(cwsgi_request *, size_t index, cwsgi_str *name, cwsgi_str *value)
 {
     if (index > 0) return CWSGI_E_NOTFOUND;
     *name = lit("host");
+    *value = lit("localhost");
+    return CWSGI_OK;
+}
+int32_t rec_header_find(cwsgi_request *, const char *name, size_t nth, cwsgi_str *value)
+{
+    if (nth > 0 || strcasecmp(name, "host") != 0) return CWSGI_E_NOTFOUND;
     *value = lit("localhost");
     return CWSGI_OK;
 }
@@ -319,6 +338,7 @@ void test_lint__send_file_stays_send_file_and_cooperative_passes(void **)
     api.request_info = rec_request_info;
     api.environ_get = rec_environ_get;
     api.header_at = rec_header_at;
+    api.header_find = rec_header_find;
     api.start_response = rec_start_response;
     api.write = rec_write;
     api.send_file = rec_send_file;
