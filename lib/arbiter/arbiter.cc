@@ -186,7 +186,7 @@ bool Master::start(int &code)
             return false;
         }
         std::string note;
-        ctx_->set_exec_mode(core::choose_exec_mode(config_, ops_, app_->cooperative(), note));
+        ctx_->set_exec_mode(core::choose_exec_mode(config_, ops_, app_->cooperative(), note, app_->needs_threads()));
         log().info("Execution: " + note);
         if (app_->init(error) != CWSGI_OK) {
             log().error(error);
