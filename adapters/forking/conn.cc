@@ -734,7 +734,15 @@ void Conn::on_tick(Clock::time_point now)
 void Conn::on_drain()
 {
     draining_ = true;
-    if (phase_ == Phase::idle && rpos_ == rbuf_.size()) close_now(CWSGI_E_SHUTDOWN);
+    if (phase_ != Phase::idle || rpos_ != rbuf_.size()) return;
+    // A request sent before the stop but not read yet (a sync worker was busy) is in flight,
+    // not idle: read what is there first (LIFE-STOP-4).
+    if (!read_socket()) return;
+    if (rpos_ == rbuf_.size()) {
+        close_now(CWSGI_E_SHUTDOWN);
+        return;
+    }
+    srv_.kick(*this); // epoll will not report the bytes read here
 }
 
 void Conn::on_deadline()
@@ -807,6 +815,11 @@ bool Conn::sync_progress()
     if (!write_socket()) return true; // closed: the app's wait sees it
     // The wire outcome is settled after handle() returned (advance), not inside it.
     return moved || written_total_ != written;
+}
+
+void Conn::sync_check_stop()
+{
+    if (srv_.ctx().shutting_down() && !srv_.stopping()) srv_.sync_tick(*this);
 }
 
 void Conn::sync_block()
@@ -993,7 +1006,53 @@ bool Conn::response_sent() const
 
 int32_t Conn::wait_fd(int fd, uint32_t events, int32_t timeout_ms)
 {
+    if (srv_.executor().sync()) return sync_wait_fd(fd, events, timeout_ms);
     return task_.wait_fd(fd, events, timeout_ms);
+}
+
+int32_t Conn::sync_wait_fd(int fd, uint32_t events, int32_t timeout_ms)
+{
+    const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+    for (;;) {
+        if (srv_.executor().hard_stopped()) return CWSGI_E_SHUTDOWN; // LIFE-STOP-5
+        if (phase_ == Phase::closed || gone_.load(std::memory_order_acquire)) {
+            std::lock_guard<std::mutex> lk(mu_);
+            return stopping_ ? CWSGI_E_SHUTDOWN : CWSGI_E_DISCONNECTED;
+        }
+        int slice = static_cast<int>(Server::kTick.count());
+        if (timeout_ms >= 0) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+            slice = static_cast<int>(std::clamp<int64_t>(left, 0, slice));
+        }
+        short sock = 0;
+        if (!eof_ && !rdhup_) sock |= POLLRDHUP;
+        if (wpos_ < wbuf_.size() || file_started_) sock |= POLLOUT;
+        pollfd p[3] = {{fd, static_cast<short>(((events & CWSGI_WAIT_READ) ? POLLIN : 0) |
+                                               ((events & CWSGI_WAIT_WRITE) ? POLLOUT : 0)),
+                        0},
+                       {fd_, sock, 0},
+                       {srv_.ctx().stop_fd(), POLLIN, 0}};
+        const int n = ::poll(p, srv_.stopping() ? 2 : 3, slice);
+        if (n < 0 && errno != EINTR) return CWSGI_E_IO;
+        if (n > 0 && p[0].revents != 0) {
+            const short r = p[0].revents;
+            if (r & POLLNVAL) return CWSGI_E_INVAL;
+            if (r & (POLLERR | POLLHUP)) return static_cast<int32_t>(events);
+            const uint32_t ready = ((r & POLLIN) ? CWSGI_WAIT_READ : 0u) | ((r & POLLOUT) ? CWSGI_WAIT_WRITE : 0u);
+            if ((ready & events) != 0) return static_cast<int32_t>(ready & events);
+        }
+        if (n > 0 && p[1].revents != 0) {
+            const short r = p[1].revents;
+            uint32_t e = 0;
+            if (r & POLLRDHUP) e |= EPOLLRDHUP | EPOLLIN;
+            if (r & POLLHUP) e |= EPOLLHUP;
+            if (r & POLLERR) e |= EPOLLERR;
+            if (take_events(e)) sync_progress(); // a shut side marks the peer gone (note_gone)
+            continue; // the checks at the top say what the wait returns
+        }
+        srv_.sync_tick(*this);
+        if (timeout_ms >= 0 && Clock::now() >= deadline) return CWSGI_E_TIMEOUT;
+    }
 }
 
 } // namespace cwsgi::adapters::forking

@@ -265,6 +265,16 @@ void Server::begin_drain()
     // LIFE-STOP-1: no new connections; idle ones close now, the others after their answer.
     stopping_ = true;
     drain_deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(ctx_.config().graceful_timeout_ms);
+    if (executor_.sync() && accepting_) {
+        // THR-10: a sync worker accepts only between requests, so clients the kernel took
+        // while it was busy may wait in the listen queue: they sent their requests before the
+        // stop and are served like the connections already held (bounded).
+        for (int round = 0; round < 4; ++round) {
+            const size_t before = conn_count_;
+            for (size_t i = 0; i < listen_fds_.size(); ++i) accept_from(i);
+            if (conn_count_ == before) break;
+        }
+    }
     set_accepting(false);
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, ctx_.stop_fd(), nullptr);
     size_t busy = 0;
