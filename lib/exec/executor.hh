@@ -14,7 +14,7 @@
 //     (Options::inline_sync false) gets threads mode with one thread instead: the same
 //     one-at-a-time meaning, with the loop kept free (THR-4).
 //
-// What an adapter does for one request, in both modes (the Task):
+// What an adapter does for one request, in every mode (the Task):
 //   task.start(fn, arg)        "start this request": fn (core::Request::run) runs in the app's
 //                              context; cooperative mode runs it right now until it waits.
 //   task.notify()              "it can progress": body bytes arrived, output drained, the peer
