@@ -569,7 +569,13 @@ std::string config_to_toml(const Invocation &inv)
     s += "\n# worker processes\n";
     line("workers", std::to_string(c.workers));
     line("worker_class", quote(!c.worker_class ? "auto" : core::worker_class_name(*c.worker_class)));
-    line("threads", std::to_string(c.threads));
+    if (c.threads_given) {
+        line("threads", std::to_string(c.threads));
+    } else {
+        // Not given: written as a comment, since a given --threads N > 1 turns the sync default
+        // into gthread (THR-10) and the file must read back to the same choice.
+        s += "# threads: " + std::to_string(c.threads) + "\n";
+    }
     if (c.loop_threads == 0) {
         s += "# loop_threads: the adapter's choice\n";
     } else {

@@ -568,6 +568,9 @@ void test_cli__worker_class_choice(void **) // rule: THR-10
         check({"--adapter", "microhttpd", "-k", "sync"}, "sync (chosen with -k sync: the microhttpd adapter runs it on one app thread", false);
     }
     expect_line(run({"--print-config", "-k", "sync", "x.so"}), "worker_class = 'sync'");
+    // A default --threads is printed as a comment, so that the file reads back to sync.
+    expect_line(run({"--print-config", "x.so"}), "# threads: 4");
+    expect_line(run({"--print-config", "--threads", "1", "x.so"}), "threads = 1");
 }
 
 void test_cli__env_reaches_the_app(void **)
