@@ -5,6 +5,7 @@
 #include "conn.hh"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -53,8 +54,8 @@ std::chrono::milliseconds ms(uint32_t v)
 
 } // namespace
 
-const exec::Task::Hooks Conn::kTaskHooks = {&Conn::hook_wake, &Conn::hook_done, &Conn::hook_hold,
-                                             &Conn::hook_release, &Conn::hook_describe};
+const exec::Task::Hooks Conn::kTaskHooks = {&Conn::hook_wake,    &Conn::hook_done,     &Conn::hook_hold,
+                                             &Conn::hook_release, &Conn::hook_describe, &Conn::hook_block};
 
 Conn::Conn(Server &server, int fd, Peer peer)
     : srv_(server), fd_(fd), peer_(std::move(peer)), parser_(server.config().limits),
@@ -83,13 +84,18 @@ void Conn::unref()
 
 void Conn::on_events(uint32_t events)
 {
-    if (phase_ == Phase::closed) return;
+    if (take_events(events)) advance();
+}
+
+bool Conn::take_events(uint32_t events)
+{
+    if (phase_ == Phase::closed) return false;
     if (events & EPOLLERR) {
         close_now(CWSGI_E_DISCONNECTED); // reset by the peer
-        return;
+        return false;
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
-        if (!read_socket()) return;
+        if (!read_socket()) return false;
     }
     if ((events & EPOLLRDHUP) && phase_ == Phase::running && !eof_) {
         // The peer shut its side while bytes we do not read yet remain: it is gone for the
@@ -101,9 +107,9 @@ void Conn::on_events(uint32_t events)
         // Both directions are down (a reset, or our shutdown and the client's): nothing more
         // can be read or written.
         close_now(CWSGI_E_DISCONNECTED);
-        return;
+        return false;
     }
-    advance();
+    return true;
 }
 
 void Conn::note_gone()
@@ -728,7 +734,15 @@ void Conn::on_tick(Clock::time_point now)
 void Conn::on_drain()
 {
     draining_ = true;
-    if (phase_ == Phase::idle && rpos_ == rbuf_.size()) close_now(CWSGI_E_SHUTDOWN);
+    if (phase_ != Phase::idle || rpos_ != rbuf_.size()) return;
+    // A request sent before the stop but not read yet (a sync worker was busy) is in flight,
+    // not idle: read what is there first (LIFE-STOP-4).
+    if (!read_socket()) return;
+    if (rpos_ == rbuf_.size()) {
+        close_now(CWSGI_E_SHUTDOWN);
+        return;
+    }
+    srv_.kick(*this); // epoll will not report the bytes read here
 }
 
 void Conn::on_deadline()
@@ -743,6 +757,12 @@ void Conn::on_deadline()
 
 void Conn::kick_locked()
 {
+    // Sync mode: the app runs inside this connection's loop turn, on the loop thread; the
+    // call's SyncFlush carries the change out before it returns.
+    if (srv_.executor().sync()) {
+        sync_kick_ = true;
+        return;
+    }
     // A fiber runs inside this connection's own loop turn (advance, close_now), which carries
     // its changes out right after it yields: no kick needed, and none queued on the hot path.
     if (srv_.executor().cooperative() && srv_.on_loop_thread()) return;
@@ -784,6 +804,51 @@ void Conn::hook_done(void *self)
     c->unref(); // the job's reference
 }
 
+void Conn::hook_block(void *self) { static_cast<Conn *>(self)->sync_block(); }
+
+bool Conn::sync_progress()
+{
+    if (phase_ == Phase::closed) return true;
+    bool moved = pump_body();
+    moved |= pump_response();
+    const uint64_t written = written_total_;
+    if (!write_socket()) return true; // closed: the app's wait sees it
+    // The wire outcome is settled after handle() returned (advance), not inside it.
+    return moved || written_total_ != written;
+}
+
+void Conn::sync_check_stop()
+{
+    if (srv_.ctx().shutting_down() && !srv_.stopping()) srv_.sync_tick(*this);
+}
+
+void Conn::sync_block()
+{
+    // THR-10: the request blocks the worker. Only its own socket is served meanwhile; the
+    // other connections wait in the kernel and in epoll (accepted, their bytes buffered).
+    if (sync_progress() || phase_ == Phase::closed) return;
+    short want = 0;
+    if (!eof_ && rbuf_.size() - rpos_ < kReadCap) want |= POLLIN;
+    if (!eof_ && !rdhup_) want |= POLLRDHUP;
+    if (wpos_ < wbuf_.size() || file_started_) want |= POLLOUT;
+    pollfd p[2] = {{fd_, want, 0}, {srv_.ctx().stop_fd(), POLLIN, 0}};
+    const int n = ::poll(p, srv_.stopping() ? 1 : 2, static_cast<int>(Server::kTick.count()));
+    if (n > 0 && p[0].revents != 0) {
+        const short r = p[0].revents;
+        uint32_t e = 0;
+        if (r & POLLIN) e |= EPOLLIN;
+        if (r & POLLRDHUP) e |= EPOLLRDHUP;
+        if (r & POLLHUP) e |= EPOLLHUP;
+        if (r & POLLERR) e |= EPOLLERR;
+        if (!take_events(e)) return;
+        sync_progress();
+        if (phase_ == Phase::closed) return;
+    }
+    // The deadlines a loop turn would run: this connection's (body stall, write stall), the
+    // graceful stop and its deadline.
+    srv_.sync_tick(*this);
+}
+
 void Conn::hook_hold(void *self) { static_cast<Conn *>(self)->ref(); }
 void Conn::hook_release(void *self) { static_cast<Conn *>(self)->unref(); }
 
@@ -807,6 +872,7 @@ void Conn::hook_describe(void *self, exec::DescribeBuf &out)
 
 void Conn::continue_body()
 {
+    SyncFlush flush{*this};
     std::lock_guard<std::mutex> lk(mu_);
     if (!want_continue_) {
         want_continue_ = true;
@@ -816,6 +882,7 @@ void Conn::continue_body()
 
 int64_t Conn::read_body(void *buf, size_t cap)
 {
+    SyncFlush flush{*this};
     std::unique_lock<std::mutex> lk(mu_);
     task_.wait(lk, [&] { return !in_.empty() || in_eof_ || read_error_ != 0 || gone_locked_ || stopping_; });
     if (!in_.empty()) {
@@ -841,6 +908,7 @@ const std::vector<core::Header> *Conn::request_trailers()
 
 int32_t Conn::send_informational(uint32_t status, const std::vector<core::Header> &headers)
 {
+    SyncFlush flush{*this};
     std::unique_lock<std::mutex> lk(mu_);
     if (gone_locked_) return CWSGI_E_DISCONNECTED;
     if (committed_ || minor_ < 1) return CWSGI_DROPPED;
@@ -866,6 +934,7 @@ int32_t Conn::commit(const core::ResponseHead &head)
 
 int32_t Conn::send_body(const void *data, size_t len)
 {
+    SyncFlush flush{*this};
     std::unique_lock<std::mutex> lk(mu_);
     if (len == 0) {
         kick_locked(); // a zero-length write still puts the head on the wire
@@ -889,6 +958,7 @@ int32_t Conn::send_body(const void *data, size_t len)
 
 int32_t Conn::send_file(int fd, int64_t offset, int64_t count)
 {
+    SyncFlush flush{*this};
     std::unique_lock<std::mutex> lk(mu_);
     if (gone_locked_) return CWSGI_E_DISCONNECTED;
     if (!committed_ || count <= 0 || file_fd_ >= 0) return CWSGI_E_UNSUPPORTED;
@@ -909,6 +979,7 @@ int32_t Conn::send_file(int fd, int64_t offset, int64_t count)
 
 int32_t Conn::end_body()
 {
+    SyncFlush flush{*this};
     std::lock_guard<std::mutex> lk(mu_);
     ended_ = true;
     kick_locked();
@@ -917,6 +988,7 @@ int32_t Conn::end_body()
 
 void Conn::abort_body()
 {
+    SyncFlush flush{*this};
     std::lock_guard<std::mutex> lk(mu_);
     aborted_ = true;
     kick_locked();
@@ -934,7 +1006,53 @@ bool Conn::response_sent() const
 
 int32_t Conn::wait_fd(int fd, uint32_t events, int32_t timeout_ms)
 {
+    if (srv_.executor().sync()) return sync_wait_fd(fd, events, timeout_ms);
     return task_.wait_fd(fd, events, timeout_ms);
+}
+
+int32_t Conn::sync_wait_fd(int fd, uint32_t events, int32_t timeout_ms)
+{
+    const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+    for (;;) {
+        if (srv_.executor().hard_stopped()) return CWSGI_E_SHUTDOWN; // LIFE-STOP-5
+        if (phase_ == Phase::closed || gone_.load(std::memory_order_acquire)) {
+            std::lock_guard<std::mutex> lk(mu_);
+            return stopping_ ? CWSGI_E_SHUTDOWN : CWSGI_E_DISCONNECTED;
+        }
+        int slice = static_cast<int>(Server::kTick.count());
+        if (timeout_ms >= 0) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+            slice = static_cast<int>(std::clamp<int64_t>(left, 0, slice));
+        }
+        short sock = 0;
+        if (!eof_ && !rdhup_) sock |= POLLRDHUP;
+        if (wpos_ < wbuf_.size() || file_started_) sock |= POLLOUT;
+        pollfd p[3] = {{fd, static_cast<short>(((events & CWSGI_WAIT_READ) ? POLLIN : 0) |
+                                               ((events & CWSGI_WAIT_WRITE) ? POLLOUT : 0)),
+                        0},
+                       {fd_, sock, 0},
+                       {srv_.ctx().stop_fd(), POLLIN, 0}};
+        const int n = ::poll(p, srv_.stopping() ? 2 : 3, slice);
+        if (n < 0 && errno != EINTR) return CWSGI_E_IO;
+        if (n > 0 && p[0].revents != 0) {
+            const short r = p[0].revents;
+            if (r & POLLNVAL) return CWSGI_E_INVAL;
+            if (r & (POLLERR | POLLHUP)) return static_cast<int32_t>(events);
+            const uint32_t ready = ((r & POLLIN) ? CWSGI_WAIT_READ : 0u) | ((r & POLLOUT) ? CWSGI_WAIT_WRITE : 0u);
+            if ((ready & events) != 0) return static_cast<int32_t>(ready & events);
+        }
+        if (n > 0 && p[1].revents != 0) {
+            const short r = p[1].revents;
+            uint32_t e = 0;
+            if (r & POLLRDHUP) e |= EPOLLRDHUP | EPOLLIN;
+            if (r & POLLHUP) e |= EPOLLHUP;
+            if (r & POLLERR) e |= EPOLLERR;
+            if (take_events(e)) sync_progress(); // a shut side marks the peer gone (note_gone)
+            continue; // the checks at the top say what the wait returns
+        }
+        srv_.sync_tick(*this);
+        if (timeout_ms >= 0 && Clock::now() >= deadline) return CWSGI_E_TIMEOUT;
+    }
 }
 
 } // namespace cwsgi::adapters::forking

@@ -114,6 +114,36 @@ private:
     static void hook_hold(void *self);
     static void hook_release(void *self);
     static void hook_describe(void *self, exec::DescribeBuf &out);
+    static void hook_block(void *self);
+
+    /// Sync mode (THR-10): what the app's call changed goes to the socket before the call
+    /// returns (a blocking app may sleep next). Declared before the lock, so it runs after it.
+    struct SyncFlush {
+        Conn &c;
+        ~SyncFlush()
+        {
+            if (c.sync_kick_) {
+                c.sync_kick_ = false;
+                c.sync_progress();
+                c.sync_check_stop();
+            }
+        }
+    };
+    /// Sync mode: one non-blocking step on the request's I/O (decode, frame, write). True when
+    /// something moved or the connection closed. Loop thread, inside the job, no lock held.
+    bool sync_progress();
+    /// Sync mode: starts the graceful stop as soon as one was asked for (one atomic load when
+    /// none was), so that the listen queue is swept before clients that come after the signal.
+    void sync_check_stop();
+    /// Sync mode's block hook: sync_progress, else block on the socket and the stop pipe for up
+    /// to one deadline tick, then run the connection's deadlines and the graceful stop.
+    void sync_block();
+    /// Sync mode's wait_fd (THR-6, THR-10): polls the app's descriptor together with the
+    /// connection (a peer that leaves ends the wait with CWSGI_E_DISCONNECTED, as a cooperative
+    /// wait does) and the stop pipe, in slices of one deadline tick, running the deadlines.
+    int32_t sync_wait_fd(int fd, uint32_t events, int32_t timeout_ms);
+    /// The socket events of on_events, without advance(); false when the connection closed.
+    bool take_events(uint32_t events);
 
     /// The peer was seen leaving while a request runs (end of stream, EPOLLRDHUP).
     void note_gone();
@@ -210,6 +240,7 @@ private:
     bool stopping_ = false;
     bool gone_locked_ = false;     // the socket is closed (the app's I/O fails)
     bool app_done_ = false;        // the run job returned
+    bool sync_kick_ = false;       // sync mode: the app's call left work for the socket (loop thread)
 
     std::atomic<bool> gone_{false};    // the peer is known to be gone
     std::atomic<bool> sent_{false};    // the response head reached the socket

@@ -32,17 +32,19 @@ const core::AdapterOps &forking_ops()
 {
     // Every capability of an HTTP/1.1 server: zero-copy send_file (sendfile(2)), 1xx on the
     // wire, request trailers, disconnects seen while the app runs (the loop watches the socket),
-    // pipelining, and handle() on several threads with -k gthread. Not HTTP/2, not TLS.
+    // pipelining, and handle() on several threads with -k gthread (not with -k sync, THR-10: the
+    // core takes CWSGI_CAP_THREADS out then). Not HTTP/2, not TLS.
     static const core::AdapterOps ops{
         "forking",
-        "pre-fork workers, each an epoll loop with CWSGI's own strict HTTP/1.1 parser; handle() on a thread "
-        "pool (--threads 1: gunicorn's sync) or on fibers",
+        "pre-fork workers, each an epoll loop with CWSGI's own strict HTTP/1.1 parser; handle() one at a "
+        "time on the loop (sync), on a thread pool (gthread) or on fibers (gevent)",
         true,
         nullptr,
         CWSGI_CAP_SENDFILE | CWSGI_CAP_INFORMATIONAL | CWSGI_CAP_REQUEST_TRAILERS | CWSGI_CAP_DISCONNECT |
             CWSGI_CAP_PIPELINING | CWSGI_CAP_THREADS,
         &serve,
         true,
+        true, // THR-10: -k sync runs inline on the worker's loop, and is the default
     };
     return ops;
 }

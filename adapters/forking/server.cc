@@ -34,8 +34,6 @@ constexpr uint64_t kTagListener = 16; // + the listener's index
 
 /// Connections accepted per readiness event of a listener before the loop serves others.
 constexpr int kAcceptBurst = 16;
-/// How often the deadlines are looked at while connections are open.
-constexpr auto kTick = std::chrono::milliseconds(100);
 /// How long accepting pauses when the process is out of descriptors.
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 
@@ -43,9 +41,8 @@ exec::Executor::Options executor_options(core::Context &ctx)
 {
     exec::Executor::Options o;
     o.mode = ctx.exec_mode();
-    // --threads 1 is gunicorn's sync worker (one request at a time per worker, while the loop
-    // keeps every other connection open). It is not the default: THR-4 wants a blocking handle
-    // to block only its own thread, and CWSGI_CAP_THREADS is declared for every mode (ABI-CAP-1).
+    // THR-10: sync mode runs handle() inline on the loop; Conn's block hook serves its socket.
+    o.inline_sync = true;
     o.threads = std::max(1u, ctx.config().threads);
     o.stack_size = ctx.config().stack_size;
     o.serial = ctx.app() != nullptr && ctx.app()->desc().thread_safety == CWSGI_THREADS_SERIAL;
@@ -116,14 +113,14 @@ bool Server::start(std::vector<core::Listener> &listeners, std::string &error)
     }
     const bool cooperative = executor_.cooperative();
     ctx_.set_loop_threads(1);
-    if (cooperative && ctx_.app() != nullptr) ctx_.app()->set_serialized_by_caller(true);
+    // Fibers take turns through the execution layer's gate; sync mode runs one at a time anyway.
+    if ((cooperative || executor_.sync()) && ctx_.app() != nullptr) ctx_.app()->set_serialized_by_caller(true);
     executor_.start();
     const core::Config &cfg = ctx_.config();
     ctx_.log().debug(fmt::format("forking: {} listener(s), one epoll loop, handle() {}", listeners.size(),
-                                 cooperative ? fmt::format("on fibers of {} KiB", cfg.stack_size / 1024)
-                                 : executor_.options().threads == 1
-                                     ? std::string("one request at a time (sync)")
-                                     : fmt::format("on {} app thread(s)", executor_.options().threads)));
+                                 cooperative       ? fmt::format("on fibers of {} KiB", cfg.stack_size / 1024)
+                                 : executor_.sync() ? std::string("inline on the loop, one request at a time (sync)")
+                                                    : fmt::format("on {} app thread(s)", executor_.options().threads)));
     return true;
 }
 
@@ -267,6 +264,17 @@ void Server::begin_drain()
 {
     // LIFE-STOP-1: no new connections; idle ones close now, the others after their answer.
     stopping_ = true;
+    drain_deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(ctx_.config().graceful_timeout_ms);
+    if (executor_.sync() && accepting_) {
+        // THR-10: a sync worker accepts only between requests, so clients the kernel took
+        // while it was busy may wait in the listen queue: they sent their requests before the
+        // stop and are served like the connections already held (bounded).
+        for (int round = 0; round < 4; ++round) {
+            const size_t before = conn_count_;
+            for (size_t i = 0; i < listen_fds_.size(); ++i) accept_from(i);
+            if (conn_count_ == before) break;
+        }
+    }
     set_accepting(false);
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, ctx_.stop_fd(), nullptr);
     size_t busy = 0;
@@ -280,6 +288,20 @@ void Server::begin_drain()
                                 ctx_.config().graceful_timeout_ms));
 }
 
+void Server::sync_tick(Conn &conn)
+{
+    const auto now = std::chrono::steady_clock::now();
+    if (ctx_.shutting_down() && !stopping_) begin_drain();
+    if (stopping_ && now >= drain_deadline_) {
+        // LIFE-STOP-2/5 inside the request: its waits end with CWSGI_E_SHUTDOWN and its
+        // connection closes; run() cuts the others once the job returned.
+        executor_.hard_stop();
+        conn.on_deadline();
+        return;
+    }
+    conn.on_tick(now);
+}
+
 void Server::bury()
 {
     for (Conn *c : graveyard_) c->unref();
@@ -291,13 +313,10 @@ bool Server::run()
     using clock = std::chrono::steady_clock;
     constexpr int kMaxEvents = 128;
     epoll_event events[kMaxEvents];
-    clock::time_point deadline{};
     for (;;) {
-        if (ctx_.shutting_down() && !stopping_) {
-            begin_drain();
-            deadline = clock::now() + std::chrono::milliseconds(ctx_.config().graceful_timeout_ms);
-        }
-        if (stopping_ && (conn_count_ == 0 || clock::now() >= deadline)) break;
+        // (A sync request may have started the drain from inside its wait: Server::sync_tick.)
+        if (ctx_.shutting_down() && !stopping_) begin_drain();
+        if (stopping_ && (conn_count_ == 0 || clock::now() >= drain_deadline_)) break;
         int timeout = conn_count_ > 0 || !accepting_ ? static_cast<int>(kTick.count()) : 1000;
         {
             std::lock_guard<std::mutex> lk(kick_mu_);

@@ -24,6 +24,10 @@ class Conn;
 
 class Server {
 public:
+    /// How often the deadlines are looked at while connections are open (and how long sync
+    /// mode's block hook blocks at most before it looks at them).
+    static constexpr std::chrono::milliseconds kTick{100};
+
     explicit Server(core::Context &ctx);
     ~Server();
     Server(const Server &) = delete;
@@ -53,6 +57,10 @@ public:
     void watch(Conn &conn, uint32_t events, bool first);
     /// Takes a closed connection off the loop (drops the loop's reference). Loop thread.
     void forget(Conn &conn);
+    /// Sync mode (THR-10), from inside a request's wait: starts the graceful stop when one was
+    /// asked for, cuts `conn` past the graceful deadline (LIFE-STOP-5), else runs its deadlines.
+    /// Loop thread.
+    void sync_tick(Conn &conn);
 
 private:
     void accept_from(size_t index);
@@ -78,6 +86,7 @@ private:
     Conn *conns_ = nullptr; // open connections (intrusive list)
     size_t conn_count_ = 0;
     bool stopping_ = false;
+    std::chrono::steady_clock::time_point drain_deadline_{}; // set by begin_drain
     std::chrono::steady_clock::time_point last_tick_{};
 
     std::mutex kick_mu_;

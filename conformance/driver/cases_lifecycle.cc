@@ -86,7 +86,12 @@ void server_info(Ctx &ctx)
     if (ctx.suite.starts_servers()) {
         // The driver started it: the values are the flags it gave.
         check_eq(adapter, ctx.opt().adapter, "LIFE-INFO-1: server_info.adapter");
-        check_eq(d["threads"].get<int64_t>(), int64_t(8), "LIFE-INFO-1: server_info.threads (--threads 8)");
+        if (ctx.opt().worker_class == "sync") {
+            // THR-10: one request at a time per worker (the driver gives no --threads then).
+            check_eq(d["threads"].get<int64_t>(), int64_t(1), "THR-10: server_info.threads in sync mode");
+        } else {
+            check_eq(d["threads"].get<int64_t>(), int64_t(8), "LIFE-INFO-1: server_info.threads (--threads 8)");
+        }
         check_eq(d["limit_request_body"].get<int64_t>(), int64_t(-1), "LIFE-INFO-1: limit_request_body without a limit");
         check_eq(d["limit_request_line"].get<int64_t>(), int64_t(4094), "LIFE-INFO-1: limit_request_line");
         check_eq(d["limit_request_fields"].get<int64_t>(), int64_t(100), "LIFE-INFO-1: limit_request_fields");

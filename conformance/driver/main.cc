@@ -348,7 +348,8 @@ int main(int argc, char **argv)
                    "With --tls and --url or --server-cmd: verify the server's certificate against this CA file "
                    "(default: no verification; with --adapter the throwaway certificate is the CA)");
     cli.add_option("-k,--worker-class", opt.worker_class,
-                   "With --adapter: run the probe in this execution mode (gthread or gevent; default: the server's choice)");
+                   "With --adapter: run the probe in this execution mode (sync, gthread or gevent; default: the server's "
+                   "choice; sync runs without --threads 8)");
     cli.add_option("--server-arg", opt.server_args,
                    "With --adapter: one more argument for every cwsgi-serve started (repeat it: --server-arg=-w "
                    "--server-arg=2)")

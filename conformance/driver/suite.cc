@@ -199,7 +199,9 @@ Suite::~Suite() = default;
 
 std::vector<std::string> Suite::profile_flags(const std::string &prof) const
 {
-    std::vector<std::string> f = {"--threads", "8", "--log-level", "info", "--access-logfile", "-"};
+    // Sync mode runs without --threads: as in gunicorn, --threads 8 would make it gthread (THR-10).
+    std::vector<std::string> f = {"--log-level", "info", "--access-logfile", "-"};
+    if (opt_.worker_class != "sync") f.insert(f.begin(), {"--threads", "8"});
     if (prof == profile::limits) {
         f.insert(f.end(), {"--client-timeout", std::to_string(kLimitTimeoutS), "--limit-request-body",
                            std::to_string(kLimitBody)});

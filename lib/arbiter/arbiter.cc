@@ -186,7 +186,7 @@ bool Master::start(int &code)
             return false;
         }
         std::string note;
-        ctx_->set_exec_mode(core::choose_exec_mode(config_, ops_, app_->cooperative(), note));
+        ctx_->set_exec_mode(core::choose_exec_mode(config_, ops_, app_->cooperative(), note, app_->needs_threads()));
         log().info("Execution: " + note);
         if (app_->init(error) != CWSGI_OK) {
             log().error(error);
@@ -377,7 +377,9 @@ void Master::murder_workers()
         if (config_.worker_timeout_ms > 0 && silent > config_.worker_timeout_ms) {
             reason = fmt::format("no heartbeat for {:.1f} s", silent / 1000.0);
         } else if (config_.worker_timeout_ms > 0 && fiber > config_.worker_timeout_ms) {
-            reason = fmt::format("an event-loop thread has run one fiber for {:.1f} s without yielding", fiber / 1000.0);
+            reason = fmt::format("an event-loop thread has run one fiber (or sync request) for {:.1f} s without "
+                                 "yielding",
+                                 fiber / 1000.0);
         } else if (config_.request_deadline_ms > 0) {
             for (const RequestSnapshot &r : board_.in_flight(w.id - 1)) {
                 if (now - r.started_ms > config_.request_deadline_ms) {

@@ -168,7 +168,7 @@ void run_worker(const WorkerSpec &spec)
             leave(core::kExitAppLoadError);
         }
         std::string note;
-        ctx.set_exec_mode(core::choose_exec_mode(config, *spec.ops, own->cooperative(), note));
+        ctx.set_exec_mode(core::choose_exec_mode(config, *spec.ops, own->cooperative(), note, own->needs_threads()));
         if (spec.id == 1) ctx.log().info("Execution: " + note);
         if (own->init(error) != CWSGI_OK) {
             ctx.log().error(error);

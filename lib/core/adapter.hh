@@ -28,6 +28,10 @@ struct AdapterOps {
     /// True when the adapter can run handle() on fibers on its event loops (THR-5); without
     /// it every app runs in threads mode.
     bool cooperative;
+    /// True when the adapter runs sync mode (THR-10) inline on its loop thread and makes it
+    /// the default for an app without the cooperative promise; false: -k sync runs on one app
+    /// thread per worker (same one-at-a-time meaning) and the default stays gthread.
+    bool sync = false;
 };
 
 /// AdapterOps::serve for an adapter whose `Server` is built from the Context and has

@@ -33,6 +33,8 @@ public:
     const std::string &origin() const { return origin_; }
     /// Whether the app keeps the cooperative promise (CWSGI_APP_COOPERATIVE, THR-5).
     bool cooperative() const { return (desc_.flags & CWSGI_APP_COOPERATIVE) != 0; }
+    /// Whether the app requires CWSGI_CAP_THREADS, which sync mode does not offer (THR-10).
+    bool needs_threads() const { return (desc_.required_caps & CWSGI_CAP_THREADS) != 0; }
     /// One paragraph for --check: name, version, ABI, thread-safety, caps, extensions.
     std::string describe() const;
 

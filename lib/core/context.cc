@@ -237,6 +237,8 @@ bool parse_worker_class(const std::string &name, std::optional<ExecMode> &out)
         out = ExecMode::threads;
     } else if (name == "gevent" || name == "cooperative") {
         out = ExecMode::cooperative;
+    } else if (name == "sync") {
+        out = ExecMode::sync;
     } else {
         return false;
     }
@@ -245,7 +247,12 @@ bool parse_worker_class(const std::string &name, std::optional<ExecMode> &out)
 
 const char *exec_mode_name(ExecMode mode)
 {
-    return mode == ExecMode::cooperative ? "cooperative" : "threads";
+    return mode == ExecMode::cooperative ? "cooperative" : mode == ExecMode::sync ? "sync" : "threads";
+}
+
+const char *worker_class_name(ExecMode mode)
+{
+    return mode == ExecMode::cooperative ? "gevent" : mode == ExecMode::sync ? "sync" : "gthread";
 }
 
 std::string capabilities_to_string(uint64_t caps)
@@ -274,7 +281,13 @@ namespace {
 // runs the app in several processes by itself declares the bit in its own capabilities.
 uint64_t with_process_model(uint64_t adapter_caps, const Config &config)
 {
-    return adapter_caps | (config.workers > 1 ? CWSGI_CAP_MULTIPROCESS : 0);
+    uint64_t caps = adapter_caps | (config.workers > 1 ? CWSGI_CAP_MULTIPROCESS : 0);
+    // THR-10: an operator's -k sync is known before the app's entry call sees the table.
+    // (--threads N > 1 makes it gthread: choose_exec_mode.)
+    if (config.worker_class == ExecMode::sync && !(config.threads_given && config.threads > 1)) {
+        caps &= ~CWSGI_CAP_THREADS;
+    }
+    return caps;
 }
 
 } // namespace
@@ -288,6 +301,12 @@ Context::Context(Config config, std::string adapter_name, uint64_t capabilities)
     if (::pipe2(stop_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
         stop_pipe_[0] = stop_pipe_[1] = -1;
     }
+}
+
+void Context::set_exec_mode(ExecMode mode)
+{
+    exec_mode_ = mode;
+    if (mode == ExecMode::sync) api_.capabilities &= ~CWSGI_CAP_THREADS; // THR-10
 }
 
 Context::~Context()
@@ -330,7 +349,7 @@ int32_t Context::fill_server_info(cwsgi_server_info *info) const
     full.struct_size = info->struct_size;
     full.worker_id = worker_id_;
     full.workers = config_.workers;
-    full.threads = config_.threads;
+    full.threads = exec_mode_ == ExecMode::sync ? 1 : config_.threads; // THR-10: one at a time
     full.limit_request_body = config_.limits.request_body;
     full.limit_request_line = config_.limits.request_line;
     full.limit_request_fields = config_.limits.request_fields;

@@ -22,22 +22,26 @@ namespace cwsgi::core {
 
 class App;
 
-/// How handle() runs (THR-5): on a thread pool, or on fibers on the event-loop threads.
-enum class ExecMode : uint8_t { threads, cooperative };
+/// How handle() runs (THR-5, THR-10): on a thread pool, on fibers on the event-loop threads, or
+/// one request at a time on the worker's own loop thread (sync).
+enum class ExecMode : uint8_t { threads, cooperative, sync };
 
 /// The worker classes -k/--worker-class accepts, gunicorn's names first: "gthread" is the
-/// threads mode, "gevent" the cooperative one; "threads" and "cooperative" say the same.
-/// Empty means "auto": cooperative when the app declares CWSGI_APP_COOPERATIVE, else threads.
+/// threads mode, "gevent" the cooperative one, "sync" the sync one; "threads" and "cooperative"
+/// say the same as the first two. Empty means "auto" (see choose_exec_mode).
 bool parse_worker_class(const std::string &name, std::optional<ExecMode> &out);
 
-/// "threads" or "cooperative".
+/// "threads", "cooperative" or "sync".
 const char *exec_mode_name(ExecMode mode);
+/// gunicorn's name of the mode: "gthread", "gevent" or "sync".
+const char *worker_class_name(ExecMode mode);
 
 /// Everything cwsgi-serve's command line sets that the core or an adapter reads.
 struct Config {
     std::string adapter = "microhttpd";
     std::vector<std::string> binds;         // empty = 127.0.0.1:8000
     uint32_t threads = 4;                   // threads mode: app threads per worker
+    bool threads_given = false;             // --threads was set (THR-10: N > 1 with sync is gthread)
     uint32_t loop_threads = 0;              // event-loop threads per worker; 0 = the adapter's choice
     std::optional<ExecMode> worker_class;   // -k; nullopt = auto (see parse_worker_class)
     uint64_t stack_size = 256 * 1024;       // bytes of each fiber stack (cooperative mode)
@@ -98,9 +102,11 @@ public:
     App *app() const { return app_; }
     void set_app(App *app) { app_ = app; }
 
-    /// How handle() runs in this process; decided once the app is loaded (choose_exec_mode).
+    /// How handle() runs in this process; decided once the app is loaded (choose_exec_mode),
+    /// before its init. Sync mode takes CWSGI_CAP_THREADS out of the API table (THR-10): no two
+    /// handles of the process ever overlap then.
     ExecMode exec_mode() const { return exec_mode_; }
-    void set_exec_mode(ExecMode mode) { exec_mode_ = mode; }
+    void set_exec_mode(ExecMode mode);
     /// The event-loop threads the adapter runs (server_info.loop_threads); set by the adapter.
     void set_loop_threads(uint32_t n) { loop_threads_ = n; }
 

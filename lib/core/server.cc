@@ -12,11 +12,29 @@
 
 namespace cwsgi::core {
 
-ExecMode choose_exec_mode(const Config &config, const AdapterOps &ops, bool app_cooperative, std::string &note)
+ExecMode choose_exec_mode(const Config &config, const AdapterOps &ops, bool app_cooperative, std::string &note,
+                          bool app_needs_threads)
 {
     if (config.worker_class == ExecMode::cooperative && !ops.cooperative) {
         note = fmt::format("threads (the {} adapter cannot run handle() on fibers; -k gevent ignored)", ops.name);
         return ExecMode::threads;
+    }
+    const bool many_threads = config.threads_given && config.threads > 1;
+    if (config.worker_class == ExecMode::sync) {
+        // THR-10, as gunicorn: --threads N > 1 with the sync worker class is gthread.
+        if (many_threads) {
+            note = fmt::format("threads (-k sync with --threads {} is gthread, as in gunicorn)", config.threads);
+            return ExecMode::threads;
+        }
+        if (app_needs_threads) {
+            note = "threads (-k sync ignored: the app requires CWSGI_CAP_THREADS, which sync mode does not offer)";
+            return ExecMode::threads;
+        }
+        note = ops.sync ? "sync (chosen with -k sync: one request at a time per worker, on its loop thread)"
+                        : fmt::format("sync (chosen with -k sync: the {} adapter runs it on one app thread per "
+                                      "worker, since a blocking handle must not stall its event loop, THR-4)",
+                                      ops.name);
+        return ExecMode::sync;
     }
     if (config.worker_class) {
         ExecMode mode = *config.worker_class;
@@ -24,8 +42,7 @@ ExecMode choose_exec_mode(const Config &config, const AdapterOps &ops, bool app_
             note = "cooperative (-k gevent), but the app does not declare CWSGI_APP_COOPERATIVE: a handle that "
                    "blocks outside CWSGI calls stalls its whole event-loop thread";
         } else {
-            note = fmt::format("{} (chosen with -k {})", exec_mode_name(mode),
-                               mode == ExecMode::cooperative ? "gevent" : "gthread");
+            note = fmt::format("{} (chosen with -k {})", exec_mode_name(mode), worker_class_name(mode));
         }
         return mode;
     }
@@ -33,8 +50,16 @@ ExecMode choose_exec_mode(const Config &config, const AdapterOps &ops, bool app_
         note = "cooperative (the app declares CWSGI_APP_COOPERATIVE)";
         return ExecMode::cooperative;
     }
-    note = app_cooperative ? fmt::format("threads (the {} adapter has no fibers)", ops.name)
-                           : "threads (the app does not declare CWSGI_APP_COOPERATIVE)";
+    if (ops.sync && !app_needs_threads && !many_threads) {
+        // THR-10: gunicorn's default worker class.
+        note = "sync (the app does not declare CWSGI_APP_COOPERATIVE: one request at a time per worker, as "
+               "gunicorn's default worker class; -k gthread or --threads N for a pool)";
+        return ExecMode::sync;
+    }
+    note = app_cooperative      ? fmt::format("threads (the {} adapter has no fibers)", ops.name)
+           : many_threads && ops.sync ? fmt::format("threads (--threads {}: gthread, as in gunicorn)", config.threads)
+           : app_needs_threads && ops.sync ? std::string("threads (the app requires CWSGI_CAP_THREADS)")
+                                           : std::string("threads (the app does not declare CWSGI_APP_COOPERATIVE)");
     return ExecMode::threads;
 }
 

@@ -18,10 +18,13 @@ inline constexpr int kExitUsage = 2;
 inline constexpr int kExitWorkerBootError = 3;
 inline constexpr int kExitAppLoadError = 4;
 
-/// Decides how handle() runs (THR-5): the operator's -k choice, else cooperative when the app
-/// declares CWSGI_APP_COOPERATIVE and the adapter can run fibers, else threads. `note` gets one
-/// line for the log and --check that says what was chosen and why.
-ExecMode choose_exec_mode(const Config &config, const AdapterOps &ops, bool app_cooperative, std::string &note);
+/// Decides how handle() runs (THR-5, THR-10): the operator's -k choice, else cooperative when the
+/// app declares CWSGI_APP_COOPERATIVE and the adapter can run fibers, else sync on an adapter
+/// that runs it inline (AdapterOps::sync), else threads. Sync becomes threads when --threads N > 1
+/// was given (gunicorn's rule) or the app requires CWSGI_CAP_THREADS (`app_needs_threads`).
+/// `note` gets one line for the log and --check that says what was chosen and why.
+ExecMode choose_exec_mode(const Config &config, const AdapterOps &ops, bool app_cooperative, std::string &note,
+                          bool app_needs_threads = false);
 
 /// Re-reads the configuration (the command line again, then the -c file) into `out`, for HUP.
 /// False, with `error` set, when the new configuration is invalid: the master keeps the old one.

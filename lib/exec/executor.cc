@@ -1,4 +1,4 @@
-// executor.cc: the two execution modes behind one Task interface (see executor.hh), the
+// executor.cc: the three execution modes behind one Task interface (see executor.hh), the
 // watcher behind a cooperative wait_fd, and the SERIAL gate.
 #include "executor.hh"
 
@@ -291,6 +291,11 @@ private:
 
 Executor::Executor(Options options) : opt_(options)
 {
+    if (opt_.mode == core::ExecMode::sync && !opt_.inline_sync) {
+        // THR-10 on an adapter that cannot block its loop: one app thread per worker.
+        opt_.mode = core::ExecMode::threads;
+        opt_.threads = 1;
+    }
     hard_stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (cooperative() && opt_.serial) gate_ = std::make_unique<SerialGate>();
     if (opt_.log_fd >= 0) Fiber::set_overflow_log_fd(opt_.log_fd);
@@ -304,7 +309,7 @@ Executor::~Executor()
 
 void Executor::start()
 {
-    if (!cooperative()) pool_.start(std::max(1u, opt_.threads));
+    if (opt_.mode == core::ExecMode::threads) pool_.start(std::max(1u, opt_.threads));
 }
 
 void Executor::hard_stop()
@@ -318,7 +323,7 @@ void Executor::hard_stop()
 
 bool Executor::stop(std::chrono::milliseconds timeout)
 {
-    if (cooperative()) return true;
+    if (opt_.mode != core::ExecMode::threads) return true;
     return pool_.stop(timeout);
 }
 
@@ -334,7 +339,14 @@ FdWatcher &Executor::watcher()
 // ---------------------------------------------------------------------------------------------
 // Task
 
-Task::Task(Executor &ex, const Hooks &hooks, void *arg) : ex_(ex), hooks_(hooks), arg_(arg) {}
+Task::Task(Executor &ex, const Hooks &hooks, void *arg)
+    : ex_(ex), hooks_(hooks), arg_(arg), sync_(ex.sync())
+{
+    if (sync_ && hooks_.block == nullptr) {
+        std::fprintf(stderr, "cwsgi: sync mode without a block hook (an adapter bug)\n");
+        std::abort();
+    }
+}
 
 Task::~Task()
 {
@@ -361,6 +373,17 @@ bool Task::prepare()
 void Task::start(Fn fn, void *arg, int32_t value)
 {
     job_ = Job{this, fn, arg, value};
+    if (sync_) {
+        // THR-10: right here, to the end. The loop serves nothing else meanwhile, so the
+        // master's watchdog sees how long (a request past --timeout costs the worker, as in
+        // gunicorn's sync worker).
+        const core::WorkerProbe *probe = core::worker_probe();
+        if (probe) probe->fiber_running(true);
+        fn(arg, value);
+        if (probe) probe->fiber_running(false);
+        hooks_.done(arg_); // the last use of this
+        return;
+    }
     if (!ex_.cooperative()) {
         ex_.pool_.submit(&Task::pool_entry, &job_);
         return;
@@ -398,6 +421,7 @@ void Task::suspend()
 
 void Task::notify()
 {
+    if (sync_) return; // the waiting side re-checks after each block hook
     if (!ex_.cooperative()) {
         cv_.notify_all();
     } else if (fiber_ != nullptr && waiting_) {
@@ -410,7 +434,9 @@ void Task::notify_from_any_thread()
     // Copies: the release below may destroy the object that holds this Task.
     const Hooks &hooks = hooks_;
     void *arg = arg_;
-    if (!ex_.cooperative()) {
+    if (sync_) {
+        // Nothing waits on another thread's word in sync mode.
+    } else if (!ex_.cooperative()) {
         cv_.notify_all();
     } else {
         pending_.store(true, std::memory_order_release);
@@ -461,6 +487,11 @@ void Task::orphan(int32_t code)
 {
     // Kept even when no job runs now: the request's completion job may still come, and a turn
     // granted to it must then be run from this thread's ready list.
+    if (sync_) {
+        // A later wait_fd of the job returns the code at once (THR-6).
+        gone_code_.store(ex_.hard_stopped() ? CWSGI_E_SHUTDOWN : code, std::memory_order_relaxed);
+        return;
+    }
     if (!ex_.cooperative()) return;
     // At the graceful deadline the connection closes because of the stop: say so (LIFE-STOP-5).
     if (ex_.hard_stopped()) code = CWSGI_E_SHUTDOWN;

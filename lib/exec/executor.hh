@@ -1,14 +1,20 @@
 // executor.hh: where a request's handle() runs, and how its waits are carried out, so that an
 // adapter drives every request the same way whichever execution mode the app runs in (THR-5).
 //
-// Two modes (core::ExecMode):
+// Three modes (core::ExecMode):
 //   * threads: handle() runs on the Executor's ThreadPool; a wait blocks that thread on a
 //     condition variable until the loop side notifies it (gunicorn's gthread);
 //   * cooperative: handle() runs on a Fiber on the event-loop thread that started it; a wait
 //     yields back to the loop, and the loop resumes the fiber in run_pending() once it was
 //     notified (gunicorn's gevent, without monkey patching). A fiber never moves threads.
+//   * sync (THR-10): handle() runs inline in start(), on the loop thread, one request at a time
+//     (gunicorn's sync). A wait calls the adapter's block hook, which makes progress on this
+//     request's own I/O and blocks the loop thread on its socket until something changed; the
+//     loop serves nothing else meanwhile. An adapter that gives no block hook
+//     (Options::inline_sync false) gets threads mode with one thread instead: the same
+//     one-at-a-time meaning, with the loop kept free (THR-4).
 //
-// What an adapter does for one request, in both modes (the Task):
+// What an adapter does for one request, in every mode (the Task):
 //   task.start(fn, arg)        "start this request": fn (core::Request::run) runs in the app's
 //                              context; cooperative mode runs it right now until it waits.
 //   task.notify()              "it can progress": body bytes arrived, output drained, the peer
@@ -54,6 +60,7 @@ public:
         unsigned threads = 4;                           // pool threads (threads mode)
         size_t stack_size = StackPool::kDefaultStackSize; // fiber stacks (cooperative mode)
         bool serial = false;                            // the app is CWSGI_THREADS_SERIAL
+        bool inline_sync = false; // sync mode runs inline (the adapter's Tasks have block hooks)
         int log_fd = -1;                                // where a stack overflow is reported too
     };
     explicit Executor(Options options);
@@ -71,8 +78,11 @@ public:
     /// finish (see ThreadPool::stop). Threads: not a pool thread.
     bool stop(std::chrono::milliseconds timeout);
 
+    /// The mode that runs: sync becomes threads (one thread) without Options::inline_sync.
     core::ExecMode mode() const { return opt_.mode; }
     bool cooperative() const { return opt_.mode == core::ExecMode::cooperative; }
+    /// Sync mode, inline on the loop thread (THR-10).
+    bool sync() const { return opt_.mode == core::ExecMode::sync; }
     const Options &options() const { return opt_; }
 
 private:
@@ -102,13 +112,19 @@ public:
     ///   hold, release: keep the adapter's object alive across a wake-up from another thread
     ///         (one reference more; the release may be the last one, on that thread);
     ///   describe: names the request in a stack-overflow report (async-signal-safe; may be
-    ///         nullptr).
+    ///         nullptr);
+    ///   block: sync mode only (required there): called by a wait whose condition is false, on
+    ///         the loop thread inside the job, with no adapter lock held. Makes what progress the
+    ///         request's I/O allows (read, decode, frame, write), and when nothing moved blocks
+    ///         on the request's socket for at most the adapter's deadline tick, running the
+    ///         deadlines and the graceful stop as its loop would. Returns; the wait re-checks.
     struct Hooks {
         void (*wake)(void *arg);
         void (*done)(void *arg);
         void (*hold)(void *arg);
         void (*release)(void *arg);
         Describer describe;
+        void (*block)(void *arg) = nullptr;
     };
 
     Task(Executor &ex, const Hooks &hooks, void *arg);
@@ -121,8 +137,9 @@ public:
     /// then refuses the request. Threads: as start().
     bool prepare();
 
-    /// Runs fn(arg, value) in the app's context: queued on the pool (threads mode), or on a
-    /// fiber of this thread, run at once until it first waits (cooperative mode). At most one
+    /// Runs fn(arg, value) in the app's context: queued on the pool (threads mode), on a fiber
+    /// of this thread, run at once until it first waits (cooperative mode), or right here to
+    /// its end, the done hook included, before start() returns (sync mode). At most one
     /// job at a time: the adapter starts the next one only after the previous returned (its
     /// done hook ran). Without a prepare() that succeeded, a failed mapping aborts the process
     /// with a message; the adapter calls prepare() first where it can still refuse.
@@ -152,6 +169,14 @@ public:
     template <class Pred>
     void wait(std::unique_lock<std::mutex> &lk, Pred pred)
     {
+        if (sync_) {
+            while (!pred()) {
+                lk.unlock();
+                hooks_.block(arg_);
+                lk.lock();
+            }
+            return;
+        }
         if (!fiber_) {
             cv_.wait(lk, pred);
             return;
@@ -167,6 +192,12 @@ public:
     /// their own conditions in a loop. `lk` as for wait().
     void wait_once(std::unique_lock<std::mutex> &lk)
     {
+        if (sync_) {
+            lk.unlock();
+            hooks_.block(arg_);
+            lk.lock();
+            return;
+        }
         if (!fiber_) {
             cv_.wait(lk);
             return;
@@ -176,8 +207,8 @@ public:
         lk.lock();
     }
 
-    /// App side: the app's wait_fd (THR-6), arguments checked by the core. Threads mode polls
-    /// on the calling thread; cooperative mode yields until the watcher sees the fd ready, the
+    /// App side: the app's wait_fd (THR-6), arguments checked by the core. Threads and sync mode
+    /// poll on the calling thread (sync: the loop thread, whose other connections wait); cooperative mode yields until the watcher sees the fd ready, the
     /// timeout passes or the graceful deadline comes. Returns the ready events, CWSGI_E_TIMEOUT
     /// or CWSGI_E_SHUTDOWN. Threads: inside a job of this Task.
     int32_t wait_fd(int fd, uint32_t events, int32_t timeout_ms);
@@ -214,6 +245,7 @@ private:
     Executor &ex_;
     const Hooks &hooks_;
     void *arg_;
+    const bool sync_;                 // sync mode, inline (THR-10)
     Job job_{};
     std::condition_variable cv_;      // threads mode: the app thread's wait
     Fiber *fiber_ = nullptr;          // cooperative mode: the fiber running the current job

@@ -23,8 +23,8 @@ constexpr Gap kGaps[] = {
     {"D daemon enable-stdio-inheritance R",
      "cwsgi-serve stays in the foreground; run it under systemd or supervisor (docs/deployment.md)"},
     {"backlog", "the listen backlog is 2048, gunicorn's default, and the kernel caps it at net.core.somaxconn"},
-    {"worker-connections", "a worker serves as many connections as its event loop holds; bound the work with --threads "
-                           "(gthread) or --loop-threads, and put a proxy in front to cap connections"},
+    {"worker-connections", "a worker serves as many connections as its event loop holds; bound the work with -k sync, "
+                           "--threads (gthread) or --loop-threads, and put a proxy in front to cap connections"},
     {"worker-tmp-dir", "the worker heartbeat lives in shared memory, not in a file"},
     {"reload-engine reload-extra-file reload-extra-files", "--reload watches the app's .so file and nothing else"},
     {"spew", "there is no tracer; use gdb or perf on the worker"},

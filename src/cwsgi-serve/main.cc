@@ -183,7 +183,7 @@ int check_app(const std::string &path, const AdapterOps &ops, const Config &cfg)
         return kExitAppLoadError;
     }
     std::string mode_note;
-    ctx.set_exec_mode(choose_exec_mode(cfg, ops, app->cooperative(), mode_note));
+    ctx.set_exec_mode(choose_exec_mode(cfg, ops, app->cooperative(), mode_note, app->needs_threads()));
     if (app->init(error) != CWSGI_OK) {
         std::fprintf(stderr, "cwsgi-serve: %s\n", error.c_str());
         return kExitAppLoadError;
@@ -198,7 +198,7 @@ int check_app(const std::string &path, const AdapterOps &ops, const Config &cfg)
     }
     std::printf("%sadapter:        %s (offers: %s)\nexecution:      %s\n"
                 "result:         ok, the app loads and initialises, and worker_start succeeds\n",
-                app->describe().c_str(), ops.name, capabilities_to_string(ops.capabilities).c_str(), mode_note.c_str());
+                app->describe().c_str(), ops.name, capabilities_to_string(ctx.capabilities()).c_str(), mode_note.c_str());
     return kExitOk;
 }
 

@@ -226,12 +226,16 @@ void add_options(CLI::App &cli, Invocation &out, Raw &raw)
         ->check(CLI::Range(1, 1024))
         ->capture_default_str();
     cli.add_option("-k,--worker-class", raw.worker_class,
-                   "How handle() runs: gthread (a thread pool of --threads) or gevent (fibers on the event-loop "
-                   "threads; the app must block only inside CWSGI calls). Default: gevent when the app declares "
-                   "CWSGI_APP_COOPERATIVE, else gthread")
-        ->check(CLI::IsMember({"auto", "gthread", "gevent", "threads", "cooperative"}));
-    cli.add_option("--threads", cfg.threads, "App threads per worker in gthread mode")
+                   "How handle() runs: sync (one request at a time per worker; on the forking adapter inline on "
+                   "its loop, elsewhere on one app thread), gthread (a thread pool of --threads) or gevent "
+                   "(fibers on the event-loop threads; the app must block only inside CWSGI calls). Default: "
+                   "gevent when the app declares CWSGI_APP_COOPERATIVE, else sync on the forking adapter and "
+                   "gthread on the others; sync with --threads N > 1 is gthread, as in gunicorn")
+        ->check(CLI::IsMember({"auto", "sync", "gthread", "gevent", "threads", "cooperative"}));
+    cli.add_option("--threads", cfg.threads,
+                   "App threads per worker in gthread mode; N > 1 turns the sync worker class into gthread")
         ->check(CLI::Range(1, 1024))
+        ->each([&cfg](const std::string &) { cfg.threads_given = true; })
         ->capture_default_str();
     cli.add_option("--loop-threads", cfg.loop_threads,
                    "Event-loop threads per worker (default: the adapter's choice: every CPU in gevent mode)")
@@ -564,10 +568,14 @@ std::string config_to_toml(const Invocation &inv)
     }
     s += "\n# worker processes\n";
     line("workers", std::to_string(c.workers));
-    line("worker_class", quote(!c.worker_class                                  ? "auto"
-                               : *c.worker_class == core::ExecMode::cooperative ? "gevent"
-                                                                                : "gthread"));
-    line("threads", std::to_string(c.threads));
+    line("worker_class", quote(!c.worker_class ? "auto" : core::worker_class_name(*c.worker_class)));
+    if (c.threads_given) {
+        line("threads", std::to_string(c.threads));
+    } else {
+        // Not given: written as a comment, since a given --threads N > 1 turns the sync default
+        // into gthread (THR-10) and the file must read back to the same choice.
+        s += "# threads: " + std::to_string(c.threads) + "\n";
+    }
     if (c.loop_threads == 0) {
         s += "# loop_threads: the adapter's choice\n";
     } else {

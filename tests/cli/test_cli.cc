@@ -446,7 +446,7 @@ void test_cli__bad_command_line_exits_2(void **)
         {{"x.so", "--client-timeout", "0"}, "--client-timeout"},
         {{"x.so", "--max-worker-memory", "lots"}, "--max-worker-memory"},
         {{"x.so", "--stack-size", "1k"}, "--stack-size"},
-        {{"x.so", "-k", "sync"}, "--worker-class"},
+        {{"x.so", "-k", "eventlet"}, "--worker-class"},
         {{"x.so", "--log-level", "loud"}, "--log-level"},
         {{"x.so", "-u", "no-such-user-cwsgi"}, "no such user 'no-such-user-cwsgi'"},
         {{"x.so", "-g", "no-such-group-cwsgi"}, "no such group 'no-such-group-cwsgi'"},
@@ -534,6 +534,45 @@ void test_cli__check_runs_worker_start(void **) // rule: LIFE-WORKER-2
     assert_int_equal(run({"--check", fixture("fixture_init_fails.so")}).status, 4);
 }
 
+void test_cli__worker_class_choice(void **) // rule: THR-10
+{
+    // --check prints the execution mode and why, and the capabilities the app gets.
+    auto check = [](const std::vector<std::string> &flags, const char *mode, bool threads_cap) {
+        std::vector<std::string> args = {"--check"};
+        args.insert(args.end(), flags.begin(), flags.end());
+        args.push_back(fixture("fixture_good.so"));
+        Result r = run(args);
+        const std::string want = std::string("execution:      ") + mode;
+        if (r.status != 0 || !has(r.out, want)) {
+            fail_msg("%s: exit %d, want '%s' in:\n%s%s", flags.empty() ? "(none)" : flags.back().c_str(), r.status,
+                     want.c_str(), r.out.c_str(), r.err.c_str());
+        }
+        const size_t offers = r.out.find("(offers: ");
+        assert_true(offers != std::string::npos);
+        const std::string caps = r.out.substr(offers, r.out.find('\n', offers) - offers);
+        if (has(caps, "threads") != threads_cap) fail_msg("capabilities: %s", caps.c_str());
+    };
+    // The forking adapter: sync is the default for an app without the cooperative promise,
+    // as gunicorn's default worker class, and then CWSGI_CAP_THREADS is not offered.
+    check({"--adapter", "forking"}, "sync (the app does not declare", false);
+    check({"--adapter", "forking", "-k", "sync"}, "sync (chosen with -k sync", false);
+    check({"--adapter", "forking", "-k", "gthread"}, "threads (chosen with -k gthread)", true);
+    // gunicorn: --threads N > 1 with the sync worker class is gthread, asked for or not.
+    check({"--adapter", "forking", "--threads", "4"}, "threads (--threads 4: gthread", true);
+    check({"--adapter", "forking", "-k", "sync", "--threads", "4"}, "threads (-k sync with --threads 4 is gthread", true);
+    check({"--adapter", "forking", "-k", "sync", "--threads", "1"}, "sync (chosen with -k sync", false);
+    // An event-loop adapter: threads by default; -k sync is one app thread per worker.
+    Result list = run({"--list-adapters"});
+    if (has(list.out, "microhttpd\tbuilt")) {
+        check({"--adapter", "microhttpd"}, "threads (the app does not declare", true);
+        check({"--adapter", "microhttpd", "-k", "sync"}, "sync (chosen with -k sync: the microhttpd adapter runs it on one app thread", false);
+    }
+    expect_line(run({"--print-config", "-k", "sync", "x.so"}), "worker_class = 'sync'");
+    // A default --threads is printed as a comment, so that the file reads back to sync.
+    expect_line(run({"--print-config", "x.so"}), "# threads: 4");
+    expect_line(run({"--print-config", "--threads", "1", "x.so"}), "threads = 1");
+}
+
 void test_cli__env_reaches_the_app(void **)
 {
     // The fixture's init creates the file named by CWSGI_FIXTURE_INIT_MARK: -e must be set
@@ -601,6 +640,7 @@ int main(void)
         cmocka_unit_test(test_cli__gunicorn_flags_are_named),
         cmocka_unit_test(test_cli__tls_flags),
         cmocka_unit_test(test_cli__check_runs_worker_start),
+        cmocka_unit_test(test_cli__worker_class_choice),
         cmocka_unit_test(test_cli__env_reaches_the_app),
         cmocka_unit_test(test_cli__chdir_before_the_app_loads),
         cmocka_unit_test(test_cli__docs_example_parses),

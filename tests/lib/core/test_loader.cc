@@ -190,6 +190,35 @@ void test_loader__exec_mode_choice(void **) // rule: THR-5
     assert_false(parse_worker_class("eventlet", k.worker_class));
 }
 
+void test_loader__sync_mode_choice(void **) // rule: THR-10
+{
+    AdapterOps inline_sync{"fork", "", true, nullptr, 0, nullptr, true};
+    inline_sync.sync = true;
+    AdapterOps loop{"loop", "", true, nullptr, 0, nullptr, true};
+    Config cfg;
+    std::string note;
+    // The default on an adapter that runs sync inline, for an app without the promise.
+    assert_true(choose_exec_mode(cfg, inline_sync, false, note) == ExecMode::sync);
+    assert_true(choose_exec_mode(cfg, inline_sync, true, note) == ExecMode::cooperative);
+    assert_true(choose_exec_mode(cfg, inline_sync, false, note, true) == ExecMode::threads); // needs CAP_THREADS
+    assert_true(choose_exec_mode(cfg, loop, false, note) == ExecMode::threads);
+    // gunicorn: --threads N > 1 makes sync gthread, asked for or the default; --threads 1 does not.
+    Config many = cfg;
+    many.threads = 4;
+    many.threads_given = true;
+    assert_true(choose_exec_mode(many, inline_sync, false, note) == ExecMode::threads);
+    assert_true(parse_worker_class("sync", many.worker_class));
+    assert_true(choose_exec_mode(many, inline_sync, false, note) == ExecMode::threads);
+    assert_non_null(std::strstr(note.c_str(), "gthread"));
+    many.threads = 1;
+    assert_true(choose_exec_mode(many, inline_sync, true, note) == ExecMode::sync);
+    // -k sync on an event-loop adapter: sync still (one app thread there, exec::Executor).
+    assert_true(choose_exec_mode(many, loop, false, note) == ExecMode::sync);
+    assert_non_null(std::strstr(note.c_str(), "one app thread"));
+    assert_string_equal(worker_class_name(ExecMode::sync), "sync");
+    assert_string_equal(exec_mode_name(ExecMode::sync), "sync");
+}
+
 void test_loader__server_info_mode(void **) // rule: LIFE-INFO-2
 {
     Config cfg;
@@ -315,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_loader__v10_app_loads),
         cmocka_unit_test(test_loader__flags_need_minor_1),
         cmocka_unit_test(test_loader__exec_mode_choice),
+        cmocka_unit_test(test_loader__sync_mode_choice),
         cmocka_unit_test(test_loader__server_info_mode),
         cmocka_unit_test(test_loader__bare_name_is_current_directory),
         cmocka_unit_test(test_loader__serve_check),

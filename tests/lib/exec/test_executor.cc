@@ -1,6 +1,7 @@
 // test_executor.cc: exec::Executor and exec::Task, driven the way an adapter drives them, with a
 // fake loop on the test's own thread: start, notify, run_pending, wait_fd, the SERIAL turn, the
-// graceful deadline and orphaned requests, in both modes (THR-5, THR-6, THR-8, LIFE-STOP-5).
+// graceful deadline and orphaned requests, in the three modes (THR-5, THR-6, THR-8, THR-10,
+// LIFE-STOP-5).
 #include "cmocka.hh"
 
 #include <fcntl.h>
@@ -253,6 +254,162 @@ void test_executor__serial_app_runs_one_at_a_time(void **) // rule: THR-8
     for (auto &x : r) assert_int_equal(x.result, CWSGI_E_TIMEOUT);
 }
 
+// ---- sync mode (THR-10) ------------------------------------------------------------------------
+
+/// A sync request's block hook: counts its calls, records the thread, and after `blocks_needed`
+/// calls makes the wait's condition true, as an adapter's would once the socket moved.
+struct SyncRequest : FakeRequest {
+    int blocks = 0;
+    int blocks_needed = 3;
+    std::thread::id block_thread;
+    std::thread::id job_thread;
+};
+
+void sync_block(void *p)
+{
+    auto *r = static_cast<SyncRequest *>(p);
+    r->block_thread = std::this_thread::get_id();
+    // Called with no lock held: the hook takes the adapter's lock itself.
+    std::lock_guard<std::mutex> lk(r->mu);
+    if (++r->blocks >= r->blocks_needed) r->ready = true;
+}
+
+const exec::Task::Hooks kSyncHooks = {hook_wake, hook_done, hook_hold, hook_release, nullptr, sync_block};
+
+void job_sync_wait(void *p, int32_t value)
+{
+    auto *r = static_cast<SyncRequest *>(p);
+    r->job_thread = std::this_thread::get_id();
+    std::unique_lock<std::mutex> lk(r->mu);
+    r->task->wait(lk, [&] { return r->ready; });
+    r->result = value;
+}
+
+void job_sync_wait_once(void *p, int32_t)
+{
+    auto *r = static_cast<SyncRequest *>(p);
+    std::unique_lock<std::mutex> lk(r->mu);
+    while (!r->ready) r->task->wait_once(lk);
+    r->result = 1;
+}
+
+exec::Executor::Options sync_opts(bool inline_sync)
+{
+    exec::Executor::Options o = opts(core::ExecMode::sync);
+    o.inline_sync = inline_sync;
+    return o;
+}
+
+void test_executor__sync_runs_inline_to_the_end(void **) // rule: THR-10
+{
+    exec::Executor ex(sync_opts(true));
+    ex.start();
+    assert_true(ex.sync());
+    SyncRequest r;
+    exec::Task task(ex, kSyncHooks, &r);
+    r.task = &task;
+    assert_true(task.prepare());
+    task.start(job_sync_wait, &r, 7);
+    // No hand-off: the job, its waits (each one call of the block hook, until the condition
+    // held) and the done hook all ran on this thread before start() returned.
+    assert_int_equal(r.result, 7);
+    assert_int_equal(r.blocks, 3);
+    assert_int_equal(r.done.load(), 1);
+    assert_true(r.job_thread == std::this_thread::get_id());
+    assert_true(r.block_thread == std::this_thread::get_id());
+    // The loop's calls are no-ops for a sync Task: nothing is pending, nothing wakes.
+    task.notify();
+    task.run_pending();
+    assert_int_equal(r.wakes.load(), 0);
+    assert_int_equal(r.done.load(), 1);
+    // A second job on the same Task (a keep-alive connection's next request, or its end).
+    r.ready = false;
+    r.blocks = 0;
+    r.blocks_needed = 1;
+    task.start(job_sync_wait_once, &r);
+    assert_int_equal(r.result, 1);
+    assert_int_equal(r.blocks, 1);
+    assert_int_equal(r.done.load(), 2);
+    assert_true(ex.stop(100ms));
+}
+
+void test_executor__sync_wait_that_holds_does_not_block(void **) // rule: THR-10
+{
+    exec::Executor ex(sync_opts(true));
+    ex.start();
+    SyncRequest r;
+    r.ready = true; // the bytes are there already: no call of the block hook
+    exec::Task task(ex, kSyncHooks, &r);
+    r.task = &task;
+    task.start(job_sync_wait, &r, 1);
+    assert_int_equal(r.blocks, 0);
+    assert_int_equal(r.result, 1);
+}
+
+void test_executor__sync_wait_fd_polls_and_orphan_ends_it(void **) // rule: THR-10
+{
+    exec::Executor ex(sync_opts(true));
+    ex.start();
+    int p[2];
+    assert_int_equal(::pipe(p), 0);
+    SyncRequest r;
+    exec::Task task(ex, kSyncHooks, &r);
+    r.task = &task;
+    // A descriptor that is ready: polled on this thread, no watcher thread.
+    assert_int_equal(::write(p[1], "x", 1), 1);
+    r.fd = p[0];
+    r.timeout_ms = 1000;
+    task.start(job_wait_fd, &r);
+    assert_int_equal(r.result, CWSGI_WAIT_READ);
+    // A timeout alone.
+    r.fd = -1;
+    r.timeout_ms = 20;
+    auto t0 = std::chrono::steady_clock::now();
+    task.start(job_wait_fd, &r);
+    assert_int_equal(r.result, CWSGI_E_TIMEOUT);
+    assert_true(std::chrono::steady_clock::now() - t0 >= 15ms);
+    // Once the connection is gone, wait_fd says so at once (THR-6).
+    task.orphan(CWSGI_E_DISCONNECTED);
+    r.fd = p[0];
+    r.timeout_ms = 5000;
+    task.start(job_wait_fd, &r);
+    assert_int_equal(r.result, CWSGI_E_DISCONNECTED);
+    ::close(p[0]);
+    ::close(p[1]);
+}
+
+void test_executor__sync_without_inline_is_one_pool_thread(void **) // rule: THR-10
+{
+    // An adapter that cannot block its loop (h2o, microhttpd): threads mode with one thread.
+    exec::Executor ex(sync_opts(false));
+    ex.start();
+    assert_false(ex.sync());
+    assert_true(ex.mode() == core::ExecMode::threads);
+    assert_int_equal(ex.options().threads, 1);
+    FakeRequest a, b;
+    exec::Task ta(ex, kHooks, &a), tb(ex, kHooks, &b);
+    a.task = &ta;
+    b.task = &tb;
+    ta.start(job_wait_ready, &a);
+    tb.start(job_wait_ready, &b);
+    std::this_thread::sleep_for(50ms);
+    {
+        std::lock_guard<std::mutex> lk(b.mu);
+        b.ready = true;
+        tb.notify();
+    }
+    // b cannot run while a holds the only thread.
+    std::this_thread::sleep_for(50ms);
+    assert_int_equal(b.done.load(), 0);
+    {
+        std::lock_guard<std::mutex> lk(a.mu);
+        a.ready = true;
+        ta.notify();
+    }
+    assert_true(loop_until({&a, &b}, [&] { return a.done.load() == 1 && b.done.load() == 1; }));
+    assert_true(ex.stop(1000ms));
+}
+
 } // namespace
 
 int main(void)
@@ -265,6 +422,10 @@ int main(void)
         cmocka_unit_test(test_executor__deadline_ends_waits_with_shutdown),
         cmocka_unit_test(test_executor__orphan_ends_the_wait),
         cmocka_unit_test(test_executor__serial_app_runs_one_at_a_time),
+        cmocka_unit_test(test_executor__sync_runs_inline_to_the_end),
+        cmocka_unit_test(test_executor__sync_wait_that_holds_does_not_block),
+        cmocka_unit_test(test_executor__sync_wait_fd_polls_and_orphan_ends_it),
+        cmocka_unit_test(test_executor__sync_without_inline_is_one_pool_thread),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
