@@ -36,10 +36,7 @@ template <class F> double best_ns(long n, int rounds, F &&body)
     return best;
 }
 
-void noop(void *arg)
-{
-    ++*static_cast<long *>(arg);
-}
+void noop(void *arg) { ++*static_cast<long *>(arg); }
 
 bool g_stop = false;
 
@@ -53,8 +50,7 @@ void yielder(void *arg)
 
 void bounce(bctx::detail::transfer_t t)
 {
-    for (;;)
-        t = bctx::detail::jump_fcontext(t.fctx, nullptr);
+    for (;;) t = bctx::detail::jump_fcontext(t.fctx, nullptr);
 }
 
 } // namespace
@@ -77,8 +73,7 @@ int main(int argc, char **argv)
     Fiber y(pool);
     y.start(&yielder, &count);
     double yield = best_ns(n, rounds, [&](long k) {
-        for (long i = 0; i < k; ++i)
-            y.resume();
+        for (long i = 0; i < k; ++i) y.resume();
     });
     g_stop = true;
     y.resume();
@@ -86,20 +81,17 @@ int main(int argc, char **argv)
     StackPool::Stack s = pool.acquire();
     bctx::detail::fcontext_t ctx = bctx::detail::make_fcontext(s.hi(), pool.stack_size(), &bounce);
     double raw = best_ns(n, rounds, [&](long k) {
-        for (long i = 0; i < k; ++i)
-            ctx = bctx::detail::jump_fcontext(ctx, nullptr).fctx;
+        for (long i = 0; i < k; ++i) ctx = bctx::detail::jump_fcontext(ctx, nullptr).fctx;
     });
     // The bouncing context is abandoned on its stack: nothing there to clean up.
     pool.release(s);
 
     bctx::fiber other([](bctx::fiber &&caller) {
-        for (;;)
-            caller = std::move(caller).resume();
+        for (;;) caller = std::move(caller).resume();
         return std::move(caller);
     });
     double bfiber = best_ns(n, rounds, [&](long k) {
-        for (long i = 0; i < k; ++i)
-            other = std::move(other).resume();
+        for (long i = 0; i < k; ++i) other = std::move(other).resume();
     });
     // `other` would be unwound here with forced_unwind; leave it (the process exits).
     std::printf("job %.1f ns  yield %.1f ns  fcontext %.1f ns  bctx-fiber %.1f ns  (best of %d x %ld)\n", job, yield,

@@ -69,10 +69,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 /* --offload: one request waiting for a worker. */
 struct offload_req {
-    atomic_int answered;          /* set by the worker before it resumes the connection */
-    int submitted;                /* event-loop thread only */
+    atomic_int answered; /* set by the worker before it resumes the connection */
+    int submitted;       /* event-loop thread only */
     struct MHD_Connection *conn;
-    struct offload_req *next;     /* queue link, guarded by g_queue.mu */
+    struct offload_req *next; /* queue link, guarded by g_queue.mu */
 };
 
 /* --offload: the hand-off queue between the event loop and the workers. */
@@ -109,9 +109,9 @@ static void *offload_worker(void *arg)
  * dropped. Final call: queue the response once a worker answered, else suspend and hand the
  * request to a worker. Threads: libmicrohttpd's event-loop threads.
  */
-static enum MHD_Result on_request_offload(void *cls, struct MHD_Connection *conn, const char *url,
-                                          const char *method, const char *version, const char *upload_data,
-                                          size_t *upload_data_size, void **con_cls)
+static enum MHD_Result on_request_offload(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                          const char *version, const char *upload_data, size_t *upload_data_size,
+                                          void **con_cls)
 {
     struct offload_req *r = *con_cls;
     (void)url;
@@ -238,8 +238,8 @@ int main(int argc, char **argv)
             pthread_detach(t);
         }
     }
-    d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (offload ? MHD_ALLOW_SUSPEND_RESUME : 0), 0,
-                         NULL, NULL, offload ? &on_request_offload : &on_request, resp, MHD_OPTION_LISTEN_SOCKET,
+    d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (offload ? MHD_ALLOW_SUSPEND_RESUME : 0),
+                         0, NULL, NULL, offload ? &on_request_offload : &on_request, resp, MHD_OPTION_LISTEN_SOCKET,
                          (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)io_threads,
                          MHD_OPTION_NOTIFY_COMPLETED, offload ? &on_completed_offload : NULL, NULL,
                          MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);

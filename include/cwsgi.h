@@ -41,8 +41,7 @@ extern "C" {
 #define CWSGI_VERSION_PATCH 0
 #define CWSGI_VERSION_STRING "1.2.0"
 /** One integer for comparisons: 0xMMmmpp. */
-#define CWSGI_VERSION_HEX \
-    ((CWSGI_VERSION_MAJOR << 16) | (CWSGI_VERSION_MINOR << 8) | CWSGI_VERSION_PATCH)
+#define CWSGI_VERSION_HEX ((CWSGI_VERSION_MAJOR << 16) | (CWSGI_VERSION_MINOR << 8) | CWSGI_VERSION_PATCH)
 
 /* ---------------------------------------------------------------------------------------- */
 /* Visibility                                                                                */
@@ -77,7 +76,7 @@ extern "C" {
     X(E_IO, -9, "input/output error")                                                        \
     X(E_UNSUPPORTED, -10, "not supported by this server or for this request")                \
     X(E_ABI, -11, "ABI version or struct size mismatch")                                     \
-    X(E_BODY, -12, "request body malformed, truncated or over the server's limit")          \
+    X(E_BODY, -12, "request body malformed, truncated or over the server's limit")           \
     X(E_TIMEOUT, -13, "timed out")                                                           \
     X(E_NOTFOUND, -14, "no such key, index or extension")                                    \
     X(E_APP, -15, "application error")                                                       \
@@ -100,12 +99,10 @@ enum cwsgi_status_code { CWSGI_STATUS_MAP(CWSGI__STATUS_ENUM) CWSGI__STATUS_END 
 static inline const char *cwsgi_strerror(int32_t code)
 {
 #define CWSGI__STATUS_CASE(name, value, msg) \
-    case (value):                            \
-        return (msg);
+    case (value): return (msg);
     switch (code) {
         CWSGI_STATUS_MAP(CWSGI__STATUS_CASE)
-    default:
-        return "unknown status code";
+    default: return "unknown status code";
     }
 #undef CWSGI__STATUS_CASE
 }
@@ -118,12 +115,10 @@ static inline const char *cwsgi_strerror(int32_t code)
 static inline const char *cwsgi_err_name(int32_t code)
 {
 #define CWSGI__STATUS_NAME(name, value, msg) \
-    case (value):                            \
-        return "CWSGI_" #name;
+    case (value): return "CWSGI_" #name;
     switch (code) {
         CWSGI_STATUS_MAP(CWSGI__STATUS_NAME)
-    default:
-        return "CWSGI_UNKNOWN";
+    default: return "CWSGI_UNKNOWN";
     }
 #undef CWSGI__STATUS_NAME
 }
@@ -214,15 +209,15 @@ static inline const char *cwsgi_reason_phrase(uint32_t status)
 /* ---------------------------------------------------------------------------------------- */
 
 /** Capabilities (uint64_t bit set). The server offers some; an app may require some. */
-#define CWSGI_CAP_SENDFILE UINT64_C(0x1)        /* send_file is zero-copy (else a read loop)  */
-#define CWSGI_CAP_INFORMATIONAL UINT64_C(0x2)   /* send_informational puts 1xx on the wire    */
+#define CWSGI_CAP_SENDFILE UINT64_C(0x1)         /* send_file is zero-copy (else a read loop)  */
+#define CWSGI_CAP_INFORMATIONAL UINT64_C(0x2)    /* send_informational puts 1xx on the wire    */
 #define CWSGI_CAP_REQUEST_TRAILERS UINT64_C(0x4) /* the cwsgi.request_trailers extension      */
-#define CWSGI_CAP_DISCONNECT UINT64_C(0x8)      /* is_disconnected sees a peer close early    */
-#define CWSGI_CAP_HTTP2 UINT64_C(0x10)          /* requests may arrive over HTTP/2            */
-#define CWSGI_CAP_TLS UINT64_C(0x20)            /* requests may arrive over TLS               */
-#define CWSGI_CAP_PIPELINING UINT64_C(0x40)     /* HTTP/1.1 pipelined requests are answered   */
-#define CWSGI_CAP_MULTIPROCESS UINT64_C(0x80)   /* the app may run in several processes       */
-#define CWSGI_CAP_THREADS UINT64_C(0x100)       /* handle may run on several threads at once  */
+#define CWSGI_CAP_DISCONNECT UINT64_C(0x8)       /* is_disconnected sees a peer close early    */
+#define CWSGI_CAP_HTTP2 UINT64_C(0x10)           /* requests may arrive over HTTP/2            */
+#define CWSGI_CAP_TLS UINT64_C(0x20)             /* requests may arrive over TLS               */
+#define CWSGI_CAP_PIPELINING UINT64_C(0x40)      /* HTTP/1.1 pipelined requests are answered   */
+#define CWSGI_CAP_MULTIPROCESS UINT64_C(0x80)    /* the app may run in several processes       */
+#define CWSGI_CAP_THREADS UINT64_C(0x100)        /* handle may run on several threads at once  */
 
 /** Thread-safety an app declares (ABI-LOAD-6). */
 #define CWSGI_THREADS_SERIAL UINT32_C(0) /* server calls handle from one thread at a time */
@@ -289,25 +284,25 @@ typedef struct cwsgi_header {
  */
 typedef struct cwsgi_request_info {
     uint32_t struct_size;
-    uint32_t http_major;     /* 1 or 2 */
-    uint32_t http_minor;     /* 0 or 1 for HTTP/1.x, 0 for HTTP/2 */
-    uint32_t is_tls;         /* 1 when the connection is TLS */
-    int64_t content_length;  /* bytes, or CWSGI_LENGTH_UNKNOWN */
-    cwsgi_str method;        /* REQUEST_METHOD, as sent (case kept) */
-    cwsgi_str target;        /* REQUEST_URI: the raw request-target */
-    cwsgi_str raw_path;      /* the path part of the target, still percent-encoded */
-    cwsgi_str script_name;   /* SCRIPT_NAME (decoded) */
-    cwsgi_str path_info;     /* PATH_INFO (decoded) */
-    cwsgi_str query_string;  /* QUERY_STRING (raw, without '?') */
-    cwsgi_str scheme;        /* cwsgi.url_scheme: "http" or "https" */
-    cwsgi_str protocol;      /* SERVER_PROTOCOL: "HTTP/1.0", "HTTP/1.1" or "HTTP/2" */
-    cwsgi_str server_name;   /* SERVER_NAME */
-    cwsgi_str server_port;   /* SERVER_PORT (digits) */
-    cwsgi_str remote_addr;   /* REMOTE_ADDR ("" for a unix socket peer) */
-    cwsgi_str remote_port;   /* REMOTE_PORT ("" for a unix socket peer) */
-    cwsgi_str local_addr;    /* cwsgi.local_addr (socket path for unix sockets) */
-    cwsgi_str local_port;    /* cwsgi.local_port */
-    uint64_t request_id;     /* unique in this process, increasing */
+    uint32_t http_major;    /* 1 or 2 */
+    uint32_t http_minor;    /* 0 or 1 for HTTP/1.x, 0 for HTTP/2 */
+    uint32_t is_tls;        /* 1 when the connection is TLS */
+    int64_t content_length; /* bytes, or CWSGI_LENGTH_UNKNOWN */
+    cwsgi_str method;       /* REQUEST_METHOD, as sent (case kept) */
+    cwsgi_str target;       /* REQUEST_URI: the raw request-target */
+    cwsgi_str raw_path;     /* the path part of the target, still percent-encoded */
+    cwsgi_str script_name;  /* SCRIPT_NAME (decoded) */
+    cwsgi_str path_info;    /* PATH_INFO (decoded) */
+    cwsgi_str query_string; /* QUERY_STRING (raw, without '?') */
+    cwsgi_str scheme;       /* cwsgi.url_scheme: "http" or "https" */
+    cwsgi_str protocol;     /* SERVER_PROTOCOL: "HTTP/1.0", "HTTP/1.1" or "HTTP/2" */
+    cwsgi_str server_name;  /* SERVER_NAME */
+    cwsgi_str server_port;  /* SERVER_PORT (digits) */
+    cwsgi_str remote_addr;  /* REMOTE_ADDR ("" for a unix socket peer) */
+    cwsgi_str remote_port;  /* REMOTE_PORT ("" for a unix socket peer) */
+    cwsgi_str local_addr;   /* cwsgi.local_addr (socket path for unix sockets) */
+    cwsgi_str local_port;   /* cwsgi.local_port */
+    uint64_t request_id;    /* unique in this process, increasing */
 } cwsgi_request_info;
 
 /**
@@ -315,20 +310,20 @@ typedef struct cwsgi_request_info {
  */
 typedef struct cwsgi_server_info {
     uint32_t struct_size;
-    uint32_t worker_id;           /* 0 in the master/loader; 1..N in workers */
-    uint32_t workers;             /* worker processes configured (1 without an arbiter) */
-    uint32_t threads;             /* request threads per worker */
-    int64_t limit_request_body;   /* bytes; -1 when unlimited */
-    uint32_t limit_request_line;  /* bytes */
+    uint32_t worker_id;          /* 0 in the master/loader; 1..N in workers */
+    uint32_t workers;            /* worker processes configured (1 without an arbiter) */
+    uint32_t threads;            /* request threads per worker */
+    int64_t limit_request_body;  /* bytes; -1 when unlimited */
+    uint32_t limit_request_line; /* bytes */
     uint32_t limit_request_fields;
     uint32_t limit_request_field_size;
     uint32_t graceful_timeout_ms;
-    cwsgi_str adapter;            /* "microhttpd", "h2o", "forking", "testhost" */
-    cwsgi_str server_software;    /* e.g. "cwsgi-serve/1.0.0 (microhttpd)" */
+    cwsgi_str adapter;         /* "microhttpd", "h2o", "forking", "testhost" */
+    cwsgi_str server_software; /* e.g. "cwsgi-serve/1.0.0 (microhttpd)" */
     /* Since 1.1 (a 1.0 server leaves these zero: threads mode). */
-    uint32_t execution;           /* CWSGI_EXEC_THREADS or CWSGI_EXEC_COOPERATIVE */
-    uint32_t loop_threads;        /* event-loop threads per worker (0: not an event-loop engine) */
-    uint64_t stack_size;          /* bytes of each fiber stack in cooperative mode, else 0 */
+    uint32_t execution;    /* CWSGI_EXEC_THREADS or CWSGI_EXEC_COOPERATIVE */
+    uint32_t loop_threads; /* event-loop threads per worker (0: not an event-loop engine) */
+    uint64_t stack_size;   /* bytes of each fiber stack in cooperative mode, else 0 */
 } cwsgi_server_info;
 
 typedef struct cwsgi_server_api cwsgi_server_api;
@@ -414,8 +409,8 @@ struct cwsgi_server_api {
      *         without REPLACE; CWSGI_E_COMMITTED after commit. On error nothing changes.
      * Ownership: everything is copied. Since: 1.0.
      */
-    int32_t (*start_response)(cwsgi_request *req, uint32_t status, const char *reason,
-                              const cwsgi_header *headers, size_t n, uint32_t flags);
+    int32_t (*start_response)(cwsgi_request *req, uint32_t status, const char *reason, const cwsgi_header *headers,
+                              size_t n, uint32_t flags);
 
     /**
      * Sends body bytes, blocking until the server has sent or queued them within its bounded
@@ -458,8 +453,7 @@ struct cwsgi_server_api {
      *         CWSGI_E_STATE after start_response. Ownership: copied. Since: 1.0.
      *         Rule: RESP-INFO-1..3.
      */
-    int32_t (*send_informational)(cwsgi_request *req, uint32_t status,
-                                  const cwsgi_header *headers, size_t n);
+    int32_t (*send_informational)(cwsgi_request *req, uint32_t status, const cwsgi_header *headers, size_t n);
 
     /* --- connection, memory, logging ------------------------------------------------------ */
 
@@ -536,10 +530,9 @@ struct cwsgi_server_api {
      *         reports every requested event, so the app's next call sees the failure),
      *         CWSGI_E_TIMEOUT, CWSGI_E_SHUTDOWN when the graceful deadline passed while waiting
      *         (LIFE-STOP-5), CWSGI_E_DISCONNECTED once the client's connection is gone (a
-     *         cooperative server may end a wait in progress with it), CWSGI_E_INVAL for an fd below -1, empty or unknown events, a
-     *         timeout below -1, or a stale handle. It may be called in any response state.
-     * Ownership: nothing changes hands. Threads: the request's thread. Since: 1.1.
-     * Rule: THR-6.
+     *         cooperative server may end a wait in progress with it), CWSGI_E_INVAL for an fd below -1, empty or
+     * unknown events, a timeout below -1, or a stale handle. It may be called in any response state. Ownership: nothing
+     * changes hands. Threads: the request's thread. Since: 1.1. Rule: THR-6.
      */
     int32_t (*wait_fd)(cwsgi_request *req, int fd, uint32_t events, int32_t timeout_ms);
 
@@ -590,13 +583,13 @@ typedef struct cwsgi_ext_request_trailers {
  */
 typedef struct cwsgi_app_desc {
     uint32_t struct_size;
-    uint16_t abi_major;        /* must equal the server's major: CWSGI_ABI_MAJOR */
-    uint16_t abi_minor;        /* the lowest server minor this app works with */
-    const char *name;          /* short name, for logs and --check */
-    const char *version;       /* the app's own version string, or NULL */
-    uint32_t thread_safety;    /* CWSGI_THREADS_SERIAL or CWSGI_THREADS_SAFE */
-    uint32_t reserved;         /* must be 0 */
-    uint64_t required_caps;    /* load fails unless the server offers all of these */
+    uint16_t abi_major;                     /* must equal the server's major: CWSGI_ABI_MAJOR */
+    uint16_t abi_minor;                     /* the lowest server minor this app works with */
+    const char *name;                       /* short name, for logs and --check */
+    const char *version;                    /* the app's own version string, or NULL */
+    uint32_t thread_safety;                 /* CWSGI_THREADS_SERIAL or CWSGI_THREADS_SAFE */
+    uint32_t reserved;                      /* must be 0 */
+    uint64_t required_caps;                 /* load fails unless the server offers all of these */
     const char *const *required_extensions; /* NULL-terminated list of names, or NULL */
 
     /**
@@ -629,10 +622,10 @@ typedef struct cwsgi_app_desc {
     /**
      * The application callable (WSGI's app(environ, start_response)). Runs on a server thread
      * and may block there; in cooperative mode (CWSGI_APP_COOPERATIVE, since 1.1) it runs on a
-     * fiber on an event-loop thread and may block only inside the server's calls. Before returning it calls start_response and writes the body; finish is
-     * implied by a CWSGI_OK return (RESP-END-1). A negative return means failure: before
-     * commit the server answers 500 (RESP-ERR-1); after commit it aborts the response on the
-     * wire as RESP-ERR-2 says. The app must not throw C++ exceptions or longjmp out.
+     * fiber on an event-loop thread and may block only inside the server's calls. Before returning it calls
+     * start_response and writes the body; finish is implied by a CWSGI_OK return (RESP-END-1). A negative return means
+     * failure: before commit the server answers 500 (RESP-ERR-1); after commit it aborts the response on the wire as
+     * RESP-ERR-2 says. The app must not throw C++ exceptions or longjmp out.
      */
     int32_t (*handle)(void *app_state, cwsgi_request *req);
 
@@ -665,8 +658,7 @@ typedef int32_t (*cwsgi_entry_fn)(const cwsgi_server_api *api, const cwsgi_app_d
 #define CWSGI_ENTRY_SYMBOL "cwsgi_app_entry"
 
 /** Declaration of the entry; define it in exactly one file of the app. */
-CWSGI_EXPORT int32_t cwsgi_app_entry(const cwsgi_server_api *api,
-                                     const cwsgi_app_desc **desc_out);
+CWSGI_EXPORT int32_t cwsgi_app_entry(const cwsgi_server_api *api, const cwsgi_app_desc **desc_out);
 
 /**
  * True when `api` has the table field `member` (ABI-STRUCT-3): use before calling a function

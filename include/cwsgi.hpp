@@ -85,10 +85,7 @@ private:
 /// The standard reason phrase of an HTTP status ("Not Found"), or "Unknown" for codes it lacks:
 /// cwsgi_reason_phrase of cwsgi.h, so the C++ layer and the server core never disagree.
 /// Threads: any.
-inline std::string_view reason_phrase(uint32_t status) noexcept
-{
-    return cwsgi_reason_phrase(status);
-}
+inline std::string_view reason_phrase(uint32_t status) noexcept { return cwsgi_reason_phrase(status); }
 
 /// Thrown by a handler to answer with an HTTP error status: before commit the trampoline sends
 /// `status` with `body` (default: the reason phrase and a newline) and `content_type`; after
@@ -98,10 +95,9 @@ public:
     /// @param status 400..599 normally (200..599 accepted; anything else is sent as 500).
     /// @param body the response body; empty means "<reason phrase>\n".
     /// @param content_type the body's media type.
-    explicit HttpError(uint32_t status, std::string body = {},
-                       std::string content_type = "text/plain; charset=utf-8")
-        : std::runtime_error(body.empty() ? std::string(reason_phrase(status)) + "\n" : body),
-          status_(status), content_type_(std::move(content_type))
+    explicit HttpError(uint32_t status, std::string body = {}, std::string content_type = "text/plain; charset=utf-8")
+        : std::runtime_error(body.empty() ? std::string(reason_phrase(status)) + "\n" : body), status_(status),
+          content_type_(std::move(content_type))
     {
     }
     uint32_t status() const noexcept { return status_; }
@@ -120,8 +116,7 @@ private:
 
 namespace detail {
 
-template <class A>
-struct AppGlue;
+template <class A> struct AppGlue;
 
 inline std::string_view sv(const cwsgi_str &s) noexcept
 {
@@ -142,10 +137,7 @@ inline int hex_value(char c) noexcept
     return -1;
 }
 
-inline char ascii_lower(char c) noexcept
-{
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
+inline char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 /// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlongs, no surrogates,
 /// nothing above U+10FFFF), or 0 when the byte there does not start one.
@@ -454,10 +446,7 @@ public:
         return std::nullopt;
     }
     /// All query fields, decoded, in order (see parse_query).
-    std::vector<std::pair<std::string, std::string>> query_params() const
-    {
-        return parse_query(query());
-    }
+    std::vector<std::pair<std::string, std::string>> query_params() const { return parse_query(query()); }
 
     /// The router's path parameter `name` ("<id>" in "/items/<id>"), or nullopt.
     std::optional<std::string_view> param(std::string_view name) const noexcept
@@ -470,10 +459,7 @@ public:
         return std::nullopt;
     }
     /// Every path parameter of the matched route, in pattern order.
-    const std::vector<std::pair<std::string_view, std::string_view>> &params() const noexcept
-    {
-        return params_;
-    }
+    const std::vector<std::pair<std::string_view, std::string_view>> &params() const noexcept { return params_; }
 
     /// Reads body bytes into buf (INPUT-READ-1). @return bytes read (1..size), 0 at the end of
     /// the body. @throws Error with CWSGI_E_BODY, CWSGI_E_DISCONNECTED or CWSGI_E_TIMEOUT.
@@ -523,8 +509,9 @@ public:
         if (api_->struct_size >= offsetof(cwsgi_server_api, wait_fd) + sizeof(cwsgi_server_api::wait_fd)) {
             rc = api_->wait_fd(req_, fd, events, timeout_ms);
         } else {
-            struct pollfd p = {fd, static_cast<short>(((events & CWSGI_WAIT_READ) ? POLLIN : 0) |
-                                                      ((events & CWSGI_WAIT_WRITE) ? POLLOUT : 0)),
+            struct pollfd p = {fd,
+                               static_cast<short>(((events & CWSGI_WAIT_READ) ? POLLIN : 0) |
+                                                  ((events & CWSGI_WAIT_WRITE) ? POLLOUT : 0)),
                                0};
             int n;
             do {
@@ -555,10 +542,7 @@ public:
     /// Whether the server has begun a graceful stop (LIFE-STOP-3). Threads: any.
     bool is_shutting_down() const noexcept { return api_->is_shutting_down() == 1; }
     /// Writes one line to the error log about this request (LOG-ERR-1). Threads: any.
-    void log(uint32_t level, std::string_view msg) const noexcept
-    {
-        api_->log(req_, level, msg.data(), msg.size());
-    }
+    void log(uint32_t level, std::string_view msg) const noexcept { api_->log(req_, level, msg.data(), msg.size()); }
     /// Allocates from the request's arena (MEM-ARENA-1): freed when on_request_end returns.
     /// @return aligned memory, or nullptr when out of memory.
     void *alloc(size_t size) const noexcept { return api_->alloc(req_, size); }
@@ -630,10 +614,7 @@ public:
         }
         return std::nullopt;
     }
-    const std::vector<std::pair<std::string, std::string>> &headers() const noexcept
-    {
-        return headers_;
-    }
+    const std::vector<std::pair<std::string, std::string>> &headers() const noexcept { return headers_; }
 
     /// Buffers `data` as the whole body, with `content_type` unless empty. Sent with
     /// Content-Length when handle() returns.
@@ -688,8 +669,7 @@ public:
     }
     /// Sends a 1xx response such as 103 Early Hints before the final one (RESP-INFO-1..3).
     /// @return CWSGI_OK, CWSGI_DROPPED when it cannot be carried, or a negative code.
-    int32_t informational(uint32_t code,
-                          const std::vector<std::pair<std::string, std::string>> &fields = {})
+    int32_t informational(uint32_t code, const std::vector<std::pair<std::string, std::string>> &fields = {})
     {
         std::vector<cwsgi_header> hs = to_abi(fields);
         return api_->send_informational(req_, code, hs.data(), hs.size());
@@ -722,8 +702,7 @@ public:
     bool finished() const noexcept { return finished_; }
 
 private:
-    template <class Fields>
-    static std::vector<cwsgi_header> to_abi(const Fields &fields)
+    template <class Fields> static std::vector<cwsgi_header> to_abi(const Fields &fields)
     {
         std::vector<cwsgi_header> hs;
         hs.reserve(fields.size());
@@ -766,8 +745,7 @@ private:
         }
     }
 
-    template <class A>
-    friend struct detail::AppGlue;
+    template <class A> friend struct detail::AppGlue;
 
     const cwsgi_server_api *api_;
     cwsgi_request *req_;
@@ -911,8 +889,7 @@ private:
     static std::vector<Segment> parse_pattern(std::string_view pattern)
     {
         auto bad = [&](const char *why) {
-            return std::invalid_argument("cwsgi::Router: bad pattern '" + std::string(pattern) +
-                                         "': " + why);
+            return std::invalid_argument("cwsgi::Router: bad pattern '" + std::string(pattern) + "': " + why);
         };
         if (pattern.empty() || pattern.front() != '/') {
             throw bad("must start with '/'");
@@ -995,8 +972,7 @@ private:
 
     static bool mount_takes(std::string_view prefix, std::string_view path) noexcept
     {
-        return path.starts_with(prefix) &&
-               (path.size() == prefix.size() || path[prefix.size()] == '/');
+        return path.starts_with(prefix) && (path.size() == prefix.size() || path[prefix.size()] == '/');
     }
 
     std::vector<Entry> entries_;
@@ -1014,10 +990,7 @@ private:
     std::string prefix_;
 };
 
-inline Router &Router::mount(const Group &group)
-{
-    return mount(group.prefix(), group);
-}
+inline Router &Router::mount(const Group &group) { return mount(group.prefix(), group); }
 
 // ------------------------------------------------------------------------------------------
 // App settings (since 1.2)
@@ -1064,12 +1037,10 @@ inline std::vector<std::pair<std::string_view, std::string_view>> settings(const
 /// @throws std::invalid_argument naming the key and the text when it is not a T, so that a bad
 ///         setting read in init() refuses the start with that line (LIFE-LOAD-2).
 /// Threads: any. Since: 1.2.
-template <class T>
-T parse_setting(std::string_view key, std::string_view text)
+template <class T> T parse_setting(std::string_view key, std::string_view text)
 {
     auto bad = [&](const char *what) {
-        return std::invalid_argument("setting '" + std::string(key) + "' = '" + std::string(text) + "' is not " +
-                                     what);
+        return std::invalid_argument("setting '" + std::string(key) + "' = '" + std::string(text) + "' is not " + what);
     };
     if constexpr (std::is_same_v<T, std::string>) {
         return std::string(text);
@@ -1108,8 +1079,8 @@ T parse_setting(std::string_view key, std::string_view text)
 /// Base class of a C++ app exported with CWSGI_APP. The derived class needs a default
 /// constructor; it is constructed in the server's init (in each process that loads the app: each
 /// worker after the fork, or the master before it with --preload; LIFE-LOAD-1) and destroyed in
-/// destroy (LIFE-LOAD-3). init() is where it reads its settings (setting(), since 1.2). Override what you need; by default handle() runs
-/// router(). To change what the descriptor declares, hide the static functions:
+/// destroy (LIFE-LOAD-3). init() is where it reads its settings (setting(), since 1.2). Override what you need; by
+/// default handle() runs router(). To change what the descriptor declares, hide the static functions:
 ///   static constexpr uint32_t thread_safety() { return CWSGI_THREADS_SAFE; }
 ///   static constexpr uint64_t required_caps() { return CWSGI_CAP_SENDFILE; }
 ///   static constexpr bool cooperative() { return true; }  // the cooperative promise (THR-5)
@@ -1163,15 +1134,11 @@ public:
     }
     /// One of the app's own settings (LIFE-SET-1), or nullopt when not set or on a server older
     /// than 1.2: cwsgi::setting(api(), key). Threads: any, from init() on. Since: 1.2.
-    std::optional<std::string_view> setting(const std::string &key) const noexcept
-    {
-        return cwsgi::setting(api_, key);
-    }
+    std::optional<std::string_view> setting(const std::string &key) const noexcept { return cwsgi::setting(api_, key); }
     /// A setting read as T (parse_setting), or `fallback` when it is not set. Typical in init():
     ///   threads_ = setting<int>("model.threads", 1);
     /// @throws std::invalid_argument when it is set but is not a T. Since: 1.2.
-    template <class T>
-    T setting(const std::string &key, T fallback) const
+    template <class T> T setting(const std::string &key, T fallback) const
     {
         std::optional<std::string_view> text = setting(key);
         return text ? parse_setting<T>(key, *text) : fallback;
@@ -1200,8 +1167,7 @@ protected:
     Router &router() noexcept { return router_; }
 
 private:
-    template <class A>
-    friend struct detail::AppGlue;
+    template <class A> friend struct detail::AppGlue;
 
     Router router_;
     const cwsgi_server_api *api_ = nullptr;
@@ -1211,8 +1177,7 @@ namespace detail {
 
 /// The noexcept callbacks that CWSGI_APP puts in the descriptor for app class A. Not meant to
 /// be used directly.
-template <class A>
-struct AppGlue {
+template <class A> struct AppGlue {
     static void copy_error(char *errbuf, size_t errlen, const char *msg) noexcept
     {
         if (errbuf != nullptr && errlen > 0) {
@@ -1220,8 +1185,8 @@ struct AppGlue {
         }
     }
 
-    static void log_line(const cwsgi_server_api *api, cwsgi_request *req, uint32_t level,
-                         const char *where, const char *what) noexcept
+    static void log_line(const cwsgi_server_api *api, cwsgi_request *req, uint32_t level, const char *where,
+                         const char *what) noexcept
     {
         char line[1024];
         int n = std::snprintf(line, sizeof line, "%s: %s", where, what);
@@ -1233,8 +1198,7 @@ struct AppGlue {
     /// Runs f; on an exception logs it and copies what() to errbuf. @return CWSGI_OK or
     /// CWSGI_E_APP.
     template <class F>
-    static int32_t guarded(const cwsgi_server_api *api, const char *where, char *errbuf,
-                           size_t errlen, F &&f) noexcept
+    static int32_t guarded(const cwsgi_server_api *api, const char *where, char *errbuf, size_t errlen, F &&f) noexcept
     {
         const char *what = "unknown exception";
         try {
@@ -1251,8 +1215,7 @@ struct AppGlue {
         return CWSGI_E_APP;
     }
 
-    static int32_t init(const cwsgi_server_api *api, void **state, char *errbuf,
-                        size_t errlen) noexcept
+    static int32_t init(const cwsgi_server_api *api, void **state, char *errbuf, size_t errlen) noexcept
     {
         if (api == nullptr || state == nullptr) {
             copy_error(errbuf, errlen, "cwsgi.hpp: init without an api table");
@@ -1270,12 +1233,10 @@ struct AppGlue {
         return rc;
     }
 
-    static int32_t worker_start(void *state, uint32_t worker_id, char *errbuf,
-                                size_t errlen) noexcept
+    static int32_t worker_start(void *state, uint32_t worker_id, char *errbuf, size_t errlen) noexcept
     {
         App &app = *static_cast<App *>(state);
-        return guarded(app.api_, "worker_start", errbuf, errlen,
-                       [&] { app.worker_start(worker_id); });
+        return guarded(app.api_, "worker_start", errbuf, errlen, [&] { app.worker_start(worker_id); });
     }
 
     static void worker_stop(void *state, uint32_t worker_id) noexcept
@@ -1293,8 +1254,8 @@ struct AppGlue {
     /// Sends the answer an HttpError carries, if the response is still open.
     /// @return CWSGI_OK when sent; CWSGI_E_APP when it could not be (already committed, or the
     ///         status or body was refused), so the server answers 500 or aborts.
-    static int32_t answer_http_error(const cwsgi_server_api *api, cwsgi_request *r,
-                                     Response &res, const HttpError &e) noexcept
+    static int32_t answer_http_error(const cwsgi_server_api *api, cwsgi_request *r, Response &res,
+                                     const HttpError &e) noexcept
     {
         if (res.committed()) {
             return CWSGI_E_APP;
@@ -1320,8 +1281,7 @@ struct AppGlue {
             int32_t rc = api->start_response(r, status, nullptr, hs.data(), hs.size(), flags);
             if (rc == CWSGI_E_STATE) {
                 // Someone called start_response through the raw table: replace it.
-                rc = api->start_response(r, status, nullptr, hs.data(), hs.size(),
-                                         CWSGI_RESPONSE_REPLACE);
+                rc = api->start_response(r, status, nullptr, hs.data(), hs.size(), CWSGI_RESPONSE_REPLACE);
             }
             if (rc < 0) { // ABI-ERR-3: unknown positive codes are successes
                 return CWSGI_E_APP;
@@ -1352,8 +1312,8 @@ struct AppGlue {
             return CWSGI_OK;
         } catch (const HttpError &e) {
             uint32_t level = e.status() >= 500 ? CWSGI_LOG_ERROR : CWSGI_LOG_DEBUG;
-            log_line(api, r, level, res.committed() ? "handle: HttpError after commit (aborting)"
-                                                    : "handle: HttpError", e.what());
+            log_line(api, r, level, res.committed() ? "handle: HttpError after commit (aborting)" : "handle: HttpError",
+                     e.what());
             return answer_http_error(api, r, res, e);
         } catch (const Error &e) {
             uint32_t level = e.code() == CWSGI_E_DISCONNECTED ? CWSGI_LOG_INFO : CWSGI_LOG_ERROR;
@@ -1407,15 +1367,13 @@ struct AppGlue {
 
     /// The entry's body: refuses a table from another major or one shorter than this layer
     /// uses (ABI-VER-1, ABI-STRUCT-3), then hands back the descriptor.
-    static int32_t entry(const cwsgi_server_api *api, const cwsgi_app_desc **out,
-                         const cwsgi_app_desc *desc) noexcept
+    static int32_t entry(const cwsgi_server_api *api, const cwsgi_app_desc **out, const cwsgi_app_desc *desc) noexcept
     {
         if (out == nullptr) {
             return CWSGI_E_INVAL;
         }
         // CWSGI_API_HAS spelled out: its C cast would trip -Wold-style-cast in C++ apps.
-        constexpr size_t needed =
-            offsetof(cwsgi_server_api, get_extension) + sizeof(cwsgi_server_api::get_extension);
+        constexpr size_t needed = offsetof(cwsgi_server_api, get_extension) + sizeof(cwsgi_server_api::get_extension);
         if (api != nullptr && (api->abi_major != CWSGI_ABI_MAJOR || api->struct_size < needed)) {
             return CWSGI_E_ABI;
         }
@@ -1431,14 +1389,12 @@ struct AppGlue {
 /// shared object's CWSGI app: defines the static descriptor and the entry symbol
 /// cwsgi_app_entry (ABI-LOAD-1). Use once per app, at namespace scope.
 /// @param NAME the app's short name (a string literal); @param VERSION its version string.
-#define CWSGI_APP(AppClass, NAME, VERSION)                                                        \
-    static_assert(std::is_base_of_v<::cwsgi::App, AppClass>,                                      \
-                  "CWSGI_APP: the class must derive from cwsgi::App");                            \
-    static constexpr cwsgi_app_desc cwsgi_cpp_app_descriptor =                                    \
-        ::cwsgi::detail::AppGlue<AppClass>::descriptor(NAME, VERSION);                            \
-    extern "C" CWSGI_EXPORT int32_t cwsgi_app_entry(const cwsgi_server_api *api,                  \
-                                                    const cwsgi_app_desc **desc_out)              \
-    {                                                                                             \
-        return ::cwsgi::detail::AppGlue<AppClass>::entry(api, desc_out, &cwsgi_cpp_app_descriptor);\
-    }                                                                                             \
+#define CWSGI_APP(AppClass, NAME, VERSION)                                                                        \
+    static_assert(std::is_base_of_v<::cwsgi::App, AppClass>, "CWSGI_APP: the class must derive from cwsgi::App"); \
+    static constexpr cwsgi_app_desc cwsgi_cpp_app_descriptor =                                                    \
+        ::cwsgi::detail::AppGlue<AppClass>::descriptor(NAME, VERSION);                                            \
+    extern "C" CWSGI_EXPORT int32_t cwsgi_app_entry(const cwsgi_server_api *api, const cwsgi_app_desc **desc_out) \
+    {                                                                                                             \
+        return ::cwsgi::detail::AppGlue<AppClass>::entry(api, desc_out, &cwsgi_cpp_app_descriptor);               \
+    }                                                                                                             \
     static_assert(true, "CWSGI_APP needs a semicolon")

@@ -342,10 +342,7 @@ inline std::string get(const std::string &target, const std::string &extra = "")
     return "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra + "\r\n";
 }
 
-inline bool Client::send_get(const std::string &target)
-{
-    return send(testing::get(target));
-}
+inline bool Client::send_get(const std::string &target) { return send(testing::get(target)); }
 
 /// Sends `raw` on a new connection to 127.0.0.1:`port` and returns every byte that comes back
 /// within `ms` or until the server closes, unparsed. Once a head other than a "HTTP/1.1 100"

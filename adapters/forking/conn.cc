@@ -47,15 +47,12 @@ constexpr auto kLingerTime = std::chrono::seconds(5);
 constexpr auto kLingerQuiet = std::chrono::seconds(1);
 constexpr uint64_t kLingerBytes = uint64_t{64} << 20;
 
-std::chrono::milliseconds ms(uint32_t v)
-{
-    return std::chrono::milliseconds(std::max<uint32_t>(v, 1));
-}
+std::chrono::milliseconds ms(uint32_t v) { return std::chrono::milliseconds(std::max<uint32_t>(v, 1)); }
 
 } // namespace
 
 const exec::Task::Hooks Conn::kTaskHooks = {&Conn::hook_wake,    &Conn::hook_done,     &Conn::hook_hold,
-                                             &Conn::hook_release, &Conn::hook_describe, &Conn::hook_block};
+                                            &Conn::hook_release, &Conn::hook_describe, &Conn::hook_block};
 
 Conn::Conn(Server &server, int fd, Peer peer)
     : srv_(server), fd_(fd), peer_(std::move(peer)), parser_(server.config().limits),
@@ -120,10 +117,7 @@ void Conn::note_gone()
     task_.notify();
 }
 
-void Conn::on_kick()
-{
-    advance();
-}
+void Conn::on_kick() { advance(); }
 
 bool Conn::read_socket()
 {
@@ -268,7 +262,8 @@ void Conn::start_request(core::RequestHead &head, const core::HeadCheck &check)
     target_.assign(head.target.substr(0, 200));
     rpos_ += parser_.head_size();
     decoder_.emplace(http1::BodyDecoder::for_check(check, srv_.config().limits));
-    body_done_ = check.body == core::BodyKind::none || (check.body == core::BodyKind::length && check.content_length == 0);
+    body_done_ =
+        check.body == core::BodyKind::none || (check.body == core::BodyKind::length && check.content_length == 0);
     body_failed_ = false;
     if (!task_.prepare()) {
         // No fiber stack could be mapped: refuse this request rather than run the app on the
@@ -664,8 +659,7 @@ void Conn::update_mask()
         if (!eof_ && rbuf_.size() - rpos_ < kReadCap) m |= EPOLLIN;
         if (!eof_ && !rdhup_) m |= EPOLLRDHUP;
         break;
-    case Phase::closed:
-        break;
+    case Phase::closed: break;
     }
     if (wpos_ < wbuf_.size() || file_started_) m |= EPOLLOUT;
     if (m != mask_) {
@@ -699,10 +693,8 @@ void Conn::on_tick(Clock::time_point now)
             close_now(CWSGI_E_DISCONNECTED);
         }
         return;
-    case Phase::running:
-        break;
-    case Phase::closed:
-        return;
+    case Phase::running: break;
+    case Phase::closed: return;
     }
     if ((wpos_ < wbuf_.size() || file_started_) && now - last_write_ >= ms(cfg.client_timeout_ms)) {
         // LIFE-DISC-2: the client took no byte of the response for --client-timeout.
@@ -721,7 +713,8 @@ void Conn::on_tick(Clock::time_point now)
         if (waiting) {
             // INPUT-READ-4: no body byte for --client-timeout: the app's read fails with
             // CWSGI_E_TIMEOUT (the core answers 408 unless the app answers itself).
-            srv_.ctx().log().info(fmt::format("{}: the request body stalled for {} ms", target_, cfg.client_timeout_ms));
+            srv_.ctx().log().info(
+                fmt::format("{}: the request body stalled for {} ms", target_, cfg.client_timeout_ms));
             body_failed_ = true;
             std::lock_guard<std::mutex> lk(mu_);
             read_error_ = CWSGI_E_TIMEOUT;
@@ -780,10 +773,7 @@ void Conn::job_run(void *self, int32_t)
     c->app_done_ = true;
 }
 
-void Conn::job_complete(void *self, int32_t outcome)
-{
-    static_cast<Conn *>(self)->creq_->complete(outcome);
-}
+void Conn::job_complete(void *self, int32_t outcome) { static_cast<Conn *>(self)->creq_->complete(outcome); }
 
 void Conn::hook_wake(void *self)
 {
@@ -994,15 +984,9 @@ void Conn::abort_body()
     kick_locked();
 }
 
-bool Conn::disconnected() const
-{
-    return gone_.load(std::memory_order_acquire);
-}
+bool Conn::disconnected() const { return gone_.load(std::memory_order_acquire); }
 
-bool Conn::response_sent() const
-{
-    return sent_.load(std::memory_order_acquire);
-}
+bool Conn::response_sent() const { return sent_.load(std::memory_order_acquire); }
 
 int32_t Conn::wait_fd(int fd, uint32_t events, int32_t timeout_ms)
 {
@@ -1027,8 +1011,9 @@ int32_t Conn::sync_wait_fd(int fd, uint32_t events, int32_t timeout_ms)
         short sock = 0;
         if (!eof_ && !rdhup_) sock |= POLLRDHUP;
         if (wpos_ < wbuf_.size() || file_started_) sock |= POLLOUT;
-        pollfd p[3] = {{fd, static_cast<short>(((events & CWSGI_WAIT_READ) ? POLLIN : 0) |
-                                               ((events & CWSGI_WAIT_WRITE) ? POLLOUT : 0)),
+        pollfd p[3] = {{fd,
+                        static_cast<short>(((events & CWSGI_WAIT_READ) ? POLLIN : 0) |
+                                           ((events & CWSGI_WAIT_WRITE) ? POLLOUT : 0)),
                         0},
                        {fd_, sock, 0},
                        {srv_.ctx().stop_fd(), POLLIN, 0}};
@@ -1048,7 +1033,7 @@ int32_t Conn::sync_wait_fd(int fd, uint32_t events, int32_t timeout_ms)
             if (r & POLLHUP) e |= EPOLLHUP;
             if (r & POLLERR) e |= EPOLLERR;
             if (take_events(e)) sync_progress(); // a shut side marks the peer gone (note_gone)
-            continue; // the checks at the top say what the wait returns
+            continue;                            // the checks at the top say what the wait returns
         }
         srv_.sync_tick(*this);
         if (timeout_ms >= 0 && Clock::now() >= deadline) return CWSGI_E_TIMEOUT;

@@ -184,35 +184,35 @@ private:
 
     // ---- loop thread only ----------------------------------------------------------------------
     Phase phase_ = Phase::idle;
-    std::string rbuf_;   // bytes read, from the start of the current request on
-    size_t rpos_ = 0;    // where the current request (or its undecoded body) starts in rbuf_
+    std::string rbuf_; // bytes read, from the start of the current request on
+    size_t rpos_ = 0;  // where the current request (or its undecoded body) starts in rbuf_
     http1::HeadParser parser_;
     std::optional<http1::BodyDecoder> decoder_;
-    bool body_done_ = true;   // the request body was decoded to its end
+    bool body_done_ = true;    // the request body was decoded to its end
     bool body_failed_ = false; // its framing broke (decode error, timeout, cut)
-    std::string wbuf_;   // bytes for the socket
+    std::string wbuf_;         // bytes for the socket
     size_t wpos_ = 0;
     uint64_t queued_total_ = 0;  // bytes ever appended to wbuf_
     uint64_t written_total_ = 0; // bytes ever written to the socket
     uint64_t head_mark_ = 0;     // queued_total_ right after the response head
     uint64_t gone_written_ = 0;  // written_total_ when the peer was seen leaving
     bool head_queued_ = false;
-    bool final_queued_ = false;  // the end of the response is in wbuf_ (or nothing follows)
-    bool file_started_ = false;  // the send_file range is being written (after wbuf_)
-    bool cut_ = false;           // the app aborted: the response ends without its proper end
-    bool wire_done_ = false;     // complete_wire ran for this request
-    int32_t wire_outcome_ = 0;   // fixed when the last byte left (0: not yet)
-    bool job_running_ = false;   // a Task job has not returned yet (guarded by mu_ too)
-    bool draining_ = false;      // graceful stop: close after this request
-    bool eof_ = false;           // read() returned 0
-    bool rdhup_ = false;         // epoll reported the peer's shutdown while a request ran
-    bool shut_ = false;          // linger: our side is shut down for writing
-    uint32_t mask_ = 0;          // the events registered with epoll
-    uint32_t minor_ = 1;         // the request's HTTP/1 minor version
+    bool final_queued_ = false;      // the end of the response is in wbuf_ (or nothing follows)
+    bool file_started_ = false;      // the send_file range is being written (after wbuf_)
+    bool cut_ = false;               // the app aborted: the response ends without its proper end
+    bool wire_done_ = false;         // complete_wire ran for this request
+    int32_t wire_outcome_ = 0;       // fixed when the last byte left (0: not yet)
+    bool job_running_ = false;       // a Task job has not returned yet (guarded by mu_ too)
+    bool draining_ = false;          // graceful stop: close after this request
+    bool eof_ = false;               // read() returned 0
+    bool rdhup_ = false;             // epoll reported the peer's shutdown while a request ran
+    bool shut_ = false;              // linger: our side is shut down for writing
+    uint32_t mask_ = 0;              // the events registered with epoll
+    uint32_t minor_ = 1;             // the request's HTTP/1 minor version
     Clock::time_point deadline_{};   // the head / idle / linger deadline
     Clock::time_point last_read_{};  // the last byte read (body stall)
     Clock::time_point last_write_{}; // the last write progress (write stall)
-    Clock::time_point linger_end_{};  // the lingering close ends here at the latest
+    Clock::time_point linger_end_{}; // the lingering close ends here at the latest
     uint64_t lingered_ = 0;
     core::RequestPtr creq_;
     std::string target_; // for logs and stack-overflow reports
@@ -223,27 +223,27 @@ private:
     exec::ByteFifo in_;
     bool in_eof_ = false;
     int32_t read_error_ = 0;
-    bool in_blocked_ = false;      // the loop stopped decoding: the FIFO was full
-    bool want_continue_ = false;   // continue_body was called
-    bool continue_done_ = false;   // the 100 went out (or will never)
+    bool in_blocked_ = false;    // the loop stopped decoding: the FIFO was full
+    bool want_continue_ = false; // continue_body was called
+    bool continue_done_ = false; // the 100 went out (or will never)
     bool expect_continue_ = false;
     std::vector<core::Header> trailers_;
-    std::string info_;             // 1xx responses waiting for the wire
+    std::string info_; // 1xx responses waiting for the wire
     bool committed_ = false;
     core::ResponseHead head_;
     exec::ByteFifo out_;
     bool ended_ = false;
     bool aborted_ = false;
-    int file_fd_ = -1;             // a send_file range waiting for the loop (our dup)
+    int file_fd_ = -1; // a send_file range waiting for the loop (our dup)
     int64_t file_off_ = 0, file_left_ = 0;
     int32_t file_result_ = 0;
     bool stopping_ = false;
-    bool gone_locked_ = false;     // the socket is closed (the app's I/O fails)
-    bool app_done_ = false;        // the run job returned
-    bool sync_kick_ = false;       // sync mode: the app's call left work for the socket (loop thread)
+    bool gone_locked_ = false; // the socket is closed (the app's I/O fails)
+    bool app_done_ = false;    // the run job returned
+    bool sync_kick_ = false;   // sync mode: the app's call left work for the socket (loop thread)
 
-    std::atomic<bool> gone_{false};    // the peer is known to be gone
-    std::atomic<bool> sent_{false};    // the response head reached the socket
+    std::atomic<bool> gone_{false}; // the peer is known to be gone
+    std::atomic<bool> sent_{false}; // the response head reached the socket
 };
 
 } // namespace cwsgi::adapters::forking

@@ -104,7 +104,8 @@ bool Server::start(std::vector<core::Listener> &listeners, std::string &error)
         lev.events = EPOLLIN | EPOLLEXCLUSIVE;
         lev.data.u64 = kTagListener + i;
         if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listeners[i].fd, &lev) != 0) {
-            error = fmt::format("forking: cannot watch the listener {}: {}", listeners[i].display, std::strerror(errno));
+            error =
+                fmt::format("forking: cannot watch the listener {}: {}", listeners[i].display, std::strerror(errno));
             return false;
         }
         listen_fds_.push_back(listeners[i].fd);
@@ -118,7 +119,7 @@ bool Server::start(std::vector<core::Listener> &listeners, std::string &error)
     executor_.start();
     const core::Config &cfg = ctx_.config();
     ctx_.log().debug(fmt::format("forking: {} listener(s), one epoll loop, handle() {}", listeners.size(),
-                                 cooperative       ? fmt::format("on fibers of {} KiB", cfg.stack_size / 1024)
+                                 cooperative        ? fmt::format("on fibers of {} KiB", cfg.stack_size / 1024)
                                  : executor_.sync() ? std::string("inline on the loop, one request at a time (sync)")
                                                     : fmt::format("on {} app thread(s)", executor_.options().threads)));
     return true;

@@ -133,8 +133,8 @@ void test_forking__64_keepalive_clients_on_two_workers(void **) // rule: LIFE-AR
     }
     for (auto &t : threads) t.join();
     slow.join();
-    std::printf("# 64 keep-alive clients on -w 2 (sync): %d of %d requests served in %.0f ms, %d failed\n", served.load(),
-                kClients * kRequests, ms_since(t0), failed.load());
+    std::printf("# 64 keep-alive clients on -w 2 (sync): %d of %d requests served in %.0f ms, %d failed\n",
+                served.load(), kClients * kRequests, ms_since(t0), failed.load());
     assert_int_equal(failed.load(), 0);
     assert_int_equal(served.load(), kClients * kRequests);
 }

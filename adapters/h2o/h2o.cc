@@ -25,7 +25,8 @@ const core::AdapterOps &h2o_ops()
     // before the final response), REQUEST_TRAILERS (its chunked decoder drops them).
     static const core::AdapterOps ops{
         "h2o",
-        "libh2o: HTTP/1.1, HTTP/2 (h2c, and h2 over TLS), event loops, handle() on fibers or a thread pool (the fast one)",
+        "libh2o: HTTP/1.1, HTTP/2 (h2c, and h2 over TLS), event loops, handle() on fibers or a thread pool (the fast "
+        "one)",
         true,
         nullptr,
         CWSGI_CAP_DISCONNECT | CWSGI_CAP_THREADS | CWSGI_CAP_PIPELINING | CWSGI_CAP_HTTP2 | CWSGI_CAP_TLS,

@@ -84,8 +84,8 @@ const char *build_http1(h2o_socket_t *sock, core::RequestHead &out)
     for (size_t i = 0; i < count; ++i) {
         // picohttpparser reports an obs-fold continuation line as a field without a name; the
         // core refuses the empty name (REQ-HDR-1), so it is passed on as it is.
-        std::string_view name = fields[i].name != nullptr ? std::string_view(fields[i].name, fields[i].name_len)
-                                                          : std::string_view();
+        std::string_view name =
+            fields[i].name != nullptr ? std::string_view(fields[i].name, fields[i].name_len) : std::string_view();
         if (!out.add_header(name, trim(std::string_view(fields[i].value, fields[i].value_len)))) {
             return "out of memory";
         }
@@ -139,8 +139,8 @@ const AddressCache::Entry &AddressCache::get(h2o_conn_t *conn)
 
 const char *build_head(h2o_req_t *req, AddressCache &addresses, core::RequestHead &out)
 {
-    h2o_socket_t *sock = req->conn->callbacks->get_socket != nullptr ? req->conn->callbacks->get_socket(req->conn)
-                                                                     : nullptr;
+    h2o_socket_t *sock =
+        req->conn->callbacks->get_socket != nullptr ? req->conn->callbacks->get_socket(req->conn) : nullptr;
     fill_connection(req, sock, addresses, out);
     return req->version >= 0x200 ? build_http2(req, out) : build_http1(sock, out);
 }

@@ -197,8 +197,7 @@ void Loop::on_wake(h2o_socket_t *sock, const char *err)
 void Loop::carry_out(LoopCommand cmd)
 {
     switch (cmd) {
-    case LoopCommand::none:
-        break;
+    case LoopCommand::none: break;
     case LoopCommand::drain:
         // LIFE-STOP-1: no new connections; GOAWAY on HTTP/2; HTTP/1 responses from now on
         // close their connection (libh2o and the core both see the stop), and connections
@@ -211,9 +210,7 @@ void Loop::carry_out(LoopCommand cmd)
         // LIFE-STOP-2: past the deadline, every connection still open is cut.
         shut_connections(false);
         break;
-    case LoopCommand::exit:
-        exit_.store(true, std::memory_order_release);
-        break;
+    case LoopCommand::exit: exit_.store(true, std::memory_order_release); break;
     }
 }
 

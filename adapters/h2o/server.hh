@@ -70,7 +70,8 @@ public:
 
     /// An HTTP/2 stream of `conn` ended: `cut` when it ended before its response did (the
     /// client reset or refused it while the app worked). A connection whose client cuts far
-    /// more streams than it lets finish (CVE-2023-44487, rapid reset) is closed. Loop thread, inside libh2o's dispose of the stream.
+    /// more streams than it lets finish (CVE-2023-44487, rapid reset) is closed. Loop thread, inside libh2o's dispose
+    /// of the stream.
     void note_h2_stream_end(h2o_conn_t *conn, bool cut);
     /// True once `conn` was closed for abuse: its later streams never reach the app.
     bool h2_refused(const h2o_conn_t *conn) const;
@@ -124,8 +125,8 @@ private:
         bool closed = false;
     };
     std::unordered_map<uint64_t, H2Tally> h2_tally_; // by h2o's connection id
-    std::atomic<uint8_t> pending_cmd_{0}; // the highest LoopCommand asked for
-    uint8_t done_cmd_ = 0;                // the highest carried out (loop thread)
+    std::atomic<uint8_t> pending_cmd_{0};            // the highest LoopCommand asked for
+    uint8_t done_cmd_ = 0;                           // the highest carried out (loop thread)
     std::atomic<bool> exit_{false};
     int wake_fd_ = -1; // eventfd in the loop: a command wakes it
     h2o_socket_t *wake_sock_ = nullptr;

@@ -28,10 +28,7 @@ namespace {
 /// this): with the one in flight, at most twice this per request.
 constexpr size_t kOutCap = 64 * 1024;
 
-h2o_iovec_t iov(std::string_view s)
-{
-    return h2o_iovec_t{const_cast<char *>(s.data()), s.size()};
-}
+h2o_iovec_t iov(std::string_view s) { return h2o_iovec_t{const_cast<char *>(s.data()), s.size()}; }
 
 /// Adds one response header to libh2o's list: the name lowercased in the request's pool (HTTP/2
 /// needs it so, and libh2o finds its tokens by it), the original spelling kept for HTTP/1.
@@ -43,7 +40,8 @@ void add_response_header(h2o_req_t *req, std::string_view name, std::string_view
         lower[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
     }
     lower[name.size()] = '\0';
-    h2o_add_header_by_str(&req->pool, &req->res.headers, lower, name.size(), 1, name.data(), value.data(), value.size());
+    h2o_add_header_by_str(&req->pool, &req->res.headers, lower, name.size(), 1, name.data(), value.data(),
+                          value.size());
 }
 
 /// Never called: the refused answer is sent whole at once. Its address marks the generator as
@@ -83,7 +81,7 @@ bool is_adapter_generator(const h2o_generator_t *gen)
 }
 
 const exec::Task::Hooks Stream::kTaskHooks = {&Stream::hook_wake, &Stream::hook_done, &Stream::hook_hold,
-                                               &Stream::hook_release, &Stream::hook_describe};
+                                              &Stream::hook_release, &Stream::hook_describe};
 
 Stream::Stream(Loop &loop, h2o_req_t *req)
     : loop_(loop), req_(req), task_(loop.server().executor(), kTaskHooks, this), out_(kOutCap)
@@ -201,10 +199,7 @@ void Stream::on_stop(h2o_generator_t *gen, h2o_req_t *)
     s->gone_.store(true, std::memory_order_release);
 }
 
-void Stream::on_pool_dispose(void *link)
-{
-    static_cast<PoolLink *>(link)->self->on_disposed();
-}
+void Stream::on_pool_dispose(void *link) { static_cast<PoolLink *>(link)->self->on_disposed(); }
 
 void Stream::on_disposed()
 {
@@ -315,8 +310,8 @@ void Stream::on_write_timeout(h2o_timeout_entry_t *entry)
     // LIFE-DISC-2: the client has read nothing of the response for --client-timeout. libh2o
     // 2.2.5 has no write timeout of its own; the app's write must not stay blocked.
     Stream *s = reinterpret_cast<TimeoutLink *>(entry)->self;
-    s->loop_.server().ctx().log().info(
-        fmt::format("{}: the client read nothing for {} ms; closing", s->target_, s->loop_.server().ctx().config().client_timeout_ms));
+    s->loop_.server().ctx().log().info(fmt::format("{}: the client read nothing for {} ms; closing", s->target_,
+                                                   s->loop_.server().ctx().config().client_timeout_ms));
     {
         std::lock_guard<std::mutex> lk(s->mu_);
         s->gone_.store(true, std::memory_order_release);
@@ -369,10 +364,7 @@ void Stream::job_run(void *self, int32_t)
     s->app_done_.store(true, std::memory_order_release);
 }
 
-void Stream::job_complete(void *self, int32_t outcome)
-{
-    static_cast<Stream *>(self)->creq_->complete(outcome);
-}
+void Stream::job_complete(void *self, int32_t outcome) { static_cast<Stream *>(self)->creq_->complete(outcome); }
 
 void Stream::hook_wake(void *self)
 {
@@ -493,10 +485,7 @@ bool Stream::disconnected() const
     return gone;
 }
 
-int32_t Stream::wait_fd(int fd, uint32_t events, int32_t timeout_ms)
-{
-    return task_.wait_fd(fd, events, timeout_ms);
-}
+int32_t Stream::wait_fd(int fd, uint32_t events, int32_t timeout_ms) { return task_.wait_fd(fd, events, timeout_ms); }
 
 bool Stream::response_sent() const
 {

@@ -115,7 +115,7 @@ private:
     GeneratorLink gen_{};
     MessageLink msg_{};
     TimeoutLink write_timer_{}; // linked while a buffer is with h2o_send (LIFE-DISC-2)
-    std::string target_;       // for logs and stack-overflow reports
+    std::string target_;        // for logs and stack-overflow reports
     bool http2_ = false;
 
     mutable std::mutex mu_;
@@ -124,13 +124,13 @@ private:
     const char *body_ = nullptr;
     size_t body_len_ = 0;
     size_t body_pos_ = 0;
-    int fd_ = -1; // HTTP/1: the connection's socket, for the disconnect probe (-1 once disposed)
+    int fd_ = -1;      // HTTP/1: the connection's socket, for the disconnect probe (-1 once disposed)
     bool tls_ = false; // HTTP/1 over TLS: the probe looks for the peer's FIN, not for bytes
 
     // Response.
     bool committed_ = false;
-    bool started_ = false;   // h2o_start_response was called
-    bool sending_ = false;   // a buffer is with h2o_send until proceed
+    bool started_ = false; // h2o_start_response was called
+    bool sending_ = false; // a buffer is with h2o_send until proceed
     bool ended_ = false;
     bool aborted_ = false;
     bool final_sent_ = false; // the last h2o_send (FINAL or ERROR) went out

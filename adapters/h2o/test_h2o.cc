@@ -48,8 +48,7 @@ int32_t app_handle(void *, cwsgi_request *req)
     }
     char buf[4096];
     int64_t total = 0, n;
-    while ((n = g_api->read(req, buf, sizeof buf)) > 0)
-        total += n;
+    while ((n = g_api->read(req, buf, sizeof buf)) > 0) total += n;
     if (n < 0) return static_cast<int32_t>(n);
     std::string body = std::to_string(total);
     std::string len = std::to_string(body.size());
@@ -124,10 +123,7 @@ int teardown(void **state)
     return 0;
 }
 
-bool starts(const std::string &s, const char *prefix)
-{
-    return s.rfind(prefix, 0) == 0;
-}
+bool starts(const std::string &s, const char *prefix) { return s.rfind(prefix, 0) == 0; }
 
 void test_h2o__serves_a_body(void **state) // rule: INPUT-READ-1
 {
@@ -145,9 +141,9 @@ void test_h2o__smuggling_heads_get_400(void **state) // rule: REQ-BODY-2
     auto *s = static_cast<Served *>(*state);
     int before = __atomic_load_n(&g_handled, __ATOMIC_SEQ_CST);
     const char *cases[] = {
-        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", // REQ-BODY-2
-        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",                                         // REQ-HDR-3
-        "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",       // REQ-BODY-3
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",             // REQ-BODY-2
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",                                                   // REQ-HDR-3
+        "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",                   // REQ-BODY-3
         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", // REQ-BODY-6
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
@@ -165,7 +161,8 @@ void test_h2o__chunked_for_any_status(void **state) // rule: RESP-FRAME-3
     // A 201 of unknown length on HTTP/1.1 is chunked and keeps the connection: the pipelined
     // second request is answered on it.
     auto *s = static_cast<Served *>(*state);
-    std::string r = raw_exchange(s->port, "GET /stream HTTP/1.1\r\nHost: a\r\n\r\nGET /stream HTTP/1.1\r\nHost: a\r\n\r\n");
+    std::string r =
+        raw_exchange(s->port, "GET /stream HTTP/1.1\r\nHost: a\r\n\r\nGET /stream HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_true(starts(r, "HTTP/1.1 201 "));
     size_t second = r.find("HTTP/1.1 201 ", 1);
     assert_true(second != std::string::npos);

@@ -55,7 +55,7 @@ void close_fd(int &fd)
 } // namespace
 
 const exec::Task::Hooks Bridge::kTaskHooks = {&Bridge::hook_wake, &Bridge::hook_done, &Bridge::hook_hold,
-                                               &Bridge::hook_release, &Bridge::hook_describe};
+                                              &Bridge::hook_release, &Bridge::hook_describe};
 
 Bridge::Bridge(Server &server, Conn *conn, const char *uri)
     : srv_(server), conn_info_(conn), target_(uri ? uri : ""), uri_ptr_(reinterpret_cast<uintptr_t>(uri)),
@@ -63,10 +63,7 @@ Bridge::Bridge(Server &server, Conn *conn, const char *uri)
 {
 }
 
-Bridge::~Bridge()
-{
-    close_fd(file_fd_);
-}
+Bridge::~Bridge() { close_fd(file_fd_); }
 
 void Bridge::unref()
 {
@@ -95,8 +92,7 @@ MHD_Result Bridge::access_step(MHD_Connection *conn, const char *upload, size_t 
     if (peer_gone_ || stopping_) return MHD_NO; // close: nobody is listening, or we stop
     switch (phase_) {
     case Phase::fresh: // handled above; listed so that the switch covers every phase
-    case Phase::held:
-        return after_resume_locked(conn);
+    case Phase::held: return after_resume_locked(conn);
     case Phase::body:
         if (*upload_size > 0) {
             if (draining_) {
@@ -138,10 +134,8 @@ MHD_Result Bridge::access_step(MHD_Connection *conn, const char *upload, size_t 
             task_.notify();
         }
         return final_locked(conn);
-    case Phase::final_:
-        return final_locked(conn);
-    case Phase::queued:
-        return MHD_YES;
+    case Phase::final_: return final_locked(conn);
+    case Phase::queued: return MHD_YES;
     }
     return MHD_YES;
 }
@@ -391,10 +385,7 @@ ssize_t Bridge::content_reader(void *cls, uint64_t, char *buf, size_t max)
     return static_cast<Bridge *>(cls)->on_read_response(buf, max);
 }
 
-void Bridge::content_reader_free(void *cls)
-{
-    static_cast<Bridge *>(cls)->unref();
-}
+void Bridge::content_reader_free(void *cls) { static_cast<Bridge *>(cls)->unref(); }
 
 ssize_t Bridge::on_read_response(char *buf, size_t max)
 {
@@ -451,18 +442,11 @@ void Bridge::wake_locked(unsigned events)
         return;
     }
     switch (wait_) {
-    case Wait::none:
-        break;
-    case Wait::held:
-        go = (events & (kWantBody | kEnd)) || (committed_ && (events & kOutput));
-        break;
+    case Wait::none: break;
+    case Wait::held: go = (events & (kWantBody | kEnd)) || (committed_ && (events & kOutput)); break;
     case Wait::response:
-    case Wait::output:
-        go = (events & (kOutput | kEnd)) != 0;
-        break;
-    case Wait::input_room:
-        go = (events & (kInputRoom | kEnd)) != 0;
-        break;
+    case Wait::output: go = (events & (kOutput | kEnd)) != 0; break;
+    case Wait::input_room: go = (events & (kInputRoom | kEnd)) != 0; break;
     }
     if (go) resume_locked();
 }
@@ -477,8 +461,7 @@ void Bridge::on_completed(MHD_RequestTerminationCode toe)
         // A body still arriving when the connection ended was cut short (INPUT-READ-4).
         const bool body_open = (phase_ == Phase::body || phase_ == Phase::held) && has_body_ && !in_eof_ && !draining_;
         switch (toe) {
-        case MHD_REQUEST_TERMINATED_COMPLETED_OK:
-            break;
+        case MHD_REQUEST_TERMINATED_COMPLETED_OK: break;
         case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
             // Only a head or body that stalled can time out: suspended connections do not.
             // libmicrohttpd would just close; answer 408 first (LIMIT-5, INPUT-READ-4).
@@ -566,10 +549,7 @@ void Bridge::job_run(void *self, int32_t)
     b->app_done_.store(true, std::memory_order_release);
 }
 
-void Bridge::job_complete(void *self, int32_t outcome)
-{
-    static_cast<Bridge *>(self)->req_->complete(outcome);
-}
+void Bridge::job_complete(void *self, int32_t outcome) { static_cast<Bridge *>(self)->req_->complete(outcome); }
 
 void Bridge::hook_wake(void *self)
 {
@@ -630,7 +610,8 @@ int64_t Bridge::read_body(void *buf, size_t cap)
         want_body_ = true;
         wake_locked(kWantBody);
     }
-    task_.wait(lk, [&] { return !in_.empty() || in_eof_ || read_error_ != 0 || completed_ || peer_gone_ || stopping_; });
+    task_.wait(lk,
+               [&] { return !in_.empty() || in_eof_ || read_error_ != 0 || completed_ || peer_gone_ || stopping_; });
     if (!in_.empty()) {
         size_t n = in_.pop(buf, cap);
         // Resume the upload once half the FIFO is free, not on every byte.
@@ -770,17 +751,14 @@ bool Bridge::body_cut_by_peer_locked()
     if (fd_ < 0 || content_length_ < 0 || received_ >= static_cast<uint64_t>(content_length_)) return false;
     char c;
     if (::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0) return false;
-    srv_.ctx().log().debug(fmt::format("{}: the client closed its side after {} body bytes", target_.substr(0, 200),
-                                       received_));
+    srv_.ctx().log().debug(
+        fmt::format("{}: the client closed its side after {} body bytes", target_.substr(0, 200), received_));
     read_error_ = CWSGI_E_BODY;
     task_.notify();
     return true;
 }
 
-bool Bridge::response_sent() const
-{
-    return sent_.load(std::memory_order_acquire);
-}
+bool Bridge::response_sent() const { return sent_.load(std::memory_order_acquire); }
 
 int32_t Bridge::wait_fd(int fd, uint32_t events, int32_t timeout_ms)
 {

@@ -13,23 +13,18 @@ namespace cwsgi::adapters::mhd {
 
 namespace {
 
-bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
+bool is_ows(char c) { return c == ' ' || c == '\t'; }
 
 std::string_view trim(std::string_view v)
 {
-    while (!v.empty() && is_ows(v.front()))
-        v.remove_prefix(1);
-    while (!v.empty() && is_ows(v.back()))
-        v.remove_suffix(1);
+    while (!v.empty() && is_ows(v.front())) v.remove_prefix(1);
+    while (!v.empty() && is_ows(v.back())) v.remove_suffix(1);
     return v;
 }
 
 struct Collector {
-    core::RequestHead *head;          // the request's fields go here, or
-    std::vector<core::Header> *out;   // the trailers here
+    core::RequestHead *head;        // the request's fields go here, or
+    std::vector<core::Header> *out; // the trailers here
     MhdFraming *framing;
     const char *error = nullptr;
     const char *last_end = nullptr; // just past the last value seen

@@ -49,8 +49,8 @@ struct MhdFraming {
 /// libmicrohttpd hides (obs-fold, NUL in a value, a line not ended by CR LF, a line with an
 /// empty name that libmicrohttpd takes for the end of the block).
 /// Threads: the connection's libmicrohttpd thread, inside an access-handler call.
-const char *collect_fields(MHD_Connection *conn, MHD_ValueKind kind, core::RequestHead &out,
-                           MhdFraming *framing, const char *line_before);
+const char *collect_fields(MHD_Connection *conn, MHD_ValueKind kind, core::RequestHead &out, MhdFraming *framing,
+                           const char *line_before);
 const char *collect_fields(MHD_Connection *conn, MHD_ValueKind kind, std::vector<core::Header> &out,
                            MhdFraming *framing, const char *line_before);
 

@@ -17,17 +17,11 @@ namespace cwsgi::adapters::mhd {
 
 namespace {
 
-unsigned whole_seconds(uint32_t ms)
-{
-    return std::max(1u, static_cast<unsigned>((ms + 999) / 1000));
-}
+unsigned whole_seconds(uint32_t ms) { return std::max(1u, static_cast<unsigned>((ms + 999) / 1000)); }
 
 // libmicrohttpd decodes the path in place for its own `url` argument; the core decodes the raw
 // target itself, so skip that work.
-size_t keep_uri(void *, MHD_Connection *, char *uri)
-{
-    return std::strlen(uri);
-}
+size_t keep_uri(void *, MHD_Connection *, char *uri) { return std::strlen(uri); }
 
 } // namespace
 
@@ -252,8 +246,7 @@ void Server::on_mhd_log(void *cls, const char *format, va_list ap)
     char buf[512];
     std::vsnprintf(buf, sizeof buf, format, ap);
     size_t n = std::strlen(buf);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
     static_cast<Server *>(cls)->ctx_.log().debug(fmt::format("libmicrohttpd: {}", buf));
 }
 

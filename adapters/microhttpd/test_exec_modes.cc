@@ -26,15 +26,9 @@ namespace {
 
 using namespace cwsgi::testing;
 
-std::string serve_binary()
-{
-    return cwsgi::testing::serve_binary("src/cwsgi-serve");
-}
+std::string serve_binary() { return cwsgi::testing::serve_binary("src/cwsgi-serve"); }
 
-std::string fixture(const char *name)
-{
-    return build_path(std::string("tests/fixtures/") + name);
-}
+std::string fixture(const char *name) { return build_path(std::string("tests/fixtures/") + name); }
 
 // A cwsgi-serve child: `args` (APP included) plus "--bind 127.0.0.1:0" and, with `log_path`,
 // "--error-logfile LOG"; it waits up to 10 s for "Listening at:" (port() is 0 when it never came).
@@ -273,10 +267,11 @@ void test_exec_modes__deadline_ends_wait_fd(void **) // rule: LIFE-STOP-5
     if (!woken) std::fprintf(stderr, "output:\n%s\n", s.output().c_str());
     assert_true(woken);
     std::printf("# wait_fd returned CWSGI_E_SHUTDOWN %.1f ms after SIGTERM (--graceful-timeout 1)\n", ms);
-    assert_true(ms >= 900);  // not before the deadline
-    assert_true(ms < 2000);  // within ~1 s of it
+    assert_true(ms >= 900); // not before the deadline
+    assert_true(ms < 2000); // within ~1 s of it
     int st = s.wait_exit(5000);
-    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) std::fprintf(stderr, "status %d\n%s\n", st, s.output().c_str());
+    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        std::fprintf(stderr, "status %d\n%s\n", st, s.output().c_str());
     assert_true(st != -1 && WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
 }

@@ -85,8 +85,7 @@ int32_t app_handle(void *, cwsgi_request *req)
     __atomic_add_fetch(&g_handled, 1, __ATOMIC_SEQ_CST);
     char buf[4096];
     int64_t total = 0, n;
-    while ((n = g_api->read(req, buf, sizeof buf)) > 0)
-        total += n;
+    while ((n = g_api->read(req, buf, sizeof buf)) > 0) total += n;
     if (n < 0) return static_cast<int32_t>(n);
     std::string body = std::to_string(total);
     std::string len = std::to_string(body.size());
@@ -160,10 +159,7 @@ int teardown(void **state)
     return 0;
 }
 
-bool starts(const std::string &s, const char *prefix)
-{
-    return s.rfind(prefix, 0) == 0;
-}
+bool starts(const std::string &s, const char *prefix) { return s.rfind(prefix, 0) == 0; }
 
 void test_microhttpd__serves_and_keeps_counts(void **state) // rule: RESP-FRAME-2
 {
@@ -209,8 +205,9 @@ void test_microhttpd__unframable_body_is_refused(void **state) // rule: REQ-BODY
     // libmicrohttpd would read these bodies until the connection closes (it never answers):
     // the adapter answers 501 before the body instead.
     auto *s = static_cast<Served *>(*state);
-    std::string r = raw_exchange(s->port, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: "
-                                      "chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    std::string r =
+        raw_exchange(s->port, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: "
+                              "chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
     assert_true(starts(r, "HTTP/1.1 501 "));
 }
 

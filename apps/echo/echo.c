@@ -20,8 +20,7 @@
 static const cwsgi_server_api *g_api;
 
 /* Keeps the server's table. Returns CWSGI_OK. Threads: the loader's thread. */
-static int32_t echo_init(const cwsgi_server_api *api, void **app_state, char *errbuf,
-                         size_t errlen)
+static int32_t echo_init(const cwsgi_server_api *api, void **app_state, char *errbuf, size_t errlen)
 {
     (void)errbuf;
     (void)errlen;

@@ -23,8 +23,7 @@
 static const cwsgi_server_api *g_api;
 
 /* Keeps the server's table. Returns CWSGI_OK. Threads: the loader's thread. */
-static int32_t env_init(const cwsgi_server_api *api, void **app_state, char *errbuf,
-                        size_t errlen)
+static int32_t env_init(const cwsgi_server_api *api, void **app_state, char *errbuf, size_t errlen)
 {
     (void)errbuf;
     (void)errlen;
@@ -68,10 +67,7 @@ static void buf_append(env_buf *b, const char *s, size_t n)
     b->len += n;
 }
 
-static void buf_puts(env_buf *b, const char *s)
-{
-    buf_append(b, s, strlen(s));
-}
+static void buf_puts(env_buf *b, const char *s) { buf_append(b, s, strlen(s)); }
 
 /*
  * Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlongs, no surrogates,

@@ -69,9 +69,7 @@ struct Model {
 /// Reads and checks a model file. @throws std::runtime_error naming the file and the fault.
 Model load_model(const std::string &path)
 {
-    auto fail = [&](const std::string &why) {
-        return std::runtime_error("predict: model " + path + ": " + why);
-    };
+    auto fail = [&](const std::string &why) { return std::runtime_error("predict: model " + path + ": " + why); };
     std::ifstream in(path);
     if (!in) {
         throw fail("cannot open the file");
@@ -91,8 +89,7 @@ Model load_model(const std::string &path)
         m.weights = doc.at("weights").get<std::vector<double>>();
         m.bias = doc.at("bias").get<double>();
     } catch (const json::exception &e) {
-        throw fail(std::string("needs \"features\" (names), \"weights\" and \"bias\" (numbers): ") +
-                   e.what());
+        throw fail(std::string("needs \"features\" (names), \"weights\" and \"bias\" (numbers): ") + e.what());
     }
     if (m.kind != "logistic" && m.kind != "linear") {
         throw fail("\"kind\" must be \"logistic\" or \"linear\"");
@@ -140,7 +137,8 @@ std::string model_path(std::optional<std::string_view> setting)
         list += (list.empty() ? "" : ", ") + p;
     }
     throw std::runtime_error("predict: no model file (set [app.model] path in the -c file, or "
-                             "CWSGI_PREDICT_MODEL; tried: " + list + ")");
+                             "CWSGI_PREDICT_MODEL; tried: " +
+                             list + ")");
 }
 
 /// An HttpError with body {"error": message}.
@@ -158,8 +156,7 @@ public:
     {
         router().get("/health", [this](cwsgi::Request &, cwsgi::Response &res) { health(res); });
         cwsgi::Group v1("/v1");
-        v1.post("/predict",
-                [this](cwsgi::Request &req, cwsgi::Response &res) { predict(req, res); });
+        v1.post("/predict", [this](cwsgi::Request &req, cwsgi::Response &res) { predict(req, res); });
         v1.get("/model", [this](cwsgi::Request &, cwsgi::Response &res) { describe(res); });
         router().mount(v1);
     }
@@ -167,8 +164,8 @@ public:
     void worker_start(uint32_t worker_id) override
     {
         model_ = load_model(model_path(setting("model.path")));
-        log(CWSGI_LOG_INFO, "predict: worker " + std::to_string(worker_id) + " loaded model '" +
-                                model_->name + "' from " + model_->path);
+        log(CWSGI_LOG_INFO, "predict: worker " + std::to_string(worker_id) + " loaded model '" + model_->name +
+                                "' from " + model_->path);
     }
 
 private:
@@ -183,20 +180,16 @@ private:
     void health(cwsgi::Response &res) const
     {
         const Model &m = model();
-        res.json(json{{"status", "ok"}, {"model", m.name}, {"features", m.features.size()}}.dump() +
-                 "\n");
+        res.json(json{{"status", "ok"}, {"model", m.name}, {"features", m.features.size()}}.dump() + "\n");
     }
 
     void describe(cwsgi::Response &res) const
     {
         const Model &m = model();
-        res.json(json{{"name", m.name},
-                      {"kind", m.kind},
-                      {"features", m.features},
-                      {"weights", m.weights},
-                      {"bias", m.bias}}
-                     .dump() +
-                 "\n");
+        res.json(
+            json{{"name", m.name}, {"kind", m.kind}, {"features", m.features}, {"weights", m.weights}, {"bias", m.bias}}
+                .dump() +
+            "\n");
     }
 
     /// One row: an array of features.size() numbers, or an object with a number per name.
@@ -206,8 +199,8 @@ private:
         std::vector<double> x;
         if (r.is_array()) {
             if (r.size() != m.features.size()) {
-                throw json_error(422, "expected " + std::to_string(m.features.size()) +
-                                          " features, got " + std::to_string(r.size()));
+                throw json_error(422, "expected " + std::to_string(m.features.size()) + " features, got " +
+                                          std::to_string(r.size()));
             }
             for (const json &v : r) {
                 if (!v.is_number()) {
@@ -229,8 +222,7 @@ private:
                 x.push_back(it->get<double>());
             }
             if (r.size() != m.features.size()) {
-                throw json_error(422, "unknown feature names (expected " +
-                                          json(m.features).dump() + ")");
+                throw json_error(422, "unknown feature names (expected " + json(m.features).dump() + ")");
             }
             return x;
         }

@@ -27,8 +27,7 @@
 static const cwsgi_server_api *g_api;
 
 /* Keeps the server's table. Returns CWSGI_OK. Threads: the loader's thread. */
-static int32_t stream_init(const cwsgi_server_api *api, void **app_state, char *errbuf,
-                           size_t errlen)
+static int32_t stream_init(const cwsgi_server_api *api, void **app_state, char *errbuf, size_t errlen)
 {
     (void)errbuf;
     (void)errlen;
@@ -51,8 +50,7 @@ static int query_uint(cwsgi_str qs, const char *name, unsigned max, unsigned *ou
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *field_end = amp != NULL ? amp : end;
-        if ((size_t)(field_end - p) > name_len && memcmp(p, name, name_len) == 0 &&
-            p[name_len] == '=') {
+        if ((size_t)(field_end - p) > name_len && memcmp(p, name, name_len) == 0 && p[name_len] == '=') {
             const char *v = p + name_len + 1;
             if (v == field_end) {
                 return -1;

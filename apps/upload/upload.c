@@ -19,8 +19,7 @@
 static const cwsgi_server_api *g_api;
 
 /* Keeps the server's table. Returns CWSGI_OK. Threads: the loader's thread. */
-static int32_t upload_init(const cwsgi_server_api *api, void **app_state, char *errbuf,
-                           size_t errlen)
+static int32_t upload_init(const cwsgi_server_api *api, void **app_state, char *errbuf, size_t errlen)
 {
     (void)errbuf;
     (void)errlen;
@@ -91,8 +90,7 @@ static int32_t upload_handle(void *app_state, cwsgi_request *req)
     }
     hex[2 * digest_len] = '\0';
     char body[160];
-    int body_n = snprintf(body, sizeof body, "{\"bytes\":%llu,\"sha256\":\"%s\"}\n",
-                          (unsigned long long)total, hex);
+    int body_n = snprintf(body, sizeof body, "{\"bytes\":%llu,\"sha256\":\"%s\"}\n", (unsigned long long)total, hex);
     char len[24];
     int len_n = snprintf(len, sizeof len, "%d", body_n);
     const cwsgi_header headers[] = {

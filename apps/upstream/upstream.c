@@ -54,8 +54,7 @@ static int64_t now_ms(void)
  * Returns CWSGI_OK, or CWSGI_E_INVAL with a one-line reason in errbuf (the server then refuses
  * to start: LIFE-LOAD-2). Threads: the loader's thread (LIFE-LOAD-1).
  */
-static int32_t upstream_init(const cwsgi_server_api *api, void **app_state, char *errbuf,
-                             size_t errlen)
+static int32_t upstream_init(const cwsgi_server_api *api, void **app_state, char *errbuf, size_t errlen)
 {
     g_api = api;
     *app_state = NULL;
@@ -74,8 +73,7 @@ static int32_t upstream_init(const cwsgi_server_api *api, void **app_state, char
     }
     memcpy(host, spec, host_len);
     host[host_len] = '\0';
-    const struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                                   .ai_flags = AI_NUMERICSERV};
+    const struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(host, colon + 1, &hints, &res);
     if (gai != 0) {
@@ -120,8 +118,8 @@ static int32_t wait_ready(cwsgi_request *req, int fd, uint32_t events, int64_t d
  * the reply passes cap (*why names the step); CWSGI_E_TIMEOUT; or wait_fd's error.
  * Ownership: fd, msg and buf stay the caller's.
  */
-static int32_t call_upstream(cwsgi_request *req, int fd, const char *msg, size_t msg_len,
-                             char *buf, size_t cap, size_t *len, const char **why)
+static int32_t call_upstream(cwsgi_request *req, int fd, const char *msg, size_t msg_len, char *buf, size_t cap,
+                             size_t *len, const char **why)
 {
     int64_t deadline = now_ms() + g_timeout_ms;
     int32_t rc;

@@ -21,8 +21,7 @@ static int32_t bad_handle(cwsgi_request *req)
     volatile unsigned sink = 0;
     long long start = cpu_ns();
     while (cpu_ns() - start < 600000000LL) /* CPU time, so a loaded machine only makes it longer */
-        for (unsigned i = 0; i < 100000; ++i)
-            sink += i;
+        for (unsigned i = 0; i < 100000; ++i) sink += i;
     bad_start(req, NULL, NULL);
     return g_api->write(req, "busy\n", 5);
 }

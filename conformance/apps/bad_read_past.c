@@ -5,8 +5,7 @@ static int32_t bad_handle(cwsgi_request *req)
 {
     char buf[256];
     int64_t total = 0, n;
-    while ((n = g_api->read(req, buf, sizeof buf)) > 0)
-        total += n;
+    while ((n = g_api->read(req, buf, sizeof buf)) > 0) total += n;
     g_api->read(req, buf, sizeof buf); /* past the end: a second and a third read after 0 */
     g_api->read(req, buf, sizeof buf);
     bad_start(req, NULL, NULL);

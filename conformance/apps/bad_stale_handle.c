@@ -34,7 +34,4 @@ static void bad_stop(void *state, uint32_t worker_id)
     g_kept = NULL;
 }
 
-static void bad_destroy(void *state)
-{
-    bad_stop(state, 0); /* a process without workers: the same use at destroy */
-}
+static void bad_destroy(void *state) { bad_stop(state, 0); /* a process without workers: the same use at destroy */ }

@@ -283,8 +283,7 @@ static long qs_get(cwsgi_str qs, const char *name, int nth, char *out, size_t ca
                 size_t o = 0, k = (eq < end) ? eq + 1 : end;
                 while (k < end) {
                     char c = qs.ptr[k];
-                    if (c == '%' && k + 2 < end && hexval(qs.ptr[k + 1]) >= 0 &&
-                        hexval(qs.ptr[k + 2]) >= 0) {
+                    if (c == '%' && k + 2 < end && hexval(qs.ptr[k + 1]) >= 0 && hexval(qs.ptr[k + 2]) >= 0) {
                         c = (char)(hexval(qs.ptr[k + 1]) * 16 + hexval(qs.ptr[k + 2]));
                         k += 3;
                     } else {
@@ -328,11 +327,11 @@ static int64_t qs_int(cwsgi_str qs, const char *name, int64_t dflt)
 typedef struct tag_rec {
     char tag[TAG_LEN];
     int used;
-    int ends;           /* on_request_end calls for requests carrying this tag */
-    int32_t outcome;    /* the last outcome */
+    int ends;              /* on_request_end calls for requests carrying this tag */
+    int32_t outcome;       /* the last outcome */
     char notes[NOTES_LEN]; /* JSON members, "k":v,... */
     size_t notes_len;
-    int doc;            /* index in probe_shared.docs of its JSON document, or -1 */
+    int doc; /* index in probe_shared.docs of its JSON document, or -1 */
 } tag_rec;
 
 /* One process that ran worker_start: its own counts, as the driver checks them per worker. */
@@ -360,7 +359,7 @@ typedef struct probe_shared {
     proc_rec procs[MAX_PROCS];
     unsigned next_doc;
     struct {
-        int owner;      /* the tag slot that holds it, or -1 */
+        int owner; /* the tag slot that holds it, or -1 */
         char text[DOC_MAX + 1];
     } docs[DOC_SLOTS];
 } probe_shared;
@@ -370,8 +369,8 @@ typedef struct probe_shared {
 typedef struct probe_state {
     pthread_mutex_t mu; /* files */
     probe_shared *sh;
-    size_t sh_len;      /* the mapping's length; 0 when sh is this process's own memory */
-    proc_rec *me;       /* this process's record, from worker_start on (under sh->mu) */
+    size_t sh_len; /* the mapping's length; 0 when sh is this process's own memory */
+    proc_rec *me;  /* this process's record, from worker_start on (under sh->mu) */
     uint64_t inits, worker_starts, worker_stops, handled, ends; /* under sh->mu */
     uint32_t last_worker_id;
     struct {
@@ -382,8 +381,8 @@ typedef struct probe_state {
 
 /* Per-request state, in the request's arena. */
 typedef struct rctx {
-    int slot;        /* tag slot or -1 */
-    int bookkeeping; /* /t/stats, /t/caps: not counted */
+    int slot;               /* tag slot or -1 */
+    int bookkeeping;        /* /t/stats, /t/caps: not counted */
     int user_data_was_null; /* get_user_data returned NULL before set_user_data (MEM-USER-1) */
 } rctx;
 
@@ -424,8 +423,7 @@ static probe_shared *shared_map(const char *path, char *errbuf, size_t errlen)
     probe_shared *sh;
     uint32_t fresh = 0;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600), k;
-    if (fd < 0 || fstat(fd, &st) != 0 ||
-        (st.st_size < (off_t)sizeof *sh && ftruncate(fd, (off_t)sizeof *sh) != 0)) {
+    if (fd < 0 || fstat(fd, &st) != 0 || (st.st_size < (off_t)sizeof *sh && ftruncate(fd, (off_t)sizeof *sh) != 0)) {
         snprintf(errbuf, errlen, "probe: %s=%s: %s", SHARED_ENV, path, strerror(errno));
         if (fd >= 0) close(fd);
         return NULL;
@@ -533,8 +531,8 @@ static void note_int(probe_state *p, rctx *rc, const char *key, int64_t v)
     }
     sh_lock(p);
     t = &p->sh->tags[rc->slot];
-    n = snprintf(t->notes + t->notes_len, NOTES_LEN - t->notes_len, "%s\"%s\":%lld",
-                 t->notes_len ? "," : "", key, (long long)v);
+    n = snprintf(t->notes + t->notes_len, NOTES_LEN - t->notes_len, "%s\"%s\":%lld", t->notes_len ? "," : "", key,
+                 (long long)v);
     if (n > 0 && t->notes_len + (size_t)n < NOTES_LEN) {
         t->notes_len += (size_t)n;
     } else {
@@ -578,8 +576,7 @@ static cwsgi_header hdr(const char *n, const char *v)
 }
 
 /* Sends a complete response with a Content-Length. Returns the first failing code. */
-static int32_t respond(cwsgi_request *req, uint32_t status, const char *ctype, const char *body,
-                       size_t len)
+static int32_t respond(cwsgi_request *req, uint32_t status, const char *ctype, const char *body, size_t len)
 {
     char cl[32];
     cwsgi_header h[2];
@@ -621,8 +618,8 @@ typedef struct body_result {
     int64_t total;
     int64_t reads;
     int64_t max_read;
-    int64_t rc;          /* 0 at a clean end, else the negative code */
-    int64_t over_cap;    /* reads that returned more than asked: must stay 0 */
+    int64_t rc;           /* 0 at a clean end, else the negative code */
+    int64_t over_cap;     /* reads that returned more than asked: must stay 0 */
     int64_t after_end[3]; /* read() results after the end (INPUT-READ-2) */
     uint64_t hash;
     unsigned char *keep; /* the first keep_cap bytes, malloc'd */
@@ -631,8 +628,7 @@ typedef struct body_result {
 
 /* Reads the whole body with reads of `rsize` bytes, hashing it and keeping up to keep_cap
  * bytes. After the end it reads three more times to see that the end is sticky. */
-static void read_body(probe_state *p, cwsgi_request *req, size_t rsize, size_t keep_cap,
-                      body_result *br)
+static void read_body(probe_state *p, cwsgi_request *req, size_t rsize, size_t keep_cap, body_result *br)
 {
     unsigned char *buf;
     int k;
@@ -769,8 +765,8 @@ static int32_t h_env(probe_state *p, rctx *rc, cwsgi_request *req, cwsgi_str qs)
     for (k = 0; k < 4096 && g_api->environ_at(req, k, &key, &val) == CWSGI_OK; k++) {
         cwsgi_str got;
         if (g_api->environ_get(req, key.ptr, &got) != CWSGI_OK || got.len != val.len ||
-            memcmp(got.ptr, val.ptr, val.len) != 0 || got.ptr[got.len] != '\0' ||
-            val.ptr[val.len] != '\0' || key.ptr[key.len] != '\0') {
+            memcmp(got.ptr, val.ptr, val.len) != 0 || got.ptr[got.len] != '\0' || val.ptr[val.len] != '\0' ||
+            key.ptr[key.len] != '\0') {
             jb_str(&j, key.ptr, key.len);
         }
     }
@@ -809,8 +805,7 @@ static int32_t h_env(probe_state *p, rctx *rc, cwsgi_request *req, cwsgi_str qs)
     jb_kint(&j, "ext_table_ok",
             tx == NULL || (tx->struct_size >= 8 && tx->version >= 1 &&
                            g_api->get_extension(CWSGI_EXT_REQUEST_TRAILERS, 1) == (const void *)tx));
-    jb_kint(&j, "ext_future_version_null",
-            g_api->get_extension(CWSGI_EXT_REQUEST_TRAILERS, 1000) == NULL);
+    jb_kint(&j, "ext_future_version_null", g_api->get_extension(CWSGI_EXT_REQUEST_TRAILERS, 1000) == NULL);
     jb_key(&j, "trailers");
     if (tx != NULL && br.rc == 0) {
         int32_t trc = CWSGI_OK;
@@ -1152,15 +1147,14 @@ static int32_t h_misuse(probe_state *p, rctx *rc, cwsgi_request *req, cwsgi_str 
     cwsgi_header h[2];
     cwsgi_str s;
     cwsgi_request_info small_info;
-    static const char *const forbidden[] = {"Connection", "keep-alive", "Proxy-Connection",
-                                            "Transfer-Encoding", "TE", "Trailer", "upgrade",
-                                            "Status"};
+    static const char *const forbidden[] = {"Connection", "keep-alive", "Proxy-Connection", "Transfer-Encoding",
+                                            "TE",         "Trailer",    "upgrade",          "Status"};
     size_t k;
     int32_t r;
     (void)qs;
 
-#define TRY(name, expr)       \
-    do {                      \
+#define TRY(name, expr)            \
+    do {                           \
         jb_kint(&j, name, (expr)); \
     } while (0)
 
@@ -1249,8 +1243,7 @@ static int32_t h_misuse(probe_state *p, rctx *rc, cwsgi_request *req, cwsgi_str 
     memset(&small_info, 0, sizeof small_info);
     small_info.struct_size = 4;
     TRY("request_info_small", g_api->request_info(req, &small_info));
-    TRY("extension_unknown_null",
-        g_api->get_extension("cwsgi.no_such_extension", 1) == NULL ? 1 : 0);
+    TRY("extension_unknown_null", g_api->get_extension("cwsgi.no_such_extension", 1) == NULL ? 1 : 0);
     TRY("alloc_ok", g_api->alloc(req, 100) != NULL ? 1 : 0);
     {
         /* Arena memory is aligned for any type, and size 0 still gives a pointer (MEM-ARENA-1). */
@@ -1290,8 +1283,7 @@ static int32_t h_misuse(probe_state *p, rctx *rc, cwsgi_request *req, cwsgi_str 
     note_int(p, rc, "finish", r);
     note_int(p, rc, "write_after_finish", g_api->write(req, "x", 1));
     note_int(p, rc, "finish_after_finish", g_api->finish(req));
-    note_int(p, rc, "start_after_finish",
-              g_api->start_response(req, 200, NULL, NULL, 0, CWSGI_RESPONSE_REPLACE));
+    note_int(p, rc, "start_after_finish", g_api->start_response(req, 200, NULL, NULL, 0, CWSGI_RESPONSE_REPLACE));
     note_int(p, rc, "send_file_after_finish", g_api->send_file(req, 0, 0, 1));
     note_int(p, rc, "environ_after_finish", g_api->environ_get(req, "REQUEST_METHOD", &s));
     {
@@ -1435,9 +1427,8 @@ static int32_t h_log(probe_state *p, rctx *rc, cwsgi_request *req, cwsgi_str qs)
     if (n < 0) n = 0;
     if ((size_t)n >= sizeof msg) n = sizeof msg - 1;
     r = g_api->log(req, CWSGI_LOG_WARNING, msg, (size_t)n);
-    bn = snprintf(body, sizeof body, "{\"log_rc\":%d,\"bad_level_rc\":%d,\"null_msg_rc\":%d}",
-                  (int)r, (int)g_api->log(req, 5, "x", 1),
-                  (int)g_api->log(req, CWSGI_LOG_WARNING, NULL, 3));
+    bn = snprintf(body, sizeof body, "{\"log_rc\":%d,\"bad_level_rc\":%d,\"null_msg_rc\":%d}", (int)r,
+                  (int)g_api->log(req, 5, "x", 1), (int)g_api->log(req, CWSGI_LOG_WARNING, NULL, 3));
     return respond(req, 200, "application/json", body, (size_t)bn);
 }
 

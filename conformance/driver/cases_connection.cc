@@ -13,10 +13,13 @@ void keep_alive(Ctx &ctx)
     for (int i = 0; i < 5; i++) {
         std::string raw = ctx.req("GET", i % 2 ? "/t/stream?n=2&m=50" : "/t/env?i=" + std::to_string(i));
         ctx.note_request(raw);
-        if (!c.send(raw)) fail("RESP-FRAME-6: send of request " + std::to_string(i) + " failed: the connection was closed");
+        if (!c.send(raw))
+            fail("RESP-FRAME-6: send of request " + std::to_string(i) + " failed: the connection was closed");
         Response r = c.read_response({});
-        if (r.status != 200 || !r.complete) fail("RESP-FRAME-6: request " + std::to_string(i) + " on a kept-alive connection: " + r.summary());
-        if (r.has_token("Connection", "close")) fail("RESP-FRAME-6: response " + std::to_string(i) + " closed a keep-alive connection");
+        if (r.status != 200 || !r.complete)
+            fail("RESP-FRAME-6: request " + std::to_string(i) + " on a kept-alive connection: " + r.summary());
+        if (r.has_token("Connection", "close"))
+            fail("RESP-FRAME-6: response " + std::to_string(i) + " closed a keep-alive connection");
     }
 }
 
@@ -29,7 +32,8 @@ void connection_close(Ctx &ctx)
     c.send(raw);
     Response r = c.read_response({});
     if (r.status != 200 || !r.complete) fail("expected a complete 200, got " + r.summary());
-    if (!r.has_token("Connection", "close")) fail("RESP-FRAME-6: the response to Connection: close must say Connection: close");
+    if (!r.has_token("Connection", "close"))
+        fail("RESP-FRAME-6: the response to Connection: close must say Connection: close");
     std::string extra;
     if (!c.wait_closed(3000, &extra)) fail("RESP-FRAME-6: the server kept the connection open after Connection: close");
 }
@@ -60,7 +64,8 @@ void http10_length_framed_close(Ctx &ctx)
     if (r.status != 200 || !r.complete) fail("expected a complete 200, got " + r.summary());
     if (r.framing != Framing::length) fail("expected a length-framed body, got " + r.summary());
     if (!r.has_token("Connection", "close")) {
-        fail("RESP-FRAME-6: the length-framed answer to an HTTP/1.0 request without keep-alive lacks Connection: close (got " +
+        fail("RESP-FRAME-6: the length-framed answer to an HTTP/1.0 request without keep-alive lacks Connection: close "
+             "(got " +
              fields_str(r.headers) + ")");
     }
     if (r.has_token("Connection", "keep-alive")) fail("RESP-FRAME-6: Connection says both close and keep-alive");
@@ -79,10 +84,13 @@ void pipelining(Ctx &ctx)
     c.send(raw);
     for (int i = 0; i < 4; i++) {
         Response r = c.read_response({});
-        if (r.status != 200 || !r.complete) fail("ABI-CAP-4: pipelined request " + std::to_string(i) + " got " + r.summary());
+        if (r.status != 200 || !r.complete)
+            fail("ABI-CAP-4: pipelined request " + std::to_string(i) + " got " + r.summary());
         json d = ctx.parse_json(r, "environ");
         std::string q = environ_map(d)["QUERY_STRING"];
-        if (q != "i=" + std::to_string(i)) fail("RESP-FRAME-6: pipelined responses out of order: response " + std::to_string(i) + " answers '" + q + "'");
+        if (q != "i=" + std::to_string(i))
+            fail("RESP-FRAME-6: pipelined responses out of order: response " + std::to_string(i) + " answers '" + q +
+                 "'");
     }
 }
 
@@ -90,7 +98,8 @@ void pipelining_fallback(Ctx &ctx)
 {
     // ABI-CAP-4 without CWSGI_CAP_PIPELINING: the server may answer the first request and close,
     // but a request it does not answer never reaches the app.
-    if (ctx.has(CWSGI_CAP_PIPELINING)) skip("the server declares CWSGI_CAP_PIPELINING (checked by pipelining-in-order)");
+    if (ctx.has(CWSGI_CAP_PIPELINING))
+        skip("the server declares CWSGI_CAP_PIPELINING (checked by pipelining-in-order)");
     int64_t before = ctx.handled();
     Conn c = ctx.connect();
     std::string raw;
@@ -103,13 +112,16 @@ void pipelining_fallback(Ctx &ctx)
         if (r.status == 0) break;
         if (r.status != 200) fail("pipelined request " + std::to_string(i) + " got " + r.summary());
         json d = ctx.parse_json(r, "environ");
-        if (environ_map(d)["QUERY_STRING"] != "i=" + std::to_string(i)) fail("RESP-FRAME-6: pipelined responses out of order");
+        if (environ_map(d)["QUERY_STRING"] != "i=" + std::to_string(i))
+            fail("RESP-FRAME-6: pipelined responses out of order");
         answered++;
         if (r.has_token("Connection", "close")) break;
     }
     if (answered == 0) fail("ABI-CAP-4: the first pipelined request got no answer");
     int64_t reached = ctx.handled() - before;
-    if (reached != answered) fail("ABI-CAP-4: " + std::to_string(reached) + " pipelined requests reached the app but " + std::to_string(answered) + " were answered");
+    if (reached != answered)
+        fail("ABI-CAP-4: " + std::to_string(reached) + " pipelined requests reached the app but " +
+             std::to_string(answered) + " were answered");
 }
 
 void many_connections(Ctx &ctx)
@@ -156,8 +168,11 @@ void threads(Ctx &ctx)
     Response ra = a.read_response({}), rb = b.read_response({});
     double took = now_ms() - t0;
     if (ra.status != 200 || rb.status != 200) fail("sleep requests failed: " + ra.summary() + " / " + rb.summary());
-    if (took > 1400) fail("THR-1: two 800 ms handles took " + std::to_string(static_cast<int>(took)) + " ms: they did not run at once");
-    check_eq(ctx.caps_doc["threads"].get<int64_t>() >= 2, true, "LIFE-INFO-1: server_info.threads with CWSGI_CAP_THREADS");
+    if (took > 1400)
+        fail("THR-1: two 800 ms handles took " + std::to_string(static_cast<int>(took)) +
+             " ms: they did not run at once");
+    check_eq(ctx.caps_doc["threads"].get<int64_t>() >= 2, true,
+             "LIFE-INFO-1: server_info.threads with CWSGI_CAP_THREADS");
 }
 
 } // namespace

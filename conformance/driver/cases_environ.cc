@@ -16,15 +16,13 @@ namespace {
 
 // The table order of spec/environ.md ("Environ keys"); HTTP_* keys follow.
 const std::vector<std::string> kTableKeys = {
-    "REQUEST_METHOD", "SCRIPT_NAME",   "PATH_INFO",        "QUERY_STRING",     "CONTENT_TYPE",
-    "CONTENT_LENGTH", "SERVER_NAME",   "SERVER_PORT",      "SERVER_PROTOCOL",  "REQUEST_URI",
-    "REMOTE_ADDR",    "REMOTE_PORT",   "cwsgi.url_scheme", "cwsgi.raw_path",   "cwsgi.local_addr",
-    "cwsgi.local_port", "cwsgi.request_id", "cwsgi.version"};
-const std::set<std::string> kAlways = {
-    "REQUEST_METHOD", "SCRIPT_NAME",  "PATH_INFO",        "QUERY_STRING",   "SERVER_NAME",
-    "SERVER_PORT",    "SERVER_PROTOCOL", "REQUEST_URI",   "REMOTE_ADDR",    "REMOTE_PORT",
-    "cwsgi.url_scheme", "cwsgi.raw_path", "cwsgi.local_addr", "cwsgi.local_port",
-    "cwsgi.request_id", "cwsgi.version"};
+    "REQUEST_METHOD",   "SCRIPT_NAME",    "PATH_INFO",        "QUERY_STRING",     "CONTENT_TYPE",     "CONTENT_LENGTH",
+    "SERVER_NAME",      "SERVER_PORT",    "SERVER_PROTOCOL",  "REQUEST_URI",      "REMOTE_ADDR",      "REMOTE_PORT",
+    "cwsgi.url_scheme", "cwsgi.raw_path", "cwsgi.local_addr", "cwsgi.local_port", "cwsgi.request_id", "cwsgi.version"};
+const std::set<std::string> kAlways = {"REQUEST_METHOD",   "SCRIPT_NAME",      "PATH_INFO",        "QUERY_STRING",
+                                       "SERVER_NAME",      "SERVER_PORT",      "SERVER_PROTOCOL",  "REQUEST_URI",
+                                       "REMOTE_ADDR",      "REMOTE_PORT",      "cwsgi.url_scheme", "cwsgi.raw_path",
+                                       "cwsgi.local_addr", "cwsgi.local_port", "cwsgi.request_id", "cwsgi.version"};
 
 bool all_digits(const std::string &s)
 {
@@ -58,8 +56,10 @@ void expect_key(const json &doc, const std::string &k, const std::string &want, 
 {
     bool present = false;
     std::string v = key_of(doc, k, &present);
-    if (!present) fail(std::string(rule) + ": environ key " + k + " is missing (expected '" + escape_bytes(want) + "')");
-    if (v != want) fail(std::string(rule) + ": " + k + " expected '" + escape_bytes(want) + "', got '" + escape_bytes(v) + "'");
+    if (!present)
+        fail(std::string(rule) + ": environ key " + k + " is missing (expected '" + escape_bytes(want) + "')");
+    if (v != want)
+        fail(std::string(rule) + ": " + k + " expected '" + escape_bytes(want) + "', got '" + escape_bytes(v) + "'");
 }
 
 void expect_absent(const json &doc, const std::string &k, const char *rule)
@@ -76,9 +76,11 @@ void expect_absent(const json &doc, const std::string &k, const char *rule)
 void check_shape(const json &doc)
 {
     // rule: ENV-KEYS-1, ENV-KEYS-2 (environ_get agrees with environ_at, NUL-terminated: ABI-TYPE-2)
-    if (!doc["get_mismatch"].empty()) fail("ENV-KEYS-1: environ_get disagrees with environ_at for " + doc["get_mismatch"].dump());
+    if (!doc["get_mismatch"].empty())
+        fail("ENV-KEYS-1: environ_get disagrees with environ_at for " + doc["get_mismatch"].dump());
     // rule: ENV-HDR-2
-    if (!doc["find_mismatch"].empty()) fail("ENV-HDR-2: header_find disagrees with header_at for " + doc["find_mismatch"].dump());
+    if (!doc["find_mismatch"].empty())
+        fail("ENV-HDR-2: header_find disagrees with header_at for " + doc["find_mismatch"].dump());
     std::vector<std::string> keys;
     for (const auto &kv : doc["environ"]) keys.push_back(latin1(kv[0].get<std::string>()));
     std::set<std::string> seen;
@@ -139,29 +141,35 @@ void check_shape(const json &doc)
     const json &info = doc["info"];
     if (info.is_null()) fail("ENV-INFO-1: request_info failed");
     static const std::pair<const char *, const char *> same[] = {
-        {"method", "REQUEST_METHOD"},   {"target", "REQUEST_URI"},       {"raw_path", "cwsgi.raw_path"},
-        {"script_name", "SCRIPT_NAME"}, {"path_info", "PATH_INFO"},      {"query_string", "QUERY_STRING"},
-        {"scheme", "cwsgi.url_scheme"}, {"protocol", "SERVER_PROTOCOL"}, {"server_name", "SERVER_NAME"},
-        {"server_port", "SERVER_PORT"}, {"remote_addr", "REMOTE_ADDR"},  {"remote_port", "REMOTE_PORT"},
+        {"method", "REQUEST_METHOD"},       {"target", "REQUEST_URI"},         {"raw_path", "cwsgi.raw_path"},
+        {"script_name", "SCRIPT_NAME"},     {"path_info", "PATH_INFO"},        {"query_string", "QUERY_STRING"},
+        {"scheme", "cwsgi.url_scheme"},     {"protocol", "SERVER_PROTOCOL"},   {"server_name", "SERVER_NAME"},
+        {"server_port", "SERVER_PORT"},     {"remote_addr", "REMOTE_ADDR"},    {"remote_port", "REMOTE_PORT"},
         {"local_addr", "cwsgi.local_addr"}, {"local_port", "cwsgi.local_port"}};
     auto m = environ_map(doc);
     for (const auto &[field, key] : same) {
         std::string v = latin1(info[field].get<std::string>());
-        if (v != m[key]) fail(std::string("ENV-INFO-2: info.") + field + " '" + escape_bytes(v) + "' differs from " + key + " '" + escape_bytes(m[key]) + "'");
+        if (v != m[key])
+            fail(std::string("ENV-INFO-2: info.") + field + " '" + escape_bytes(v) + "' differs from " + key + " '" +
+                 escape_bytes(m[key]) + "'");
     }
     if (std::to_string(info["request_id"].get<uint64_t>()) != m["cwsgi.request_id"]) {
         fail("ENV-INFO-2: info.request_id differs from cwsgi.request_id");
     }
-    std::string proto = "HTTP/" + std::to_string(info["http_major"].get<int>()) + "." + std::to_string(info["http_minor"].get<int>());
-    if (m["SERVER_PROTOCOL"] != proto) fail("ENV-INFO-2: http_major/minor " + proto + " disagree with SERVER_PROTOCOL " + m["SERVER_PROTOCOL"]);
+    std::string proto =
+        "HTTP/" + std::to_string(info["http_major"].get<int>()) + "." + std::to_string(info["http_minor"].get<int>());
+    if (m["SERVER_PROTOCOL"] != proto)
+        fail("ENV-INFO-2: http_major/minor " + proto + " disagree with SERVER_PROTOCOL " + m["SERVER_PROTOCOL"]);
     // Every raw connection of the run is TLS with --tls, and none is without it.
     check_eq(info["is_tls"].get<int>(), client_tls() ? 1 : 0,
              client_tls() ? "ENV-INFO-2: is_tls on a TLS connection" : "ENV-INFO-2: is_tls on a plain connection");
     // rule: ENV-KEYS-7
-    if (!all_digits(m["cwsgi.request_id"])) fail("ENV-KEYS-7: cwsgi.request_id is not decimal: " + m["cwsgi.request_id"]);
+    if (!all_digits(m["cwsgi.request_id"]))
+        fail("ENV-KEYS-7: cwsgi.request_id is not decimal: " + m["cwsgi.request_id"]);
     if (!all_digits(m["SERVER_PORT"])) fail("ENV-KEYS-5: SERVER_PORT is not decimal: " + m["SERVER_PORT"]);
     // The ABI version the server implements: the one this driver was built with.
-    check_eq(m["cwsgi.version"], std::to_string(CWSGI_ABI_MAJOR) + "." + std::to_string(CWSGI_ABI_MINOR), "cwsgi.version");
+    check_eq(m["cwsgi.version"], std::to_string(CWSGI_ABI_MAJOR) + "." + std::to_string(CWSGI_ABI_MINOR),
+             "cwsgi.version");
 }
 
 void get_keys(Ctx &ctx)
@@ -198,7 +206,8 @@ void get_keys(Ctx &ctx)
 
 void post_keys(Ctx &ctx)
 {
-    json doc = env_doc(ctx, ctx.req("POST", "/t/env", "Content-Type: application/x-www-form-urlencoded\r\n", "a=1&b=2"));
+    json doc =
+        env_doc(ctx, ctx.req("POST", "/t/env", "Content-Type: application/x-www-form-urlencoded\r\n", "a=1&b=2"));
     check_shape(doc);
     expect_key(doc, "REQUEST_METHOD", "POST", "ENV-KEYS-3");
     expect_key(doc, "CONTENT_TYPE", "application/x-www-form-urlencoded", "ENV-KEYS-3");
@@ -323,17 +332,23 @@ void fragment(Ctx &ctx)
 
 void dup_headers(Ctx &ctx)
 {
-    std::string hdrs =
-        "X-Dup: a\r\nCookie: c1=1\r\nX-Other: o\r\nx-dup: b\r\nX_Under: u\r\nCOOKIE: c2=2\r\n"
-        "X-Dup:   c  \r\nX-MiXeD-Case: M\r\nX-Empty:\r\n";
+    std::string hdrs = "X-Dup: a\r\nCookie: c1=1\r\nX-Other: o\r\nx-dup: b\r\nX_Under: u\r\nCOOKIE: c2=2\r\n"
+                       "X-Dup:   c  \r\nX-MiXeD-Case: M\r\nX-Empty:\r\n";
     json doc = env_doc(ctx, ctx.req("GET", "/t/env", hdrs));
     check_shape(doc);
-    std::vector<std::pair<std::string, std::string>> want = {
-        {"host", ctx.t.host + ":" + std::to_string(ctx.t.port)},
-        {"x-dup", "a"}, {"cookie", "c1=1"}, {"x-other", "o"}, {"x-dup", "b"}, {"x_under", "u"},
-        {"cookie", "c2=2"}, {"x-dup", "c"}, {"x-mixed-case", "M"}, {"x-empty", ""}};
+    std::vector<std::pair<std::string, std::string>> want = {{"host", ctx.t.host + ":" + std::to_string(ctx.t.port)},
+                                                             {"x-dup", "a"},
+                                                             {"cookie", "c1=1"},
+                                                             {"x-other", "o"},
+                                                             {"x-dup", "b"},
+                                                             {"x_under", "u"},
+                                                             {"cookie", "c2=2"},
+                                                             {"x-dup", "c"},
+                                                             {"x-mixed-case", "M"},
+                                                             {"x-empty", ""}};
     std::vector<std::pair<std::string, std::string>> got;
-    for (const auto &h : doc["headers"]) got.emplace_back(latin1(h[0].get<std::string>()), latin1(h[1].get<std::string>()));
+    for (const auto &h : doc["headers"])
+        got.emplace_back(latin1(h[0].get<std::string>()), latin1(h[1].get<std::string>()));
     if (got != want) {
         std::string g;
         for (auto &p : got) g += p.first + ": " + p.second + " | ";

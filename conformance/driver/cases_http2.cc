@@ -1,6 +1,6 @@
 // cases_http2.cc: HTTP/2 cases, run through libcurl (h2c with prior knowledge, or with --tls h2
-// negotiated by ALPN over https) when the server declares CWSGI_CAP_HTTP2. Without the capability each case is skipped with that reason, so the
-// list of what an HTTP/2 server must pass is visible in every run.
+// negotiated by ALPN over https) when the server declares CWSGI_CAP_HTTP2. Without the capability each case is skipped
+// with that reason, so the list of what an HTTP/2 server must pass is visible in every run.
 #include "suite.hh"
 
 #ifdef CWSGI_CONFORMANCE_HAVE_CURL
@@ -44,7 +44,8 @@ H2Response h2(Ctx &ctx, const std::string &method, const std::string &target, co
 {
     H2Response r;
 #ifdef CWSGI_CONFORMANCE_HAVE_CURL
-    if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP2)) skip("this libcurl has no HTTP/2 support");
+    if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP2))
+        skip("this libcurl has no HTTP/2 support");
     CURL *c = curl_easy_init();
     if (!c) fail("curl_easy_init failed");
     std::string url = ctx.scheme() + "://" + ctx.t.host + ":" + std::to_string(ctx.t.port) + target;
@@ -81,7 +82,8 @@ H2Response h2(Ctx &ctx, const std::string &method, const std::string &target, co
     curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &version);
     curl_easy_cleanup(c);
     // Over TLS curl falls back to HTTP/1.1 when ALPN does not pick h2: that is no HTTP/2 case.
-    if (rc == CURLE_OK && version != CURL_HTTP_VERSION_2_0) fail("the response did not come over HTTP/2 (ALPN did not select h2?)");
+    if (rc == CURLE_OK && version != CURL_HTTP_VERSION_2_0)
+        fail("the response did not come over HTTP/2 (ALPN did not select h2?)");
 #else
     (void)ctx;
     (void)method;
@@ -96,13 +98,16 @@ void h2_environ(Ctx &ctx)
 {
     // rule: ENV-KEYS-3, ENV-HDR-1 (":authority" as "host" at index 0), ENV-INFO-2
     H2Response r = h2(ctx, "GET", "/t/env?h2=1");
-    if (r.curl_code != 0 || r.status != 200) fail("HTTP/2 GET /t/env: curl " + std::to_string(r.curl_code) + " " + r.error + ", status " + std::to_string(r.status));
+    if (r.curl_code != 0 || r.status != 200)
+        fail("HTTP/2 GET /t/env: curl " + std::to_string(r.curl_code) + " " + r.error + ", status " +
+             std::to_string(r.status));
     json d = json::parse(r.body);
     auto m = environ_map(d);
     check_eq(m["SERVER_PROTOCOL"], std::string("HTTP/2"), "ENV-KEYS-3: SERVER_PROTOCOL");
     check_eq(d["info"]["http_major"].get<int>(), 2, "ENV-INFO-2: http_major");
     check_eq(d["info"]["http_minor"].get<int>(), 0, "ENV-INFO-2: http_minor");
-    if (d["headers"].empty() || d["headers"][0][0] != "host") fail("ENV-HDR-1: :authority must appear as 'host' at index 0");
+    if (d["headers"].empty() || d["headers"][0][0] != "host")
+        fail("ENV-HDR-1: :authority must appear as 'host' at index 0");
     for (const auto &h : d["headers"]) {
         if (h[0].get<std::string>().rfind(":", 0) == 0) fail("ENV-HDR-1: a pseudo-header is in the header list");
     }
@@ -146,7 +151,8 @@ void add_http2_cases(std::vector<Case> &out)
 {
     out.push_back({"ENV-KEYS-3", "h2-environ", profile::base, CWSGI_CAP_HTTP2, false, h2_environ});
     out.push_back({"RESP-FRAME-5", "h2-framing", profile::base, CWSGI_CAP_HTTP2, false, h2_framing});
-    out.push_back({"RESP-ERR-2", "h2-error-after-commit-rst-stream", profile::base, CWSGI_CAP_HTTP2, false, h2_error_after_commit});
+    out.push_back({"RESP-ERR-2", "h2-error-after-commit-rst-stream", profile::base, CWSGI_CAP_HTTP2, false,
+                   h2_error_after_commit});
     out.push_back({"INPUT-READ-3", "h2-upload", profile::base, CWSGI_CAP_HTTP2, false, h2_upload});
 }
 

@@ -7,8 +7,7 @@ namespace conf {
 namespace {
 
 /// Chunked encoding of `body` in chunks of `size` bytes, then the last chunk and `trailers`.
-std::string chunked(const std::string &body, size_t size, const std::string &trailers = "",
-                    const std::string &ext = "")
+std::string chunked(const std::string &body, size_t size, const std::string &trailers = "", const std::string &ext = "")
 {
     std::string out;
     for (size_t off = 0; off < body.size(); off += size) {
@@ -33,7 +32,8 @@ void check_read_report(const json &d, uint64_t len, const std::string &body)
     check_eq(d["over_cap"].get<int64_t>(), int64_t(0), "INPUT-READ-1: reads that returned more than cap");
     check_eq(d["after_end"], json::array({0, 0, 0}), "INPUT-READ-2: reads after the end");
     if (!body.empty()) {
-        check_eq(d["fnv"].get<std::string>(), fnv_hex(fnv1a(kFnvInit, body.data(), body.size())), "INPUT-READ-3: body checksum");
+        check_eq(d["fnv"].get<std::string>(), fnv_hex(fnv1a(kFnvInit, body.data(), body.size())),
+                 "INPUT-READ-3: body checksum");
     }
 }
 
@@ -42,13 +42,16 @@ void upload_cl(Ctx &ctx)
     std::string body = pattern(0, 100000);
     Response r = ctx.exchange(ctx.req("POST", "/t/echo?r=1000", "", body));
     if (r.status != 200 || !r.complete) fail("echo: expected a complete 200, got " + r.summary());
-    if (r.body != body) fail("INPUT-READ-3: echoed body differs (got " + std::to_string(r.body.size()) + " bytes, first difference at " + std::to_string(pattern_mismatch(r.body, 0)) + ")");
+    if (r.body != body)
+        fail("INPUT-READ-3: echoed body differs (got " + std::to_string(r.body.size()) +
+             " bytes, first difference at " + std::to_string(pattern_mismatch(r.body, 0)) + ")");
 }
 
 void upload_chunked(Ctx &ctx)
 {
     std::string body = pattern(0, 70000);
-    Response r = ctx.exchange(ctx.req("POST", "/t/echo?r=4096", "Transfer-Encoding: chunked\r\n", chunked(body, 9999, "", ";ext=1")));
+    Response r = ctx.exchange(
+        ctx.req("POST", "/t/echo?r=4096", "Transfer-Encoding: chunked\r\n", chunked(body, 9999, "", ";ext=1")));
     if (r.status != 200 || !r.complete) fail("echo of a chunked body: expected a complete 200, got " + r.summary());
     if (r.body != body) fail("INPUT-READ-3: echoed chunked body differs (" + std::to_string(r.body.size()) + " bytes)");
     // The environ of a chunked request has no CONTENT_LENGTH and content_length -1.
@@ -56,7 +59,8 @@ void upload_chunked(Ctx &ctx)
     json d = read_doc(ctx, e, "environ of a chunked request");
     auto m = environ_map(d);
     if (m.count("CONTENT_LENGTH")) fail("ENV-KEYS-3: a chunked request must have no CONTENT_LENGTH");
-    check_eq(d["info"]["content_length"].get<int64_t>(), int64_t(-1), "ENV-INFO-2: content_length of a chunked request");
+    check_eq(d["info"]["content_length"].get<int64_t>(), int64_t(-1),
+             "ENV-INFO-2: content_length of a chunked request");
     check_eq(b64decode(d["body_b64"].get<std::string>()), std::string("hello"), "INPUT-READ-3: decoded chunked body");
 }
 
@@ -65,7 +69,8 @@ void upload_trailers(Ctx &ctx)
     std::string raw = ctx.req("POST", "/t/env", "Transfer-Encoding: chunked\r\nTrailer: X-Sum\r\n",
                               chunked("abcdef", 4, "X-Sum:  42 \r\nx-sum: 43\r\n"));
     json d = read_doc(ctx, ctx.exchange(raw), "chunked body with trailers");
-    check_eq(b64decode(d["body_b64"].get<std::string>()), std::string("abcdef"), "INPUT-READ-3: body before the trailers");
+    check_eq(b64decode(d["body_b64"].get<std::string>()), std::string("abcdef"),
+             "INPUT-READ-3: body before the trailers");
     bool declared = ctx.has(CWSGI_CAP_REQUEST_TRAILERS);
     bool ext = d["trailers_ext"].get<bool>();
     // rule: EXT-2, ABI-CAP-4 (the extension exists exactly when the capability is declared)
@@ -83,8 +88,10 @@ void upload_trailers(Ctx &ctx)
     check_eq(d["ext_future_version_null"].get<int>(), 1, "EXT-1: get_extension with a min_version above the server's");
     if (!declared) return;
     // rule: EXT-TRAILERS-1
-    check_eq(d["trailers"], json::array({json::array({"x-sum", "42"}), json::array({"x-sum", "43"})}), "EXT-TRAILERS-1: trailers");
-    check_eq(d["trailers_rc"].get<int>(), static_cast<int>(CWSGI_E_NOTFOUND), "EXT-TRAILERS-1: trailer_at past the last one");
+    check_eq(d["trailers"], json::array({json::array({"x-sum", "42"}), json::array({"x-sum", "43"})}),
+             "EXT-TRAILERS-1: trailers");
+    check_eq(d["trailers_rc"].get<int>(), static_cast<int>(CWSGI_E_NOTFOUND),
+             "EXT-TRAILERS-1: trailer_at past the last one");
 }
 
 void read_past_end(Ctx &ctx)
@@ -93,7 +100,9 @@ void read_past_end(Ctx &ctx)
     json d = read_doc(ctx, ctx.exchange(ctx.req("POST", "/t/read?r=7", "", body)), "read with Content-Length");
     check_read_report(d, body.size(), body);
     if (d["max_read"].get<int64_t>() > 7) fail("INPUT-READ-1: a read returned more than cap 7");
-    d = read_doc(ctx, ctx.exchange(ctx.req("POST", "/t/read?r=1000", "Transfer-Encoding: chunked\r\n", chunked(body, 777))), "read of a chunked body");
+    d = read_doc(ctx,
+                 ctx.exchange(ctx.req("POST", "/t/read?r=1000", "Transfer-Encoding: chunked\r\n", chunked(body, 777))),
+                 "read of a chunked body");
     check_read_report(d, body.size(), body);
     // No body at all: the first read returns 0.
     d = read_doc(ctx, ctx.exchange(ctx.req("GET", "/t/read")), "read without a body");
@@ -139,7 +148,8 @@ void unread_body(Ctx &ctx)
     Response r2 = c.read_response({});
     if (r2.status == 0) {
         if (!r1.has_token("Connection", "close") && r2.error == "timeout") {
-            fail("INPUT-READ-5: the next request got no answer (the server neither skipped the unread body nor closed)");
+            fail(
+                "INPUT-READ-5: the next request got no answer (the server neither skipped the unread body nor closed)");
         }
         return; // closed: allowed
     }
@@ -147,7 +157,8 @@ void unread_body(Ctx &ctx)
     json d = read_doc(ctx, r2, "request after an unread body");
     auto m = environ_map(d);
     if (m["QUERY_STRING"] != "next=1") {
-        fail("INPUT-READ-5: unread body bytes were taken for the next request (QUERY_STRING '" + m["QUERY_STRING"] + "')");
+        fail("INPUT-READ-5: unread body bytes were taken for the next request (QUERY_STRING '" + m["QUERY_STRING"] +
+             "')");
     }
 }
 
@@ -163,8 +174,10 @@ void truncated_body(Ctx &ctx)
     Response r = c.read_response({});
     json s = ctx.wait_ends(tag, 1, 5000);
     if (s["tag"].is_null()) fail("the request never reached the app");
-    check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_BODY), "INPUT-READ-4: read result for a body cut by the client");
-    if (r.status != 0 && r.status != 400) fail("INPUT-READ-4: expected 400 (or nothing) for a cut body, got " + r.summary());
+    check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_BODY),
+             "INPUT-READ-4: read result for a body cut by the client");
+    if (r.status != 0 && r.status != 400)
+        fail("INPUT-READ-4: expected 400 (or nothing) for a cut body, got " + r.summary());
 }
 
 void chunked_then_half_close(Ctx &ctx)
@@ -174,14 +187,16 @@ void chunked_then_half_close(Ctx &ctx)
     std::string tag = ctx.tag("halfclose");
     Conn c = ctx.connect();
     std::string body = pattern(0, 3000);
-    std::string raw = ctx.req("POST", "/t/read?r=100&tag=" + tag, "Transfer-Encoding: chunked\r\n") + chunked(body, 500);
+    std::string raw =
+        ctx.req("POST", "/t/read?r=100&tag=" + tag, "Transfer-Encoding: chunked\r\n") + chunked(body, 500);
     ctx.note_request(raw);
     c.send(raw);
     c.shutdown_write();
     Response r = c.read_response({});
     json s = ctx.wait_ends(tag, 1, 5000);
     if (s["tag"].is_null()) fail("the request never reached the app");
-    check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(0), "INPUT-READ-3: read result after a whole chunked body");
+    check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(0),
+             "INPUT-READ-3: read result after a whole chunked body");
     check_eq(s["tag"]["notes"]["body_len"].get<int64_t>(), int64_t(body.size()), "INPUT-READ-3: body length");
     if (r.status != 200 || !r.complete) fail("INPUT-READ-3: expected the app's 200, got " + r.summary());
 }
@@ -191,7 +206,8 @@ void malformed_chunk(Ctx &ctx)
     // rule: INPUT-READ-4: a bad chunk size gives CWSGI_E_BODY, then 400 and close.
     std::string tag = ctx.tag("badchunk");
     Conn c = ctx.connect();
-    std::string raw = ctx.req("POST", "/t/read?tag=" + tag, "Transfer-Encoding: chunked\r\n") + "5\r\nhello\r\nzz\r\nabc\r\n0\r\n\r\n";
+    std::string raw = ctx.req("POST", "/t/read?tag=" + tag, "Transfer-Encoding: chunked\r\n") +
+                      "5\r\nhello\r\nzz\r\nabc\r\n0\r\n\r\n";
     ctx.note_request(raw);
     c.send(raw);
     Response r = c.read_response({});
@@ -201,7 +217,8 @@ void malformed_chunk(Ctx &ctx)
         if (r.status != 400) fail("INPUT-READ-4: expected 400 for a bad chunk size, got " + r.summary());
         return;
     }
-    check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_BODY), "INPUT-READ-4: read result for a bad chunk size");
+    check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_BODY),
+             "INPUT-READ-4: read result for a bad chunk size");
     if (r.status != 400) fail("INPUT-READ-4: the app failed after CWSGI_E_BODY: expected 400, got " + r.summary());
     if (!c.wait_closed(3000)) fail("INPUT-READ-5: the connection must close after a body error");
 }
@@ -211,7 +228,8 @@ void malformed_chunk(Ctx &ctx)
 Response stalled_body(Ctx &ctx, Conn &c, const std::string &query)
 {
     std::string tag = ctx.tag("bodystall");
-    std::string raw = ctx.req("POST", "/t/read?" + query + "tag=" + tag, "Content-Length: 100\r\n") + std::string(10, 'x');
+    std::string raw =
+        ctx.req("POST", "/t/read?" + query + "tag=" + tag, "Content-Length: 100\r\n") + std::string(10, 'x');
     ctx.note_request(raw);
     c.send(raw);
     ReadOptions ro;
@@ -219,7 +237,8 @@ Response stalled_body(Ctx &ctx, Conn &c, const std::string &query)
     Response r = c.read_response(ro);
     json s = ctx.wait_ends(tag, 1, 5000);
     if (s["tag"].is_null()) fail("the request never reached the app");
-    check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_TIMEOUT), "INPUT-READ-4: read result for a stalled body");
+    check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_TIMEOUT),
+             "INPUT-READ-4: read result for a stalled body");
     return r;
 }
 
@@ -235,7 +254,8 @@ void expect_accepted(Ctx &ctx)
 {
     // rule: INPUT-EXPECT-1: the 100 comes when the app reads (after its 600 ms sleep), not before.
     Conn c = ctx.connect();
-    std::string head = ctx.req("POST", "/t/expect?mode=read&delay_ms=600", "Expect: 100-continue\r\nContent-Length: 11\r\n");
+    std::string head =
+        ctx.req("POST", "/t/expect?mode=read&delay_ms=600", "Expect: 100-continue\r\nContent-Length: 11\r\n");
     ctx.note_request(head + "hello world");
     c.send(head);
     double t0 = now_ms();
@@ -248,11 +268,13 @@ void expect_accepted(Ctx &ctx)
     }
     Interim in;
     std::string err;
-    if (!c.read_interim(5000, &in, &err)) fail("INPUT-EXPECT-1: no 100 Continue after the app began to read (" + err + ")");
+    if (!c.read_interim(5000, &in, &err))
+        fail("INPUT-EXPECT-1: no 100 Continue after the app began to read (" + err + ")");
     check_eq(in.status, 100, "INPUT-EXPECT-1: interim status");
     c.send("hello world");
     Response r = c.read_response({});
-    if (!r.interim.empty()) fail("INPUT-EXPECT-1: more than one 100 Continue (" + std::to_string(r.interim.size() + 1) + ")");
+    if (!r.interim.empty())
+        fail("INPUT-EXPECT-1: more than one 100 Continue (" + std::to_string(r.interim.size() + 1) + ")");
     json d = read_doc(ctx, r, "expect-100 upload");
     check_read_report(d, 11, "hello world");
 }
@@ -265,10 +287,12 @@ void expect_refused(Ctx &ctx)
     ctx.note_request(head);
     c.send(head);
     Response r = c.read_response({});
-    if (!r.interim.empty()) fail("INPUT-EXPECT-2: a " + std::to_string(r.interim[0].status) + " was sent although the app never read");
+    if (!r.interim.empty())
+        fail("INPUT-EXPECT-2: a " + std::to_string(r.interim[0].status) + " was sent although the app never read");
     if (r.status != 417 || !r.complete) fail("expected the app's complete 417, got " + r.summary());
     // rule: RESP-FRAME-6: a body still waiting for its 100 cannot be skipped: close.
-    if (!r.has_token("Connection", "close")) fail("RESP-FRAME-6: the 417 must carry Connection: close (the body was never sent)");
+    if (!r.has_token("Connection", "close"))
+        fail("RESP-FRAME-6: the 417 must carry Connection: close (the body was never sent)");
     if (!c.wait_closed(3000)) fail("INPUT-READ-5: the connection must close after the unread expect-100 body");
 }
 
@@ -312,9 +336,11 @@ void expect_http10_waits(Ctx &ctx)
         Interim i;
         std::string err;
         if (c.read_interim(1000, &i, &err) && i.status >= 100 && i.status < 200) {
-            fail("INPUT-EXPECT-3: an HTTP/1.0 client got a " + std::to_string(i.status) + " while it held its body back");
+            fail("INPUT-EXPECT-3: an HTTP/1.0 client got a " + std::to_string(i.status) +
+                 " while it held its body back");
         }
-        fail("INPUT-EXPECT-3: the server answered before the HTTP/1.0 body arrived (status " + std::to_string(i.status) + ")");
+        fail("INPUT-EXPECT-3: the server answered before the HTTP/1.0 body arrived (status " +
+             std::to_string(i.status) + ")");
     }
     c.send("hello");
     Response r = c.read_response({});
@@ -332,11 +358,13 @@ Conn send_refused_trailer(Ctx &ctx, const std::string &trailer, const std::strin
 {
     std::string tag = ctx.tag("badtrailer");
     Conn c = ctx.connect();
-    std::string raw = ctx.req("POST", "/t/read?tag=" + tag, "Transfer-Encoding: chunked\r\n", chunked(body, chunk, trailer));
+    std::string raw =
+        ctx.req("POST", "/t/read?tag=" + tag, "Transfer-Encoding: chunked\r\n", chunked(body, chunk, trailer));
     ctx.note_request(raw);
     c.send(raw);
     Response r = c.read_response({});
-    if (r.status != 400) fail(rule + ": expected 400 for the trailer '" + escape_bytes(trailer) + "', got " + r.summary());
+    if (r.status != 400)
+        fail(rule + ": expected 400 for the trailer '" + escape_bytes(trailer) + "', got " + r.summary());
     json s = ctx.wait_ends(tag, 1, 3000);
     if (!s["tag"].is_null()) {
         check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_BODY),
@@ -349,8 +377,8 @@ void trailer_forbidden_refused(Ctx &ctx)
 {
     // rule: EXT-TRAILERS-2: a trailer field that RFC 9110 6.5.1 forbids (framing, routing,
     // credentials) makes the body malformed: 400, and the field never reaches the app.
-    for (const std::string trailer : {"Content-Length: 99\r\n", "Host: evil.example\r\n", "Transfer-Encoding: chunked\r\n",
-                                      "X-Sum: 42\r\nCookie: a=b\r\n"}) {
+    for (const std::string trailer : {"Content-Length: 99\r\n", "Host: evil.example\r\n",
+                                      "Transfer-Encoding: chunked\r\n", "X-Sum: 42\r\nCookie: a=b\r\n"}) {
         send_refused_trailer(ctx, trailer, "abcdef", 4, "EXT-TRAILERS-2");
     }
 }
@@ -374,7 +402,8 @@ void read_error_then_answer(Ctx &ctx)
     Conn c = ctx.connect();
     Response r = stalled_body(ctx, c, "answer=1&");
     if (r.status != 200 || !r.complete) fail("expected the app's complete 200, got " + r.summary());
-    if (!r.has_token("Connection", "close")) fail("INPUT-READ-5: the answer after a body error lacks Connection: close (got " + fields_str(r.headers) + ")");
+    if (!r.has_token("Connection", "close"))
+        fail("INPUT-READ-5: the answer after a body error lacks Connection: close (got " + fields_str(r.headers) + ")");
     if (!c.wait_closed(3000)) fail("INPUT-READ-5: the connection must close after a body error");
 }
 
@@ -411,7 +440,9 @@ void upload_large(Ctx &ctx)
         h = fnv1a(h, buf.data(), n);
         if (!c.send(buf, 30000)) fail("the server stopped taking the body at byte " + std::to_string(off));
         if ((off / block) % 64 == 0) w.sample();
-        if (now_ms() - t0 > 120000) fail("upload of " + std::to_string(size) + " bytes took longer than 120 s (at byte " + std::to_string(off) + ")");
+        if (now_ms() - t0 > 120000)
+            fail("upload of " + std::to_string(size) + " bytes took longer than 120 s (at byte " + std::to_string(off) +
+                 ")");
     }
     ReadOptions ro;
     ro.read_timeout_ms = 30000;
@@ -425,9 +456,11 @@ void upload_large(Ctx &ctx)
         return;
     }
     long g = w.growth();
-    ctx.diag.push_back("server RSS grew by " + std::to_string(g) + " KiB during a " + std::to_string(size >> 20) + " MiB upload");
+    ctx.diag.push_back("server RSS grew by " + std::to_string(g) + " KiB during a " + std::to_string(size >> 20) +
+                       " MiB upload");
     // rule: RESP-BODY-2 / INPUT-READ-1: bodies flow in bounded memory
-    if (g >= 32 * 1024) fail("server RSS grew by " + std::to_string(g / 1024) + " MiB during the upload (limit 32 MiB)");
+    if (g >= 32 * 1024)
+        fail("server RSS grew by " + std::to_string(g / 1024) + " MiB during the upload (limit 32 MiB)");
 }
 
 // ---- body limit (profile "limits": --limit-request-body 1048576) ----------------------------
@@ -436,7 +469,8 @@ void limit_cl_413(Ctx &ctx)
 {
     int64_t before = ctx.handled();
     Conn c = ctx.connect();
-    std::string head = ctx.req("POST", "/t/read", "Expect: 100-continue\r\nContent-Length: " + std::to_string(kLimitBody + 1) + "\r\n");
+    std::string head = ctx.req("POST", "/t/read",
+                               "Expect: 100-continue\r\nContent-Length: " + std::to_string(kLimitBody + 1) + "\r\n");
     ctx.note_request(head);
     c.send(head);
     Response r = c.read_response({});
@@ -444,11 +478,13 @@ void limit_cl_413(Ctx &ctx)
     if (r.status != 413) fail("INPUT-LIMIT-1: Content-Length over the limit: expected 413, got " + r.summary());
     // Without Expect: the head and the start of the body arrive; still 413 before the app.
     Conn c2 = ctx.connect();
-    std::string raw = ctx.req("POST", "/t/read", "Content-Length: " + std::to_string(2 * kLimitBody) + "\r\n") + pattern(0, 8192);
+    std::string raw =
+        ctx.req("POST", "/t/read", "Content-Length: " + std::to_string(2 * kLimitBody) + "\r\n") + pattern(0, 8192);
     ctx.note_request(raw);
     c2.send(raw);
     Response r2 = c2.read_response({});
-    if (r2.status != 413) fail("INPUT-LIMIT-1: Content-Length over the limit (no Expect): expected 413, got " + r2.summary());
+    if (r2.status != 413)
+        fail("INPUT-LIMIT-1: Content-Length over the limit (no Expect): expected 413, got " + r2.summary());
     check_eq(ctx.handled() - before, int64_t(0), "INPUT-LIMIT-1: requests over the limit that reached the app");
 }
 
@@ -467,10 +503,13 @@ void limit_chunked_413(Ctx &ctx)
     Response r = c.read_response({});
     json s = ctx.wait_ends(tag, 1, 5000);
     if (s["tag"].is_null()) fail("the chunked request never reached the app");
-    check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_BODY), "INPUT-LIMIT-2: read result when the body passes the limit");
-    if (s["tag"]["notes"]["body_len"].get<int64_t>() > kLimitBody) fail("INPUT-LIMIT-2: the app received more than the limit");
+    check_eq(s["tag"]["notes"]["read_rc"].get<int64_t>(), int64_t(CWSGI_E_BODY),
+             "INPUT-LIMIT-2: read result when the body passes the limit");
+    if (s["tag"]["notes"]["body_len"].get<int64_t>() > kLimitBody)
+        fail("INPUT-LIMIT-2: the app received more than the limit");
     if (r.status == 0) {
-        fail(std::string("INPUT-LIMIT-2: no 413 arrived (") + r.error + (sent_all ? "" : "; the server stopped reading the body") +
+        fail(std::string("INPUT-LIMIT-2: no 413 arrived (") + r.error +
+             (sent_all ? "" : "; the server stopped reading the body") +
              "): a server that closes with unread request bytes resets the connection and destroys its own answer");
     }
     if (r.status != 413) fail("INPUT-LIMIT-2: the app failed after CWSGI_E_BODY: expected 413, got " + r.summary());
@@ -504,9 +543,11 @@ void limit_exact(Ctx &ctx)
     std::string body = pattern(0, static_cast<size_t>(kLimitBody));
     json d = read_doc(ctx, ctx.exchange(ctx.req("POST", "/t/read", "", body)), "body exactly at the limit");
     check_read_report(d, body.size(), body);
-    d = read_doc(ctx, ctx.exchange(ctx.req("POST", "/t/read", "Transfer-Encoding: chunked\r\n", chunked(body, 100000))), "chunked body exactly at the limit");
+    d = read_doc(ctx, ctx.exchange(ctx.req("POST", "/t/read", "Transfer-Encoding: chunked\r\n", chunked(body, 100000))),
+                 "chunked body exactly at the limit");
     check_read_report(d, body.size(), body);
-    check_eq(ctx.caps_doc["limit_request_body"].get<int64_t>(), kLimitBody, "INPUT-LIMIT-1: server_info.limit_request_body");
+    check_eq(ctx.caps_doc["limit_request_body"].get<int64_t>(), kLimitBody,
+             "INPUT-LIMIT-1: server_info.limit_request_body");
 }
 
 } // namespace
@@ -535,7 +576,8 @@ void add_input_cases(std::vector<Case> &out)
     out.push_back({"RESP-BODY-2", "upload-large-bounded-memory", profile::base, 0, false, upload_large});
     out.push_back({"INPUT-LIMIT-1", "body-limit-content-length-413", profile::limits, 0, false, limit_cl_413});
     out.push_back({"INPUT-LIMIT-2", "body-limit-chunked-413", profile::limits, 0, false, limit_chunked_413});
-    out.push_back({"INPUT-LIMIT-2", "body-limit-chunked-far-over-413", profile::limits, 0, false, limit_chunked_far_over_413});
+    out.push_back(
+        {"INPUT-LIMIT-2", "body-limit-chunked-far-over-413", profile::limits, 0, false, limit_chunked_far_over_413});
     out.push_back({"INPUT-LIMIT-1", "body-limit-exact", profile::limits, 0, false, limit_exact});
 }
 

@@ -23,7 +23,8 @@ std::vector<json> live_workers(const Ctx &ctx, const json &stats)
     std::vector<json> live;
     for (const json &r : stats["processes"]) {
         if (r["worker_stops"].get<int64_t>() != 0) continue;
-        if (ctx.t.proc != nullptr && ::kill(static_cast<pid_t>(r["pid"].get<int64_t>()), 0) != 0 && errno == ESRCH) continue;
+        if (ctx.t.proc != nullptr && ::kill(static_cast<pid_t>(r["pid"].get<int64_t>()), 0) != 0 && errno == ESRCH)
+            continue;
         live.push_back(r);
     }
     return live;
@@ -37,11 +38,15 @@ void worker_start(Ctx &ctx)
     check_eq(s["inits"].get<int64_t>(), int64_t(1), "LIFE-LOAD-1: init calls in this process");
     if (s["worker_starts"].get<int64_t>() < 1) fail("LIFE-WORKER-1: worker_start never ran");
     check_eq(s["worker_starts"].get<int64_t>(), int64_t(1), "LIFE-WORKER-1: worker_start calls in this process");
-    check_eq(s["handled_before_worker_start"].get<int64_t>(), int64_t(0), "LIFE-WORKER-1: handle calls before worker_start");
-    if (s["last_worker_id"].get<int64_t>() < 1) fail("LIFE-WORKER-1: worker_id must be 1 or more, got " + s["last_worker_id"].dump());
-    check_eq(s["info_worker_id"].get<int64_t>(), s["last_worker_id"].get<int64_t>(), "LIFE-WORKER-1: server_info.worker_id after worker_start");
+    check_eq(s["handled_before_worker_start"].get<int64_t>(), int64_t(0),
+             "LIFE-WORKER-1: handle calls before worker_start");
+    if (s["last_worker_id"].get<int64_t>() < 1)
+        fail("LIFE-WORKER-1: worker_id must be 1 or more, got " + s["last_worker_id"].dump());
+    check_eq(s["info_worker_id"].get<int64_t>(), s["last_worker_id"].get<int64_t>(),
+             "LIFE-WORKER-1: server_info.worker_id after worker_start");
     if (!s.value("shared", 0)) {
-        ctx.diag.push_back("per-worker checks skipped: the probe's bookkeeping is not shared by the server's processes (--url)");
+        ctx.diag.push_back(
+            "per-worker checks skipped: the probe's bookkeeping is not shared by the server's processes (--url)");
         return;
     }
     // Every worker of the server (server_info.workers of them): each ran worker_start once with
@@ -54,7 +59,8 @@ void worker_start(Ctx &ctx)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
         s = ctx.stats();
     }
-    check_eq(static_cast<int64_t>(live.size()), workers, "LIFE-WORKER-1: processes that ran worker_start (server_info.workers)");
+    check_eq(static_cast<int64_t>(live.size()), workers,
+             "LIFE-WORKER-1: processes that ran worker_start (server_info.workers)");
     std::set<int64_t> ids;
     for (const json &r : live) {
         std::string who = "worker pid " + r["pid"].dump();
@@ -74,14 +80,16 @@ void server_info(Ctx &ctx)
     check_eq(d["abi_major"].get<int64_t>(), int64_t(CWSGI_ABI_MAJOR), "ABI-VER-4: api->abi_major");
     if (d["abi_minor"].get<int64_t>() < 0) fail("ABI-VER-4: api->abi_minor");
     if (d["api_struct_size"].get<int64_t>() < static_cast<int64_t>(sizeof(cwsgi_server_api))) {
-        fail("ABI-VER-4: api->struct_size " + d["api_struct_size"].dump() + " is below this header's table size " + std::to_string(sizeof(cwsgi_server_api)));
+        fail("ABI-VER-4: api->struct_size " + d["api_struct_size"].dump() + " is below this header's table size " +
+             std::to_string(sizeof(cwsgi_server_api)));
     }
     if (d["workers"].get<int64_t>() < 1) fail("LIFE-INFO-1: server_info.workers < 1");
     if (d["threads"].get<int64_t>() < 1) fail("LIFE-INFO-1: server_info.threads < 1");
     std::string adapter = d["adapter"].get<std::string>();
     if (adapter.empty()) fail("LIFE-INFO-1: server_info.adapter is empty");
     if (d["server_software"].get<std::string>().find(adapter) == std::string::npos) {
-        fail("LIFE-INFO-1: server_software '" + d["server_software"].get<std::string>() + "' does not name the adapter");
+        fail("LIFE-INFO-1: server_software '" + d["server_software"].get<std::string>() +
+             "' does not name the adapter");
     }
     if (ctx.suite.starts_servers()) {
         // The driver started it: the values are the flags it gave.
@@ -92,7 +100,8 @@ void server_info(Ctx &ctx)
         } else {
             check_eq(d["threads"].get<int64_t>(), int64_t(8), "LIFE-INFO-1: server_info.threads (--threads 8)");
         }
-        check_eq(d["limit_request_body"].get<int64_t>(), int64_t(-1), "LIFE-INFO-1: limit_request_body without a limit");
+        check_eq(d["limit_request_body"].get<int64_t>(), int64_t(-1),
+                 "LIFE-INFO-1: limit_request_body without a limit");
         check_eq(d["limit_request_line"].get<int64_t>(), int64_t(4094), "LIFE-INFO-1: limit_request_line");
         check_eq(d["limit_request_fields"].get<int64_t>(), int64_t(100), "LIFE-INFO-1: limit_request_fields");
         check_eq(d["limit_request_field_size"].get<int64_t>(), int64_t(8190), "LIFE-INFO-1: limit_request_field_size");
@@ -111,7 +120,8 @@ void multiprocess_flag(Ctx &ctx)
     const int64_t workers = ctx.caps_doc["workers"].get<int64_t>();
     const bool declared = ctx.has(CWSGI_CAP_MULTIPROCESS);
     if (workers > 1 && !declared) {
-        fail("LIFE-ARB-18: server_info.workers is " + std::to_string(workers) + " but CWSGI_CAP_MULTIPROCESS is not declared");
+        fail("LIFE-ARB-18: server_info.workers is " + std::to_string(workers) +
+             " but CWSGI_CAP_MULTIPROCESS is not declared");
     }
     // rule: ABI-CAP-1: every worker offers the same bits. Fresh connections land on any worker.
     std::set<int64_t> pids;
@@ -120,13 +130,15 @@ void multiprocess_flag(Ctx &ctx)
         check_eq(c["caps"], ctx.caps_doc["caps"], "ABI-CAP-1: capabilities of worker pid " + c["pid"].dump());
         pids.insert(c["pid"].get<int64_t>());
     }
-    ctx.diag.push_back(std::to_string(pids.size()) + " worker process(es) answered /t/caps; workers " + std::to_string(workers) +
+    ctx.diag.push_back(std::to_string(pids.size()) + " worker process(es) answered /t/caps; workers " +
+                       std::to_string(workers) +
                        (declared ? ", multiprocess declared" : ", multiprocess not declared"));
     json s = ctx.stats();
     if (declared || !s.value("shared", 0)) return;
     size_t live = live_workers(ctx, s).size();
     if (live != 1) {
-        fail("ABI-CAP-3: CWSGI_CAP_MULTIPROCESS is not declared, yet " + std::to_string(live) + " processes run the app");
+        fail("ABI-CAP-3: CWSGI_CAP_MULTIPROCESS is not declared, yet " + std::to_string(live) +
+             " processes run the app");
     }
 }
 
@@ -138,7 +150,8 @@ void end_once(Ctx &ctx, const std::string &target, int64_t outcome)
     Response r = ctx.exchange(ctx.req("GET", target + sep + "tag=" + tag));
     if (r.status == 0) fail("no response: " + r.error);
     json s = ctx.wait_ends(tag, 1, 5000);
-    if (s["tag"].is_null() || s["tag"]["ends"].get<int>() < 1) fail("LIFE-END-1: on_request_end never ran for " + target);
+    if (s["tag"].is_null() || s["tag"]["ends"].get<int>() < 1)
+        fail("LIFE-END-1: on_request_end never ran for " + target);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     s = ctx.stats(tag);
     check_eq(s["tag"]["ends"].get<int64_t>(), int64_t(1), "LIFE-END-1: on_request_end calls for " + target);
@@ -165,7 +178,8 @@ void client_disconnect(Ctx &ctx)
     if (r.status != 200 || seen < 65536) fail("expected a streaming 200, got " + r.summary());
     c.reset();
     json s = ctx.wait_ends(tag, 1, 15000);
-    if (s["tag"].is_null() || s["tag"]["ends"].get<int>() < 1) fail("LIFE-END-1: on_request_end did not run within 15 s of the client's reset");
+    if (s["tag"].is_null() || s["tag"]["ends"].get<int>() < 1)
+        fail("LIFE-END-1: on_request_end did not run within 15 s of the client's reset");
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     s = ctx.stats(tag);
     const json &t = s["tag"];
@@ -177,7 +191,8 @@ void client_disconnect(Ctx &ctx)
         check_eq(n["write_rc2"].get<int64_t>(), int64_t(CWSGI_E_DISCONNECTED), "LIFE-DISC-2: the next write");
         // rule: LIFE-DISC-1: once a write failed, is_disconnected returns 1 (with or without
         // CWSGI_CAP_DISCONNECT)
-        check_eq(n["disc_after_fail"].get<int64_t>(), int64_t(1), "LIFE-DISC-1: is_disconnected after the failed write");
+        check_eq(n["disc_after_fail"].get<int64_t>(), int64_t(1),
+                 "LIFE-DISC-1: is_disconnected after the failed write");
     } else if (n.value("saw_disc", 0) != 1) {
         fail("LIFE-DISC-2: the app kept writing for 30 s after the client left");
     }
@@ -203,7 +218,9 @@ void disconnect_detected(Ctx &ctx)
     if (n.value("saw_disc", 0) != 1) fail("LIFE-DISC-1: is_disconnected stayed 0 for 10 s after the client closed");
     // The app polls every 10 ms after its first write; allow 2 s after the close plus slack.
     double detect_ms = n.value("polls", 0) * 10.0;
-    if (detect_ms > 3000) fail("LIFE-DISC-1: the disconnect was noticed after about " + std::to_string(static_cast<int>(detect_ms)) + " ms (limit 2 s)");
+    if (detect_ms > 3000)
+        fail("LIFE-DISC-1: the disconnect was noticed after about " + std::to_string(static_cast<int>(detect_ms)) +
+             " ms (limit 2 s)");
     check_eq(s["tag"]["outcome"].get<int64_t>(), int64_t(CWSGI_E_DISCONNECTED), "LIFE-END-2: outcome");
 }
 
@@ -237,17 +254,22 @@ void slow_reader(Ctx &ctx)
     if (ctx.t.proc) peak = std::max(peak, ctx.t.proc->rss_kib());
     c.reset();
     json s = ctx.wait_ends(tag, 1, 15000);
-    if (s["tag"].is_null() || s["tag"]["ends"].get<int>() < 1) fail("LIFE-END-1: on_request_end did not run after the slow reader left");
+    if (s["tag"].is_null() || s["tag"]["ends"].get<int>() < 1)
+        fail("LIFE-END-1: on_request_end did not run after the slow reader left");
     int64_t written = s["tag"]["notes"].value("written", int64_t(-1));
-    ctx.diag.push_back("client read " + std::to_string(seen >> 10) + " KiB in 3 s; the app had written " + std::to_string(written >> 10) + " KiB when its write failed");
+    ctx.diag.push_back("client read " + std::to_string(seen >> 10) + " KiB in 3 s; the app had written " +
+                       std::to_string(written >> 10) + " KiB when its write failed");
     if (written >= 0 && static_cast<uint64_t>(written) > seen + (uint64_t(32) << 20)) {
-        fail("RESP-BODY-2: the app wrote " + std::to_string(written >> 20) + " MiB while the client had read " + std::to_string(seen >> 20) + " MiB: writes did not block");
+        fail("RESP-BODY-2: the app wrote " + std::to_string(written >> 20) + " MiB while the client had read " +
+             std::to_string(seen >> 20) + " MiB: writes did not block");
     }
     check_eq(s["tag"]["outcome"].get<int64_t>(), int64_t(CWSGI_E_DISCONNECTED), "LIFE-END-2: outcome");
     if (base >= 0) {
         long g = peak - base;
         ctx.diag.push_back("server RSS grew by " + std::to_string(g) + " KiB");
-        if (g >= 32 * 1024) fail("RESP-BODY-2: server RSS grew by " + std::to_string(g / 1024) + " MiB under a slow reader (limit 32 MiB)");
+        if (g >= 32 * 1024)
+            fail("RESP-BODY-2: server RSS grew by " + std::to_string(g / 1024) +
+                 " MiB under a slow reader (limit 32 MiB)");
     } else {
         ctx.diag.push_back("RSS not checked: the driver did not start the server");
     }
@@ -267,9 +289,11 @@ void stalled_reader(Ctx &ctx)
     if (r.status != 200) fail("expected 200, got " + r.summary());
     json s = ctx.wait_ends(tag, 1, (kLimitTimeoutS + 10) * 1000);
     if (s["tag"].is_null() || s["tag"]["ends"].get<int>() < 1) {
-        fail("LIFE-DISC-2: the app's write was still blocked " + std::to_string(kLimitTimeoutS + 10) + " s after the client stopped reading (--client-timeout " + std::to_string(kLimitTimeoutS) + ")");
+        fail("LIFE-DISC-2: the app's write was still blocked " + std::to_string(kLimitTimeoutS + 10) +
+             " s after the client stopped reading (--client-timeout " + std::to_string(kLimitTimeoutS) + ")");
     }
-    check_eq(s["tag"]["notes"].value("write_rc", int64_t(0)), int64_t(CWSGI_E_DISCONNECTED), "LIFE-DISC-2: the blocked write's result");
+    check_eq(s["tag"]["notes"].value("write_rc", int64_t(0)), int64_t(CWSGI_E_DISCONNECTED),
+             "LIFE-DISC-2: the blocked write's result");
     c.close();
 }
 
@@ -304,13 +328,14 @@ void large_response(Ctx &ctx)
         return true;
     };
     Response r = c.read_response(ro);
-    if (r.status != 200 || !r.complete) fail("expected a complete 200 of " + std::to_string(total) + " bytes, got " + r.summary() + " (limit 120 s)");
+    if (r.status != 200 || !r.complete)
+        fail("expected a complete 200 of " + std::to_string(total) + " bytes, got " + r.summary() + " (limit 120 s)");
     check_eq(r.body_bytes, total, "RESP-BODY-2: body bytes");
     if (bad >= 0) fail("RESP-BODY-2: byte " + std::to_string(bad) + " of the stream differs");
     if (base >= 0) {
         long g = peak - base;
-        ctx.diag.push_back("server RSS grew by " + std::to_string(g) + " KiB during a " + std::to_string(total >> 20) + " MiB response, " +
-                           std::to_string(static_cast<int>(r.ms_done)) + " ms");
+        ctx.diag.push_back("server RSS grew by " + std::to_string(g) + " KiB during a " + std::to_string(total >> 20) +
+                           " MiB response, " + std::to_string(static_cast<int>(r.ms_done)) + " ms");
         if (g >= 32 * 1024) fail("RESP-BODY-2: server RSS grew by " + std::to_string(g / 1024) + " MiB (limit 32 MiB)");
     } else {
         ctx.diag.push_back("RSS not checked: the driver did not start the server");
@@ -346,20 +371,25 @@ void graceful_stop(Ctx &ctx)
             ReadOptions ro;
             ro.read_timeout_ms = 3000;
             Response lr = late->read_response(ro);
-            if (lr.status >= 200 && lr.status < 300) fail("LIFE-STOP-1: a connection opened after SIGTERM was served (" + lr.summary() + ")");
+            if (lr.status >= 200 && lr.status < 300)
+                fail("LIFE-STOP-1: a connection opened after SIGTERM was served (" + lr.summary() + ")");
         }
     }
     // LIFE-STOP-2: the idle connection is closed.
-    if (!idle.wait_closed(3000)) fail("LIFE-STOP-2: an idle kept-alive connection stayed open during the graceful stop");
+    if (!idle.wait_closed(3000))
+        fail("LIFE-STOP-2: an idle kept-alive connection stayed open during the graceful stop");
     // LIFE-STOP-4: A completes.
     Response ra = a.read_response({});
     if (ra.status != 200 || !ra.complete) fail("LIFE-STOP-4: the in-flight stream did not complete: " + ra.summary());
     if (ra.body != pattern(0, 8000)) fail("LIFE-STOP-4: the in-flight stream's body differs");
     // LIFE-STOP-2/3: B was committed after the stop: Connection: close, and the app saw the stop.
     Response rb = b.read_response({});
-    if (rb.status != 200 || !rb.complete || rb.body != "late") fail("LIFE-STOP-4: the sleeping request did not complete: " + rb.summary());
-    if (!rb.has_token("Connection", "close")) fail("LIFE-STOP-2: a response committed during the stop must carry Connection: close");
-    check_eq(rb.header("X-Shutting-Down").value_or("?"), std::string("1"), "LIFE-STOP-3: is_shutting_down during the stop");
+    if (rb.status != 200 || !rb.complete || rb.body != "late")
+        fail("LIFE-STOP-4: the sleeping request did not complete: " + rb.summary());
+    if (!rb.has_token("Connection", "close"))
+        fail("LIFE-STOP-2: a response committed during the stop must carry Connection: close");
+    check_eq(rb.header("X-Shutting-Down").value_or("?"), std::string("1"),
+             "LIFE-STOP-3: is_shutting_down during the stop");
     auto st = proc->wait_exit(15000);
     if (!st) fail("LIFE-STOP-4: the server was still running 15 s after SIGTERM with nothing in flight");
     double took = now_ms() - t_stop;
@@ -373,7 +403,8 @@ void graceful_stop(Ctx &ctx)
     // One worker_stop line per worker (server_info.workers), each logged by its own process
     // ("[pid]" in the line) with that process's counts; destroy after the worker_stop of the
     // same process, or of every worker when the app was loaded once in the master (--preload).
-    static const std::regex stop_re(R"(\[([0-9]+)\] \[[A-Z]+\] probe: worker_stop [0-9]+ handled=([0-9]+) ends=([0-9]+))");
+    static const std::regex stop_re(
+        R"(\[([0-9]+)\] \[[A-Z]+\] probe: worker_stop [0-9]+ handled=([0-9]+) ends=([0-9]+))");
     static const std::regex destroy_re(R"(\[([0-9]+)\] \[[A-Z]+\] probe: destroy)");
     std::map<std::string, size_t> stopped_at, destroyed_at;
     for (auto it = std::sregex_iterator(out.begin(), out.end(), stop_re); it != std::sregex_iterator(); ++it) {
@@ -389,7 +420,8 @@ void graceful_stop(Ctx &ctx)
     for (auto it = std::sregex_iterator(out.begin(), out.end(), destroy_re); it != std::sregex_iterator(); ++it) {
         destroyed_at.emplace((*it)[1].str(), static_cast<size_t>(it->position(0)));
     }
-    if (stopped_at.empty()) fail("LIFE-WORKER-3: worker_stop was not called (no 'probe: worker_stop' in the error log)");
+    if (stopped_at.empty())
+        fail("LIFE-WORKER-3: worker_stop was not called (no 'probe: worker_stop' in the error log)");
     if (destroyed_at.empty()) fail("LIFE-LOAD-3: destroy was not called (no 'probe: destroy' in the error log)");
     check_eq(static_cast<int64_t>(stopped_at.size()), ctx.caps_doc["workers"].get<int64_t>(),
              "LIFE-WORKER-3: processes that ran worker_start and logged worker_stop (server_info.workers)");
@@ -431,8 +463,11 @@ void graceful_deadline(Ctx &ctx)
     auto st = proc->wait_exit(10000);
     if (!st) fail("LIFE-STOP-4: the server still runs 10 s after SIGTERM with --graceful-timeout 1");
     if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0) fail("LIFE-STOP-4: exit status after the deadline must be 0");
-    if (took > 5000) fail("LIFE-STOP-4: the stream was cut " + std::to_string(static_cast<int>(took)) + " ms after SIGTERM (deadline 1 s)");
-    if (proc->output().find("probe: worker_stop") == std::string::npos) fail("LIFE-WORKER-3: worker_stop not called at the deadline");
+    if (took > 5000)
+        fail("LIFE-STOP-4: the stream was cut " + std::to_string(static_cast<int>(took)) +
+             " ms after SIGTERM (deadline 1 s)");
+    if (proc->output().find("probe: worker_stop") == std::string::npos)
+        fail("LIFE-WORKER-3: worker_stop not called at the deadline");
 }
 
 // ---- logs -----------------------------------------------------------------------------------
@@ -457,7 +492,9 @@ void log_app_line(Ctx &ctx)
     size_t eol = out.find('\n', at);
     std::string line = out.substr(bol, eol - bol);
     if (line.find("[WARNING]") == std::string::npos) fail("LOG-ERR-3: the line lacks [WARNING]: " + escape_bytes(line));
-    if (line.find("[req ") == std::string::npos) fail("LOG-ERR-1: a line logged with a request handle must start its message with [req <id>]: " + escape_bytes(line));
+    if (line.find("[req ") == std::string::npos)
+        fail("LOG-ERR-1: a line logged with a request handle must start its message with [req <id>]: " +
+             escape_bytes(line));
     std::string lower = line;
     for (auto &ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     if (lower.find(tag + "\\x0aforged line\\x0d\\x1b") == std::string::npos) {
@@ -469,7 +506,8 @@ void log_format(Ctx &ctx)
 {
     // rule: LOG-ERR-3, LOG-ERR-4
     if (!ctx.t.proc) skip("needs the server's error log (--adapter or --server-cmd)");
-    static const std::regex line_re(R"(^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] .*$)");
+    static const std::regex line_re(
+        R"(^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] .*$)");
     std::string out = ctx.t.proc->output();
     std::string listening;
     size_t pos = 0;
@@ -481,13 +519,16 @@ void log_format(Ctx &ctx)
         pos = eol + 1;
         if (line.rfind("[", 0) != 0) continue; // access-log lines and other output
         checked++;
-        if (!std::regex_match(line, line_re)) fail("LOG-ERR-3: error-log line not in gunicorn's format: " + escape_bytes(line));
+        if (!std::regex_match(line, line_re))
+            fail("LOG-ERR-3: error-log line not in gunicorn's format: " + escape_bytes(line));
         if (line.find("Listening at: ") != std::string::npos) listening = line;
     }
     // The URL's scheme is the listener's: https:// with --tls.
     const std::regex listen_re("\\[INFO\\] Listening at: " + ctx.scheme() + R"(://127\.0\.0\.1:(\d+) \((\d+)\)$)");
     std::smatch m;
-    if (!std::regex_search(listening, m, listen_re)) fail("LOG-ERR-4: no 'Listening at: " + ctx.scheme() + "://127.0.0.1:PORT (PID)' line at INFO: " + escape_bytes(listening));
+    if (!std::regex_search(listening, m, listen_re))
+        fail("LOG-ERR-4: no 'Listening at: " + ctx.scheme() +
+             "://127.0.0.1:PORT (PID)' line at INFO: " + escape_bytes(listening));
     check_eq(m[1].str(), std::to_string(ctx.t.port), "LOG-ERR-4: port in the Listening line");
 }
 
@@ -499,7 +540,8 @@ void log_refusal(Ctx &ctx)
     std::string raw = "GET /t/env?" + tag + " HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
     Response r = ctx.exchange(raw);
     check_server_answer(r, 400, "two Host fields");
-    if (!ctx.t.proc->wait_output("REQ-HDR-3", 3000)) fail("LOG-ERR-4: the refusal was not logged with its rule ID (REQ-HDR-3)");
+    if (!ctx.t.proc->wait_output("REQ-HDR-3", 3000))
+        fail("LOG-ERR-4: the refusal was not logged with its rule ID (REQ-HDR-3)");
 }
 
 void access_log(Ctx &ctx)
@@ -507,21 +549,26 @@ void access_log(Ctx &ctx)
     // rule: LOG-ACCESS-1, LOG-ACCESS-2 (the driver starts servers with --access-logfile -)
     if (!ctx.suite.starts_servers()) skip("needs a server started with --access-logfile - (--adapter)");
     std::string tag = ctx.tag("access");
-    Response r = ctx.get("/t/stream?n=1&m=123&cl=1&a=" + tag, "User-Agent: ua \"" + tag + "\"\r\nReferer: http://ref/\r\n");
+    Response r =
+        ctx.get("/t/stream?n=1&m=123&cl=1&a=" + tag, "User-Agent: ua \"" + tag + "\"\r\nReferer: http://ref/\r\n");
     if (r.status != 200) fail("request: " + r.summary());
-    if (!ctx.t.proc->wait_output("a=" + tag + " HTTP/1.1\"", 3000)) fail("LOG-ACCESS-2: no access-log line for the request");
+    if (!ctx.t.proc->wait_output("a=" + tag + " HTTP/1.1\"", 3000))
+        fail("LOG-ACCESS-2: no access-log line for the request");
     std::string out = ctx.t.proc->output();
     size_t at = out.find("a=" + tag + " HTTP/1.1\"");
     size_t bol = out.rfind('\n', at);
     bol = bol == std::string::npos ? 0 : bol + 1;
     std::string line = out.substr(bol, out.find('\n', at) - bol);
     std::regex re("^127\\.0\\.0\\.1 - - \\[\\d\\d/[A-Z][a-z]{2}/\\d{4}:\\d\\d:\\d\\d:\\d\\d \\+0000\\] "
-                  "\"GET /t/stream\\?n=1&m=123&cl=1&a=" + tag + " HTTP/1\\.1\" 200 123 \"http://ref/\" \"ua \\\\\"" + tag + "\\\\\"\"$");
-    if (!std::regex_match(line, re)) fail("LOG-ACCESS-1: access-log line not in the combined format: " + escape_bytes(line));
+                  "\"GET /t/stream\\?n=1&m=123&cl=1&a=" +
+                  tag + " HTTP/1\\.1\" 200 123 \"http://ref/\" \"ua \\\\\"" + tag + "\\\\\"\"$");
+    if (!std::regex_match(line, re))
+        fail("LOG-ACCESS-1: access-log line not in the combined format: " + escape_bytes(line));
     // A refused request gets a line too.
     std::string tag2 = ctx.tag("access-bad");
     ctx.exchange("GET /t/env?" + tag2 + " HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
-    if (!ctx.t.proc->wait_output(tag2 + " HTTP/1.1\" 400 ", 3000)) fail("LOG-ACCESS-2: no access-log line with 400 for a refused request");
+    if (!ctx.t.proc->wait_output(tag2 + " HTTP/1.1\" 400 ", 3000))
+        fail("LOG-ACCESS-2: no access-log line with 400 for a refused request");
 }
 
 void check_mode(Ctx &ctx)
@@ -538,8 +585,11 @@ void check_mode(Ctx &ctx)
     while ((n = fread(buf, 1, sizeof buf, p)) > 0 && out.size() < (1u << 20)) out.append(buf, n);
     int st = pclose(p);
     ctx.note_request(cmd);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail("LIFE-LOAD-4: --check exited with status " + std::to_string(WEXITSTATUS(st)) + ": " + escape_bytes(out, 400));
-    if (out.find("conformance-probe") == std::string::npos) fail("LIFE-LOAD-4: --check does not print the app's name: " + escape_bytes(out, 400));
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail("LIFE-LOAD-4: --check exited with status " + std::to_string(WEXITSTATUS(st)) + ": " +
+             escape_bytes(out, 400));
+    if (out.find("conformance-probe") == std::string::npos)
+        fail("LIFE-LOAD-4: --check does not print the app's name: " + escape_bytes(out, 400));
     // The error-log line of `marker`: where it starts in `out` (npos if absent) and its "[pid]".
     auto log_line = [&out](const char *marker, std::string &pid) {
         size_t at = out.find(marker);
@@ -558,9 +608,11 @@ void check_mode(Ctx &ctx)
     if (started == std::string::npos) fail("LIFE-LOAD-4: --check did not run worker_start: " + escape_bytes(out, 400));
     if (stopped == std::string::npos) fail("LIFE-LOAD-4: --check did not run worker_stop: " + escape_bytes(out, 400));
     if (destroyed == std::string::npos) fail("LIFE-LOAD-4: --check did not call destroy");
-    if (!(started < stopped && stopped < destroyed)) fail("LIFE-LOAD-4: expected worker_start, worker_stop, then destroy: " + escape_bytes(out, 600));
+    if (!(started < stopped && stopped < destroyed))
+        fail("LIFE-LOAD-4: expected worker_start, worker_stop, then destroy: " + escape_bytes(out, 600));
     if (start_pid.empty() || start_pid != stop_pid || start_pid == destroy_pid) {
-        fail("LIFE-LOAD-4: worker_start ran in process [" + start_pid + "], worker_stop in [" + stop_pid + "] and destroy in [" + destroy_pid + "]: the worker callbacks belong in one scratch process");
+        fail("LIFE-LOAD-4: worker_start ran in process [" + start_pid + "], worker_stop in [" + stop_pid +
+             "] and destroy in [" + destroy_pid + "]: the worker callbacks belong in one scratch process");
     }
 }
 
@@ -573,8 +625,10 @@ void ends_match_handled(Ctx &ctx)
         if (s["ends"] == s["handled"]) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    check_eq(s["ends"].get<int64_t>(), s["handled"].get<int64_t>(), "LIFE-END-1: on_request_end calls vs handle calls in this server's life");
-    check_eq(s["outcomes"]["other"].get<int64_t>(), int64_t(0), "LIFE-END-2: outcomes outside OK/DISCONNECTED/ABORTED/APP");
+    check_eq(s["ends"].get<int64_t>(), s["handled"].get<int64_t>(),
+             "LIFE-END-1: on_request_end calls vs handle calls in this server's life");
+    check_eq(s["outcomes"]["other"].get<int64_t>(), int64_t(0),
+             "LIFE-END-2: outcomes outside OK/DISCONNECTED/ABORTED/APP");
 }
 
 } // namespace
@@ -582,7 +636,9 @@ void ends_match_handled(Ctx &ctx)
 void add_lifecycle_cases(std::vector<Case> &out)
 {
     auto add = [&](const char *rule, const char *name, std::function<void(Ctx &)> fn, const char *prof = profile::base,
-                   uint64_t caps = 0) { out.push_back({rule, name, prof, caps, false, std::move(fn)}); };
+                   uint64_t caps = 0) {
+        out.push_back({rule, name, prof, caps, false, std::move(fn)});
+    };
     add("LIFE-WORKER-1", "worker-start-before-requests", worker_start);
     add("LIFE-INFO-1", "server-info", server_info);
     add("LIFE-ARB-18", "multiprocess-with-workers", multiprocess_flag);

@@ -21,13 +21,15 @@ const MisuseRun &misuse(Ctx &ctx)
     static std::mutex mu;
     static std::map<std::string, MisuseRun> cache;
     std::lock_guard<std::mutex> lk(mu);
-    std::string key = ctx.t.host + ":" + std::to_string(ctx.t.port) + ":" + std::to_string(ctx.t.proc ? ctx.t.proc->pid() : 0);
+    std::string key =
+        ctx.t.host + ":" + std::to_string(ctx.t.port) + ":" + std::to_string(ctx.t.proc ? ctx.t.proc->pid() : 0);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
     MisuseRun m;
     std::string tag = ctx.tag("misuse");
     m.wire = ctx.exchange(ctx.req("GET", "/t/misuse?tag=" + tag));
-    if (m.wire.status != 200 || !m.wire.complete) fail("GET /t/misuse: expected a complete 200, got " + m.wire.summary());
+    if (m.wire.status != 200 || !m.wire.complete)
+        fail("GET /t/misuse: expected a complete 200, got " + m.wire.summary());
     m.doc = ctx.parse_json(m.wire, "/t/misuse");
     json s = ctx.wait_ends(tag, 1, 3000);
     m.notes = s["tag"].is_null() ? json::object() : s["tag"]["notes"];
@@ -52,7 +54,8 @@ void check_codes(Ctx &ctx, const char *rule, const std::vector<Expect> &items)
             continue;
         }
         int64_t got = sec[e.key].get<int64_t>();
-        if (got != e.want) bad += std::string(e.key) + ": expected " + code_name(e.want) + ", got " + code_name(got) + "; ";
+        if (got != e.want)
+            bad += std::string(e.key) + ": expected " + code_name(e.want) + ", got " + code_name(got) + "; ";
     }
     if (!bad.empty()) fail(std::string(rule) + ": " + bad);
 }
@@ -66,17 +69,20 @@ std::function<void(Ctx &)> codes(const char *rule, std::initializer_list<Expect>
 void misuse_wire(Ctx &ctx)
 {
     // rule: RESP-START-3, RESP-START-4: failed calls changed nothing; REPLACE replaced everything.
-    check_codes(ctx, "RESP-START-4", {{"pre", "first_start", CWSGI_OK},
-                                      {"pre", "second_start_no_replace", CWSGI_E_STATE},
-                                      {"pre", "replace_start", CWSGI_OK},
-                                      {"post", "replace_after_commit", CWSGI_E_COMMITTED},
-                                      {"post", "start_after_commit", CWSGI_E_COMMITTED}});
+    check_codes(ctx, "RESP-START-4",
+                {{"pre", "first_start", CWSGI_OK},
+                 {"pre", "second_start_no_replace", CWSGI_E_STATE},
+                 {"pre", "replace_start", CWSGI_OK},
+                 {"post", "replace_after_commit", CWSGI_E_COMMITTED},
+                 {"post", "start_after_commit", CWSGI_E_COMMITTED}});
     const Response &r = misuse(ctx).wire;
     check_eq(r.status, 200, "RESP-START-4: status after REPLACE");
     auto probe = r.headers_named("X-Probe");
-    if (probe != std::vector<std::string>{"second"}) fail("RESP-START-4: X-Probe expected exactly 'second', got " + fields_str(r.headers));
+    if (probe != std::vector<std::string>{"second"})
+        fail("RESP-START-4: X-Probe expected exactly 'second', got " + fields_str(r.headers));
     for (const char *n : {"Injected", "X-Ok", "X-Bad", "X-A", "Bad Name"}) {
-        if (r.header(n)) fail(std::string("RESP-START-3: header '") + n + "' from a failed start_response reached the wire");
+        if (r.header(n))
+            fail(std::string("RESP-START-3: header '") + n + "' from a failed start_response reached the wire");
     }
     if (r.reason.find("Injected") != std::string::npos) fail("RESP-START-3: a reason with CR/LF reached the wire");
 }
@@ -86,7 +92,8 @@ void misuse_wire(Ctx &ctx)
 Response must(Ctx &ctx, const std::string &raw, int status, ReadOptions ro = {})
 {
     Response r = ctx.exchange(raw, ro);
-    if (r.status != status || !r.complete) fail("expected a complete " + std::to_string(status) + ", got " + r.summary());
+    if (r.status != status || !r.complete)
+        fail("expected a complete " + std::to_string(status) + ", got " + r.summary());
     return r;
 }
 
@@ -104,7 +111,9 @@ void connection_still_usable(Ctx &ctx, Conn &c, const Response &first, const std
     std::string raw = ctx.req("GET", "/t/env?after=1");
     if (!c.send(raw)) fail(what + ": the connection was closed after the response");
     Response r = c.read_response({});
-    if (r.status != 200 || !r.complete) fail(what + ": the next request on the connection got " + r.summary() + " (body bytes leaked into the stream?)");
+    if (r.status != 200 || !r.complete)
+        fail(what + ": the next request on the connection got " + r.summary() +
+             " (body bytes leaked into the stream?)");
 }
 
 void deferred_commit(Ctx &ctx)
@@ -131,8 +140,10 @@ void head_with_length(Ctx &ctx)
     ro.head = true;
     Response h = c.read_response(ro);
     if (h.status != 200) fail("HEAD: expected 200, got " + h.summary());
-    check_eq(h.header("Content-Length").value_or("<none>"), std::string("30"), "RESP-NOBODY-3: Content-Length of the HEAD response");
-    check_eq(h.header("Content-Type").value_or("<none>"), g.header("Content-Type").value_or("<none>"), "RESP-NOBODY-3: Content-Type as for GET");
+    check_eq(h.header("Content-Length").value_or("<none>"), std::string("30"),
+             "RESP-NOBODY-3: Content-Length of the HEAD response");
+    check_eq(h.header("Content-Type").value_or("<none>"), g.header("Content-Type").value_or("<none>"),
+             "RESP-NOBODY-3: Content-Type as for GET");
     if (h.header("Transfer-Encoding")) fail("RESP-NOBODY-3: HEAD response carries Transfer-Encoding");
     connection_still_usable(ctx, c, h, "RESP-NOBODY-3: after HEAD");
 }
@@ -149,7 +160,8 @@ void check_head_without_length(Ctx &ctx, const std::string &target, const std::s
     ro.head = true;
     Response h = c.read_response(ro);
     if (h.status != 200) fail("HEAD: expected 200, got " + h.summary());
-    if (h.header("Content-Length")) fail("RESP-NOBODY-3: the server added Content-Length " + *h.header("Content-Length") + " to " + what);
+    if (h.header("Content-Length"))
+        fail("RESP-NOBODY-3: the server added Content-Length " + *h.header("Content-Length") + " to " + what);
     if (h.header("Transfer-Encoding")) fail("RESP-NOBODY-3: the server added Transfer-Encoding to " + what);
     connection_still_usable(ctx, c, h, "RESP-NOBODY-3: after " + what);
 }
@@ -183,16 +195,21 @@ void head_same_headers_as_get(Ctx &ctx)
     ctx.note_request(get + head + get);
     c.send(get);
     Response g = c.read_response({});
-    if (g.status != 200 || !g.complete || g.body != "hello") fail("GET: expected a complete 200 'hello', got " + g.summary());
-    if (g.has_token("Connection", "close")) fail("GET on HTTP/1.1 closed the connection: the HEAD case needs keep-alive");
+    if (g.status != 200 || !g.complete || g.body != "hello")
+        fail("GET: expected a complete 200 'hello', got " + g.summary());
+    if (g.has_token("Connection", "close"))
+        fail("GET on HTTP/1.1 closed the connection: the HEAD case needs keep-alive");
     c.send(head);
     ReadOptions ro;
     ro.head = true;
     Response h = c.read_response(ro);
     if (h.status != 200) fail("HEAD: expected 200, got " + h.summary());
-    check_eq(h.header("Content-Length").value_or("<none>"), std::string("5"), "RESP-NOBODY-3: Content-Length of the HEAD response");
+    check_eq(h.header("Content-Length").value_or("<none>"), std::string("5"),
+             "RESP-NOBODY-3: Content-Length of the HEAD response");
     auto gn = header_names(g), hn = header_names(h);
-    if (gn != hn) fail("RESP-NOBODY-3: HEAD headers differ from GET's: GET " + fields_str(g.headers) + " / HEAD " + fields_str(h.headers));
+    if (gn != hn)
+        fail("RESP-NOBODY-3: HEAD headers differ from GET's: GET " + fields_str(g.headers) + " / HEAD " +
+             fields_str(h.headers));
     for (const auto &f : g.headers) {
         if (iequals(f.name, "Date")) continue;
         check_eq(h.header(f.name).value_or("<none>"), f.value, "RESP-NOBODY-3: HEAD value of " + f.name);
@@ -210,7 +227,8 @@ void head_no_length_no_body(Ctx &ctx)
     // rule: RESP-NOBODY-3, RESP-FRAME-2: the app gives no length and writes nothing. GET gets
     // Content-Length: 0; HEAD gets no Content-Length (the server cannot know what GET sends).
     Response g = must(ctx, ctx.req("GET", "/t/status?s=200"), 200);
-    check_eq(g.header("Content-Length").value_or("<none>"), std::string("0"), "RESP-FRAME-2: Content-Length of the empty GET");
+    check_eq(g.header("Content-Length").value_or("<none>"), std::string("0"),
+             "RESP-FRAME-2: Content-Length of the empty GET");
     check_head_without_length(ctx, "/t/status?s=200", "an empty HEAD response without a length");
 }
 
@@ -224,8 +242,10 @@ void no_body_status(Ctx &ctx, int status)
     Response r = c.read_response({});
     if (r.status != status) fail("expected " + std::to_string(status) + ", got " + r.summary());
     // rule: RESP-NOBODY-1
-    if (r.header("Content-Length")) fail("RESP-NOBODY-1: the server added Content-Length to a " + std::to_string(status));
-    if (r.header("Transfer-Encoding")) fail("RESP-NOBODY-1: the server added Transfer-Encoding to a " + std::to_string(status));
+    if (r.header("Content-Length"))
+        fail("RESP-NOBODY-1: the server added Content-Length to a " + std::to_string(status));
+    if (r.header("Transfer-Encoding"))
+        fail("RESP-NOBODY-1: the server added Transfer-Encoding to a " + std::to_string(status));
     json s = ctx.wait_ends(tag, 1, 3000);
     check_eq(s["tag"]["notes"]["write_rc"].get<int64_t>(), int64_t(CWSGI_E_LENGTH), "RESP-NOBODY-1: write of 3 bytes");
     check_eq(s["tag"]["notes"]["finish_rc"].get<int64_t>(), int64_t(CWSGI_OK), "RESP-NOBODY-1: finish");
@@ -241,7 +261,8 @@ void status_304_length(Ctx &ctx)
     c.send(raw);
     Response r = c.read_response({});
     if (r.status != 304) fail("expected 304, got " + r.summary());
-    check_eq(r.header("Content-Length").value_or("<none>"), std::string("1234"), "RESP-NOBODY-2: Content-Length of the 304");
+    check_eq(r.header("Content-Length").value_or("<none>"), std::string("1234"),
+             "RESP-NOBODY-2: Content-Length of the 304");
     connection_still_usable(ctx, c, r, "RESP-NOBODY-2: after 304");
 }
 
@@ -266,14 +287,17 @@ void chunked_default(Ctx &ctx)
 {
     // rule: RESP-FRAME-3, RESP-BODY-3: three writes 250 ms apart arrive as separate chunks.
     Response r = must(ctx, ctx.req("GET", "/t/stream?n=3&m=100&delay_ms=250"), 200);
-    if (r.framing != Framing::chunked) fail(std::string("RESP-FRAME-3: expected chunked framing, got ") + framing_name(r.framing));
+    if (r.framing != Framing::chunked)
+        fail(std::string("RESP-FRAME-3: expected chunked framing, got ") + framing_name(r.framing));
     if (r.body != pattern(0, 300)) fail("RESP-FRAME-3: body differs");
     size_t data_chunks = 0;
     for (size_t i = 0; i + 1 < r.chunk_sizes.size(); i++) {
         if (r.chunk_sizes[i] == 0) fail("RESP-BODY-3: an empty chunk before the end");
         data_chunks++;
     }
-    if (data_chunks < 3) fail("RESP-BODY-2: three writes 250 ms apart arrived in " + std::to_string(data_chunks) + " chunk(s): the server held bytes back");
+    if (data_chunks < 3)
+        fail("RESP-BODY-2: three writes 250 ms apart arrived in " + std::to_string(data_chunks) +
+             " chunk(s): the server held bytes back");
 }
 
 void streaming(Ctx &ctx)
@@ -306,7 +330,8 @@ void http10_close_delimited(Ctx &ctx)
     if (r.header("Transfer-Encoding")) fail("RESP-FRAME-4: Transfer-Encoding sent to an HTTP/1.0 client");
     if (r.body != pattern(0, 300)) fail("RESP-FRAME-4: body differs");
     if (r.framing == Framing::close) {
-        if (!r.has_token("Connection", "close")) fail("RESP-FRAME-4: a close-delimited body needs Connection: close in the head");
+        if (!r.has_token("Connection", "close"))
+            fail("RESP-FRAME-4: a close-delimited body needs Connection: close in the head");
     }
     if (!c.wait_closed(3000)) fail("RESP-FRAME-4: the server kept an HTTP/1.0 connection open without keep-alive");
 }
@@ -324,29 +349,34 @@ void http10_keep_alive(Ctx &ctx)
         if (!c.wait_closed(3000)) fail("RESP-FRAME-6: Connection: close was sent but the connection stayed open");
         return;
     }
-    if (!r.has_token("Connection", "keep-alive")) fail("RESP-FRAME-6: a kept-alive HTTP/1.0 response must carry Connection: keep-alive");
+    if (!r.has_token("Connection", "keep-alive"))
+        fail("RESP-FRAME-6: a kept-alive HTTP/1.0 response must carry Connection: keep-alive");
     c.send(raw);
     Response r2 = c.read_response({});
-    if (r2.status != 200 || !r2.complete) fail("RESP-FRAME-6: the kept-alive HTTP/1.0 connection did not answer again: " + r2.summary());
+    if (r2.status != 200 || !r2.complete)
+        fail("RESP-FRAME-6: the kept-alive HTTP/1.0 connection did not answer again: " + r2.summary());
 }
 
 void header_order(Ctx &ctx)
 {
     // rule: RESP-HDR-4
-    Response r = must(ctx, ctx.req("GET", "/t/status?h=Set-Cookie:a=1&h=X-B:2&h=set-cookie:b=2&h=X-C:%C3%A9%09x&body=ok"), 200);
+    Response r =
+        must(ctx, ctx.req("GET", "/t/status?h=Set-Cookie:a=1&h=X-B:2&h=set-cookie:b=2&h=X-C:%C3%A9%09x&body=ok"), 200);
     std::vector<Field> app;
     for (const auto &f : r.headers) {
         if (iequals(f.name, "Set-Cookie") || iequals(f.name, "X-B") || iequals(f.name, "X-C")) app.push_back(f);
     }
     std::string got = fields_str(app);
-    std::vector<std::pair<std::string, std::string>> want = {{"set-cookie", "a=1"}, {"x-b", "2"}, {"set-cookie", "b=2"}, {"x-c", "\xc3\xa9\tx"}};
+    std::vector<std::pair<std::string, std::string>> want = {
+        {"set-cookie", "a=1"}, {"x-b", "2"}, {"set-cookie", "b=2"}, {"x-c", "\xc3\xa9\tx"}};
     bool same = app.size() == want.size();
     for (size_t i = 0; same && i < app.size(); i++) {
         same = iequals(app[i].name, want[i].first) && app[i].value == want[i].second;
     }
     if (!same) fail("RESP-HDR-4/RESP-HDR-2: app fields in order with duplicates expected, got " + escape_bytes(got));
     for (const auto &f : r.headers) {
-        static const char *allowed[] = {"Set-Cookie", "X-B", "X-C", "Content-Length", "Transfer-Encoding", "Connection", "Date", "Server", "Keep-Alive"};
+        static const char *allowed[] = {"Set-Cookie", "X-B",  "X-C",    "Content-Length", "Transfer-Encoding",
+                                        "Connection", "Date", "Server", "Keep-Alive"};
         bool ok = false;
         for (const char *a : allowed) ok = ok || iequals(f.name, a);
         if (!ok) fail("RESP-HDR-4: the server added a field '" + f.name + "'");
@@ -356,7 +386,8 @@ void header_order(Ctx &ctx)
 void date_server_once(Ctx &ctx)
 {
     // rule: RESP-HDR-4: no second Date or Server when the app gave one.
-    Response r = must(ctx, ctx.req("GET", "/t/status?h=Date:Thu,%2001%20Jan%201970%2000:00:00%20GMT&h=Server:probe"), 200);
+    Response r =
+        must(ctx, ctx.req("GET", "/t/status?h=Date:Thu,%2001%20Jan%201970%2000:00:00%20GMT&h=Server:probe"), 200);
     check_eq(r.headers_named("Date").size(), size_t(1), "RESP-HDR-4: Date fields");
     check_eq(r.headers_named("Server").size(), size_t(1), "RESP-HDR-4: Server fields");
     check_eq(*r.header("Date"), std::string("Thu, 01 Jan 1970 00:00:00 GMT"), "RESP-HDR-4: the app's Date");
@@ -380,7 +411,8 @@ void overrun(Ctx &ctx)
     check_eq(n["w3"].get<int64_t>(), int64_t(CWSGI_OK), "RESP-LEN-2: write that fits after the refused one");
     check_eq(n["fin"].get<int64_t>(), int64_t(CWSGI_OK), "RESP-LEN-2: finish");
     check_eq(r.header("Content-Length").value_or(""), std::string("10"), "RESP-FRAME-1: Content-Length");
-    if (r.body != pattern(0, 10)) fail("RESP-LEN-2: body expected the 6+4 accepted bytes, got '" + escape_bytes(r.body) + "'");
+    if (r.body != pattern(0, 10))
+        fail("RESP-LEN-2: body expected the 6+4 accepted bytes, got '" + escape_bytes(r.body) + "'");
     check_eq(s["tag"]["outcome"].get<int64_t>(), int64_t(CWSGI_OK), "LIFE-END-2: outcome");
     connection_still_usable(ctx, c, r, "RESP-LEN-2");
 }
@@ -397,10 +429,13 @@ void underrun(Ctx &ctx, bool implicit)
     if (r.status != 200) fail("expected 200, got " + r.summary());
     check_eq(r.header("Content-Length").value_or(""), std::string("100"), "RESP-FRAME-1: Content-Length");
     if (r.complete) fail("RESP-LEN-3: the response looks complete: a short body must be cut");
-    if (r.error == "timeout") fail("RESP-LEN-3: the server left the client waiting for bytes that will not come (no close)");
+    if (r.error == "timeout")
+        fail("RESP-LEN-3: the server left the client waiting for bytes that will not come (no close)");
     check_eq(r.body_bytes, uint64_t(10), "RESP-LEN-3: bytes before the cut");
     json s = ctx.wait_ends(tag, 1, 3000);
-    if (!implicit) check_eq(s["tag"]["notes"]["fin"].get<int64_t>(), int64_t(CWSGI_E_LENGTH), "RESP-LEN-3: finish after 10 of 100 bytes");
+    if (!implicit)
+        check_eq(s["tag"]["notes"]["fin"].get<int64_t>(), int64_t(CWSGI_E_LENGTH),
+                 "RESP-LEN-3: finish after 10 of 100 bytes");
     check_eq(s["tag"]["outcome"].get<int64_t>(), int64_t(CWSGI_E_ABORTED), "RESP-LEN-3: outcome");
 }
 
@@ -464,14 +499,16 @@ void send_file_case(Ctx &ctx, const std::string &query, uint64_t offset, size_t 
     // rule: RESP-FILE-1, RESP-FILE-2 (the same bytes with or without CWSGI_CAP_SENDFILE)
     std::string tag = ctx.tag("file");
     Response r = must(ctx, ctx.req("GET", "/t/file?" + query + "&tag=" + tag), 200);
-    if (r.body.size() != len) fail("RESP-FILE-1: expected " + std::to_string(len) + " bytes, got " + std::to_string(r.body.size()));
+    if (r.body.size() != len)
+        fail("RESP-FILE-1: expected " + std::to_string(len) + " bytes, got " + std::to_string(r.body.size()));
     int64_t bad = pattern_mismatch(r.body, offset);
     if (bad >= 0) fail("RESP-FILE-1: byte " + std::to_string(bad) + " of the file range differs");
     if (want_cl && r.framing != Framing::length) fail("RESP-FRAME-1: expected Content-Length framing");
     if (!want_cl && r.framing != Framing::chunked) fail("RESP-FRAME-3: expected chunked framing");
     json s = ctx.wait_ends(tag, 1, 3000);
     check_eq(s["tag"]["notes"]["send_file_rc"].get<int64_t>(), int64_t(CWSGI_OK), "RESP-FILE-1: send_file result");
-    check_eq(s["tag"]["notes"]["fd_offset_moved"].get<int64_t>(), int64_t(0), "RESP-FILE-1: send_file moved the descriptor's offset");
+    check_eq(s["tag"]["notes"]["fd_offset_moved"].get<int64_t>(), int64_t(0),
+             "RESP-FILE-1: send_file moved the descriptor's offset");
 }
 
 void send_file_head(Ctx &ctx)
@@ -498,13 +535,18 @@ void informational(Ctx &ctx)
     int64_t rc = d["info_rc"].get<int64_t>();
     if (ctx.has(CWSGI_CAP_INFORMATIONAL)) {
         check_eq(rc, int64_t(CWSGI_OK), "RESP-INFO-3: send_informational with CWSGI_CAP_INFORMATIONAL");
-        if (r.interim.size() != 1 || r.interim[0].status != 103) fail("RESP-INFO-3: expected one 103 before the 200, got " + std::to_string(r.interim.size()) + " interim responses");
+        if (r.interim.size() != 1 || r.interim[0].status != 103)
+            fail("RESP-INFO-3: expected one 103 before the 200, got " + std::to_string(r.interim.size()) +
+                 " interim responses");
         bool link = false;
-        for (const auto &f : r.interim[0].headers) link = link || (iequals(f.name, "Link") && f.value.find("preload") != std::string::npos);
+        for (const auto &f : r.interim[0].headers)
+            link = link || (iequals(f.name, "Link") && f.value.find("preload") != std::string::npos);
         if (!link) fail("RESP-INFO-3: the 103 lost its Link field");
     } else {
         check_eq(rc, int64_t(CWSGI_DROPPED), "RESP-INFO-3: send_informational without CWSGI_CAP_INFORMATIONAL");
-        if (!r.interim.empty()) fail("ABI-CAP-4: a " + std::to_string(r.interim[0].status) + " reached the wire although CWSGI_CAP_INFORMATIONAL is not declared");
+        if (!r.interim.empty())
+            fail("ABI-CAP-4: a " + std::to_string(r.interim[0].status) +
+                 " reached the wire although CWSGI_CAP_INFORMATIONAL is not declared");
     }
     // HTTP/1.0: always dropped.
     Response r10 = must(ctx, "GET /t/info?code=103 HTTP/1.0\r\n\r\n", 200);
@@ -527,56 +569,98 @@ void add_response_cases(std::vector<Case> &out)
         out.push_back({rule, name, profile::base, 0, false, std::move(fn)});
     };
     // The misuse battery (one request, many rules).
-    add("RESP-START-1", "misuse-status-range", codes("RESP-START-1", {{"pre", "status_99", CWSGI_E_STATUS}, {"pre", "status_100", CWSGI_E_STATUS},
-        {"pre", "status_103", CWSGI_E_STATUS}, {"pre", "status_600", CWSGI_E_STATUS}, {"pre", "status_1000", CWSGI_E_STATUS}}));
-    add("RESP-HDR-1", "misuse-header-names", codes("RESP-HDR-1", {{"pre", "name_space", CWSGI_E_HEADER}, {"pre", "name_colon", CWSGI_E_HEADER},
-        {"pre", "name_empty", CWSGI_E_HEADER}}));
-    add("RESP-HDR-2", "misuse-header-values", codes("RESP-HDR-2", {{"pre", "value_cr", CWSGI_E_HEADER}, {"pre", "value_lf", CWSGI_E_HEADER},
-        {"pre", "value_nul", CWSGI_E_HEADER}}));
-    add("RESP-HDR-3", "misuse-hop-by-hop-headers", codes("RESP-HDR-3", {{"pre", "forbidden_Connection", CWSGI_E_FORBIDDEN},
-        {"pre", "forbidden_keep-alive", CWSGI_E_FORBIDDEN}, {"pre", "forbidden_Proxy-Connection", CWSGI_E_FORBIDDEN},
-        {"pre", "forbidden_Transfer-Encoding", CWSGI_E_FORBIDDEN}, {"pre", "forbidden_TE", CWSGI_E_FORBIDDEN},
-        {"pre", "forbidden_Trailer", CWSGI_E_FORBIDDEN}, {"pre", "forbidden_upgrade", CWSGI_E_FORBIDDEN},
-        {"pre", "forbidden_Status", CWSGI_E_FORBIDDEN}}));
-    add("RESP-START-3", "misuse-start-is-atomic", codes("RESP-START-3", {{"pre", "second_header_bad", CWSGI_E_HEADER},
-        {"pre", "reason_crlf", CWSGI_E_HEADER}}));
+    add("RESP-START-1", "misuse-status-range",
+        codes("RESP-START-1", {{"pre", "status_99", CWSGI_E_STATUS},
+                               {"pre", "status_100", CWSGI_E_STATUS},
+                               {"pre", "status_103", CWSGI_E_STATUS},
+                               {"pre", "status_600", CWSGI_E_STATUS},
+                               {"pre", "status_1000", CWSGI_E_STATUS}}));
+    add("RESP-HDR-1", "misuse-header-names",
+        codes("RESP-HDR-1", {{"pre", "name_space", CWSGI_E_HEADER},
+                             {"pre", "name_colon", CWSGI_E_HEADER},
+                             {"pre", "name_empty", CWSGI_E_HEADER}}));
+    add("RESP-HDR-2", "misuse-header-values",
+        codes("RESP-HDR-2", {{"pre", "value_cr", CWSGI_E_HEADER},
+                             {"pre", "value_lf", CWSGI_E_HEADER},
+                             {"pre", "value_nul", CWSGI_E_HEADER}}));
+    add("RESP-HDR-3", "misuse-hop-by-hop-headers",
+        codes("RESP-HDR-3", {{"pre", "forbidden_Connection", CWSGI_E_FORBIDDEN},
+                             {"pre", "forbidden_keep-alive", CWSGI_E_FORBIDDEN},
+                             {"pre", "forbidden_Proxy-Connection", CWSGI_E_FORBIDDEN},
+                             {"pre", "forbidden_Transfer-Encoding", CWSGI_E_FORBIDDEN},
+                             {"pre", "forbidden_TE", CWSGI_E_FORBIDDEN},
+                             {"pre", "forbidden_Trailer", CWSGI_E_FORBIDDEN},
+                             {"pre", "forbidden_upgrade", CWSGI_E_FORBIDDEN},
+                             {"pre", "forbidden_Status", CWSGI_E_FORBIDDEN}}));
+    add("RESP-START-3", "misuse-start-is-atomic",
+        codes("RESP-START-3", {{"pre", "second_header_bad", CWSGI_E_HEADER}, {"pre", "reason_crlf", CWSGI_E_HEADER}}));
     add("RESP-START-4", "misuse-replace-before-commit", misuse_wire);
-    add("RESP-START-5", "misuse-flags-and-null-headers", codes("RESP-START-5", {{"pre", "unknown_flag", CWSGI_E_INVAL},
-        {"pre", "null_headers", CWSGI_E_INVAL}}));
-    add("RESP-LEN-1", "misuse-app-content-length", codes("RESP-LEN-1", {{"pre", "cl_not_digits", CWSGI_E_HEADER},
-        {"pre", "cl_sign", CWSGI_E_HEADER}, {"pre", "cl_19_digits", CWSGI_E_HEADER}, {"pre", "cl_conflict", CWSGI_E_HEADER}}));
-    add("RESP-NOBODY-2", "misuse-204-content-length", codes("RESP-NOBODY-2", {{"pre", "status_204_cl", CWSGI_E_FORBIDDEN}}));
-    add("RESP-STATE-2", "misuse-before-start", codes("RESP-STATE-2", {{"pre", "write_before_start", CWSGI_E_STATE},
-        {"pre", "send_file_before_start", CWSGI_E_STATE}, {"pre", "write_null_before_start", CWSGI_E_STATE}}));
-    add("RESP-END-2", "misuse-finish-before-start", codes("RESP-END-2", {{"pre", "finish_before_start", CWSGI_E_STATE}}));
-    add("RESP-END-3", "misuse-double-finish", codes("RESP-END-3", {{"notes", "finish", CWSGI_OK}, {"notes", "finish_after_finish", CWSGI_E_STATE}}));
-    add("RESP-STATE-3", "misuse-after-finish", codes("RESP-STATE-3", {{"notes", "write_after_finish", CWSGI_E_STATE},
-        {"notes", "start_after_finish", CWSGI_E_STATE}, {"notes", "send_file_after_finish", CWSGI_E_STATE},
-        {"notes", "read_after_finish", CWSGI_E_STATE}, {"notes", "environ_after_finish", CWSGI_OK}}));
-    add("RESP-STATE-1", "misuse-null-handle", codes("RESP-STATE-1", {{"pre", "null_handle_environ", CWSGI_E_INVAL},
-        {"pre", "null_handle_is_disconnected", 1}, {"pre", "null_handle_alloc_null", 1}, {"pre", "null_handle_user_data_null", 1}}));
-    add("RESP-INFO-2", "misuse-informational-status", codes("RESP-INFO-2", {{"pre", "info_status_100", CWSGI_E_STATUS},
-        {"pre", "info_status_101", CWSGI_E_STATUS}, {"pre", "info_status_200", CWSGI_E_STATUS}}));
-    add("RESP-INFO-1", "misuse-informational-state", codes("RESP-INFO-1", {{"pre", "info_after_start", CWSGI_E_STATE},
-        {"post", "info_after_commit", CWSGI_E_STATE}, {"notes", "info_after_finish", CWSGI_E_STATE}}));
-    add("RESP-FILE-3", "misuse-send-file-arguments", codes("RESP-FILE-3", {{"pre", "send_file_bad_fd", CWSGI_E_INVAL},
-        {"pre", "send_file_neg_offset", CWSGI_E_INVAL}, {"pre", "send_file_count_below", CWSGI_E_INVAL},
-        {"pre", "send_file_past_end", CWSGI_E_INVAL}}));
+    add("RESP-START-5", "misuse-flags-and-null-headers",
+        codes("RESP-START-5", {{"pre", "unknown_flag", CWSGI_E_INVAL}, {"pre", "null_headers", CWSGI_E_INVAL}}));
+    add("RESP-LEN-1", "misuse-app-content-length",
+        codes("RESP-LEN-1", {{"pre", "cl_not_digits", CWSGI_E_HEADER},
+                             {"pre", "cl_sign", CWSGI_E_HEADER},
+                             {"pre", "cl_19_digits", CWSGI_E_HEADER},
+                             {"pre", "cl_conflict", CWSGI_E_HEADER}}));
+    add("RESP-NOBODY-2", "misuse-204-content-length",
+        codes("RESP-NOBODY-2", {{"pre", "status_204_cl", CWSGI_E_FORBIDDEN}}));
+    add("RESP-STATE-2", "misuse-before-start",
+        codes("RESP-STATE-2", {{"pre", "write_before_start", CWSGI_E_STATE},
+                               {"pre", "send_file_before_start", CWSGI_E_STATE},
+                               {"pre", "write_null_before_start", CWSGI_E_STATE}}));
+    add("RESP-END-2", "misuse-finish-before-start",
+        codes("RESP-END-2", {{"pre", "finish_before_start", CWSGI_E_STATE}}));
+    add("RESP-END-3", "misuse-double-finish",
+        codes("RESP-END-3", {{"notes", "finish", CWSGI_OK}, {"notes", "finish_after_finish", CWSGI_E_STATE}}));
+    add("RESP-STATE-3", "misuse-after-finish",
+        codes("RESP-STATE-3", {{"notes", "write_after_finish", CWSGI_E_STATE},
+                               {"notes", "start_after_finish", CWSGI_E_STATE},
+                               {"notes", "send_file_after_finish", CWSGI_E_STATE},
+                               {"notes", "read_after_finish", CWSGI_E_STATE},
+                               {"notes", "environ_after_finish", CWSGI_OK}}));
+    add("RESP-STATE-1", "misuse-null-handle",
+        codes("RESP-STATE-1", {{"pre", "null_handle_environ", CWSGI_E_INVAL},
+                               {"pre", "null_handle_is_disconnected", 1},
+                               {"pre", "null_handle_alloc_null", 1},
+                               {"pre", "null_handle_user_data_null", 1}}));
+    add("RESP-INFO-2", "misuse-informational-status",
+        codes("RESP-INFO-2", {{"pre", "info_status_100", CWSGI_E_STATUS},
+                              {"pre", "info_status_101", CWSGI_E_STATUS},
+                              {"pre", "info_status_200", CWSGI_E_STATUS}}));
+    add("RESP-INFO-1", "misuse-informational-state",
+        codes("RESP-INFO-1", {{"pre", "info_after_start", CWSGI_E_STATE},
+                              {"post", "info_after_commit", CWSGI_E_STATE},
+                              {"notes", "info_after_finish", CWSGI_E_STATE}}));
+    add("RESP-FILE-3", "misuse-send-file-arguments",
+        codes("RESP-FILE-3", {{"pre", "send_file_bad_fd", CWSGI_E_INVAL},
+                              {"pre", "send_file_neg_offset", CWSGI_E_INVAL},
+                              {"pre", "send_file_count_below", CWSGI_E_INVAL},
+                              {"pre", "send_file_past_end", CWSGI_E_INVAL}}));
     add("RESP-BODY-1", "misuse-write-null", codes("RESP-BODY-1 / ABI-TYPE-3", {{"post", "write_null", CWSGI_E_INVAL}}));
     add("RESP-BODY-3", "zero-length-write", codes("RESP-BODY-3", {{"post", "zero_write", CWSGI_OK}}));
-    add("INPUT-READ-1", "misuse-read-arguments", codes("INPUT-READ-1", {{"pre", "read_null", CWSGI_E_INVAL}, {"pre", "read_cap0", CWSGI_E_INVAL}}));
-    add("ENV-KEYS-1", "misuse-environ-lookups", codes("ENV-KEYS-1", {{"pre", "environ_get_missing", CWSGI_E_NOTFOUND},
-        {"pre", "environ_get_null_key", CWSGI_E_INVAL}}));
-    add("ENV-KEYS-2", "lookups-past-the-end", codes("ENV-KEYS-2", {{"pre", "environ_at_past_end", CWSGI_E_NOTFOUND},
-        {"pre", "header_at_past_end", CWSGI_E_NOTFOUND}, {"pre", "header_find_missing", CWSGI_E_NOTFOUND}}));
+    add("INPUT-READ-1", "misuse-read-arguments",
+        codes("INPUT-READ-1", {{"pre", "read_null", CWSGI_E_INVAL}, {"pre", "read_cap0", CWSGI_E_INVAL}}));
+    add("ENV-KEYS-1", "misuse-environ-lookups",
+        codes("ENV-KEYS-1",
+              {{"pre", "environ_get_missing", CWSGI_E_NOTFOUND}, {"pre", "environ_get_null_key", CWSGI_E_INVAL}}));
+    add("ENV-KEYS-2", "lookups-past-the-end",
+        codes("ENV-KEYS-2", {{"pre", "environ_at_past_end", CWSGI_E_NOTFOUND},
+                             {"pre", "header_at_past_end", CWSGI_E_NOTFOUND},
+                             {"pre", "header_find_missing", CWSGI_E_NOTFOUND}}));
     add("ENV-INFO-1", "request-info-small-struct", codes("ENV-INFO-1", {{"pre", "request_info_small", CWSGI_E_INVAL}}));
     add("EXT-2", "extension-unknown-name", codes("EXT-2", {{"pre", "extension_unknown_null", 1}}));
-    add("MEM-ARENA-1", "arena-alloc", codes("MEM-ARENA-1", {{"pre", "alloc_ok", 1}, {"pre", "alloc_aligned", 1},
-        {"pre", "alloc_zero_nonnull", 1}, {"pre", "alloc_huge_null", 1}}));
-    add("MEM-USER-1", "user-data", codes("MEM-USER-1", {{"pre", "user_data_was_null", 1}, {"pre", "user_data_roundtrip", 1}}));
+    add("MEM-ARENA-1", "arena-alloc",
+        codes("MEM-ARENA-1", {{"pre", "alloc_ok", 1},
+                              {"pre", "alloc_aligned", 1},
+                              {"pre", "alloc_zero_nonnull", 1},
+                              {"pre", "alloc_huge_null", 1}}));
+    add("MEM-USER-1", "user-data",
+        codes("MEM-USER-1", {{"pre", "user_data_was_null", 1}, {"pre", "user_data_roundtrip", 1}}));
     add("LOG-ERR-1", "log-returns-ok", codes("LOG-ERR-1", {{"pre", "log_ok", CWSGI_OK}}));
-    add("LIFE-END-3", "on-request-end-calls", codes("LIFE-END-3", {{"notes", "end_environ", CWSGI_OK},
-        {"notes", "end_write", CWSGI_E_STATE}, {"notes", "end_finish", CWSGI_E_STATE}}));
+    add("LIFE-END-3", "on-request-end-calls",
+        codes("LIFE-END-3", {{"notes", "end_environ", CWSGI_OK},
+                             {"notes", "end_write", CWSGI_E_STATE},
+                             {"notes", "end_finish", CWSGI_E_STATE}}));
     // The wire.
     add("RESP-START-2", "deferred-commit", deferred_commit);
     add("RESP-NOBODY-3", "head-with-content-length", head_with_length);
@@ -604,9 +688,12 @@ void add_response_cases(std::vector<Case> &out)
     add("RESP-ERR-2", "error-after-commit-content-length", error_after_length);
     add("RESP-ERR-2", "error-after-commit-http10", error_after_http10);
     add("RESP-FILE-1", "send-file-whole", [](Ctx &c) { send_file_case(c, "n=1048576", 0, 1048576, true); });
-    add("RESP-FILE-1", "send-file-range", [](Ctx &c) { send_file_case(c, "n=100000&offset=12345&count=5000", 12345, 5000, true); });
-    add("RESP-FILE-1", "send-file-to-end", [](Ctx &c) { send_file_case(c, "n=100000&offset=99000", 99000, 1000, true); });
-    add("RESP-FILE-2", "send-file-chunked", [](Ctx &c) { send_file_case(c, "n=300000&offset=7&cl=0", 7, 299993, false); });
+    add("RESP-FILE-1", "send-file-range",
+        [](Ctx &c) { send_file_case(c, "n=100000&offset=12345&count=5000", 12345, 5000, true); });
+    add("RESP-FILE-1", "send-file-to-end",
+        [](Ctx &c) { send_file_case(c, "n=100000&offset=99000", 99000, 1000, true); });
+    add("RESP-FILE-2", "send-file-chunked",
+        [](Ctx &c) { send_file_case(c, "n=300000&offset=7&cl=0", 7, 299993, false); });
     add("RESP-NOBODY-3", "head-send-file", send_file_head);
     add("RESP-INFO-3", "informational-103", informational);
 }

@@ -44,7 +44,7 @@ std::string rule_for(const std::string &err)
 /// suite checks the spec; each entry names the rule that decides and why it differs.
 struct Override {
     const char *rule;
-    int status;      // the server's own answer the spec requires, or 0: the request is served
+    int status; // the server's own answer the spec requires, or 0: the request is served
     const char *why;
 };
 
@@ -52,9 +52,12 @@ const Override *override_for(const std::string &name)
 {
     static const std::map<std::string, Override> m = {
         {"valid/027", {"REQ-LINE-4", 400, "raw bytes of 0x80 or more in the target are answered 400"}},
-        {"valid/rfc9112_target_authority_connect_01", {"REQ-LINE-3", 501, "CONNECT is answered 501: a CWSGI server has no tunnels"}},
-        {"valid/rfc9112_target_authority_ipv6_01", {"REQ-LINE-3", 501, "CONNECT is answered 501: a CWSGI server has no tunnels"}},
-        {"valid/rfc9112_target_absolute_userinfo_01", {"REQ-LINE-3", 400, "user info in an http URI is refused (RFC 9110 4.2.4)"}},
+        {"valid/rfc9112_target_authority_connect_01",
+         {"REQ-LINE-3", 501, "CONNECT is answered 501: a CWSGI server has no tunnels"}},
+        {"valid/rfc9112_target_authority_ipv6_01",
+         {"REQ-LINE-3", 501, "CONNECT is answered 501: a CWSGI server has no tunnels"}},
+        {"valid/rfc9112_target_absolute_userinfo_01",
+         {"REQ-LINE-3", 400, "user info in an http URI is refused (RFC 9110 4.2.4)"}},
     };
     auto it = m.find(name);
     return it == m.end() ? nullptr : &it->second;
@@ -123,28 +126,36 @@ std::string compare(const json &want, const json &doc, const Ctx &ctx)
     auto m = environ_map(doc);
     std::string diff;
     auto cmp = [&](const std::string &what, const std::string &got, const std::string &exp) {
-        if (got != exp) diff += what + ": expected '" + escape_bytes(exp, 120) + "', got '" + escape_bytes(got, 120) + "'; ";
+        if (got != exp)
+            diff += what + ": expected '" + escape_bytes(exp, 120) + "', got '" + escape_bytes(got, 120) + "'; ";
     };
     cmp("REQUEST_METHOD", m["REQUEST_METHOD"], want["method"].get<std::string>());
     cmp("REQUEST_URI", m["REQUEST_URI"], latin1(want["uri"].get<std::string>()));
     cmp("cwsgi.raw_path", m["cwsgi.raw_path"], latin1(want["path"].get<std::string>()));
     cmp("QUERY_STRING", m["QUERY_STRING"], latin1(want["query"].get<std::string>()));
     auto v = want["version"];
-    cmp("SERVER_PROTOCOL", m["SERVER_PROTOCOL"], "HTTP/" + std::to_string(v[0].get<int>()) + "." + std::to_string(v[1].get<int>()));
+    cmp("SERVER_PROTOCOL", m["SERVER_PROTOCOL"],
+        "HTTP/" + std::to_string(v[0].get<int>()) + "." + std::to_string(v[1].get<int>()));
     std::vector<std::pair<std::string, std::string>> got_h, want_h;
     for (const auto &h : doc["headers"]) {
         // gunicorn drops names with '_' by default; CWSGI keeps them in the header list and
         // leaves them out of HTTP_* (ENV-HDR-5), which the environ cases check.
         std::string n = upper(latin1(h[0].get<std::string>()));
         if (n.find('_') != std::string::npos) {
-            if (m.count("HTTP_" + [&] { std::string k = n; for (auto &ch : k) if (ch == '-') ch = '_'; return k; }())) {
+            if (m.count("HTTP_" + [&] {
+                    std::string k = n;
+                    for (auto &ch : k)
+                        if (ch == '-') ch = '_';
+                    return k;
+                }())) {
                 diff += "ENV-HDR-5: header " + n + " gave an HTTP_* key; ";
             }
             continue;
         }
         got_h.emplace_back(n, latin1(h[1].get<std::string>()));
     }
-    for (const auto &h : want["headers"]) want_h.emplace_back(upper(latin1(h[0].get<std::string>())), latin1(h[1].get<std::string>()));
+    for (const auto &h : want["headers"])
+        want_h.emplace_back(upper(latin1(h[0].get<std::string>())), latin1(h[1].get<std::string>()));
     if (got_h != want_h) {
         std::string g, w;
         for (auto &p : got_h) g += p.first + ": " + p.second + " | ";
@@ -153,13 +164,17 @@ std::string compare(const json &want, const json &doc, const Ctx &ctx)
     }
     std::string body = b64decode(want["body_b64"].get<std::string>());
     std::string got_body = b64decode(doc["body_b64"].get<std::string>());
-    if (got_body != body) diff += "body: expected " + std::to_string(body.size()) + " bytes '" + escape_bytes(body, 60) + "', got " + std::to_string(got_body.size()) + " bytes '" + escape_bytes(got_body, 60) + "'; ";
+    if (got_body != body)
+        diff += "body: expected " + std::to_string(body.size()) + " bytes '" + escape_bytes(body, 60) + "', got " +
+                std::to_string(got_body.size()) + " bytes '" + escape_bytes(got_body, 60) + "'; ";
     if (!want["trailers"].empty() && ctx.has(CWSGI_CAP_REQUEST_TRAILERS)) {
         std::vector<std::pair<std::string, std::string>> gt, wt;
         if (doc["trailers"].is_array()) {
-            for (const auto &h : doc["trailers"]) gt.emplace_back(upper(latin1(h[0].get<std::string>())), latin1(h[1].get<std::string>()));
+            for (const auto &h : doc["trailers"])
+                gt.emplace_back(upper(latin1(h[0].get<std::string>())), latin1(h[1].get<std::string>()));
         }
-        for (const auto &h : want["trailers"]) wt.emplace_back(upper(latin1(h[0].get<std::string>())), latin1(h[1].get<std::string>()));
+        for (const auto &h : want["trailers"])
+            wt.emplace_back(upper(latin1(h[0].get<std::string>())), latin1(h[1].get<std::string>()));
         if (gt != wt) diff += "trailers differ (EXT-TRAILERS-1); ";
     }
     return diff;
@@ -178,8 +193,12 @@ void run_valid(Ctx &ctx, const json &c, const std::string &raw)
         if (r.status == 0 && i > 0 && !ctx.has(CWSGI_CAP_PIPELINING)) {
             return; // a server without pipelining may stop after the first request
         }
-        std::string which = expect.size() > 1 ? " (request " + std::to_string(i + 1) + " of " + std::to_string(expect.size()) + ")" : "";
-        if (r.status < 200 || r.status > 299 || !r.complete) fail("a valid request" + which + " was not served: " + r.summary() + (r.status ? " body '" + escape_bytes(r.body, 100) + "'" : ""));
+        std::string which = expect.size() > 1
+                                ? " (request " + std::to_string(i + 1) + " of " + std::to_string(expect.size()) + ")"
+                                : "";
+        if (r.status < 200 || r.status > 299 || !r.complete)
+            fail("a valid request" + which + " was not served: " + r.summary() +
+                 (r.status ? " body '" + escape_bytes(r.body, 100) + "'" : ""));
         json doc;
         try {
             doc = json::parse(r.body);
@@ -189,7 +208,9 @@ void run_valid(Ctx &ctx, const json &c, const std::string &raw)
         std::string diff = compare(expect[i], doc, ctx);
         if (!diff.empty()) fail("the app saw a different request" + which + ": " + diff);
         if (r.has_token("Connection", "close")) {
-            if (i + 1 < expect.size() && ctx.has(CWSGI_CAP_PIPELINING)) fail("ABI-CAP-4: closed after pipelined request " + std::to_string(i + 1) + " although CWSGI_CAP_PIPELINING is declared");
+            if (i + 1 < expect.size() && ctx.has(CWSGI_CAP_PIPELINING))
+                fail("ABI-CAP-4: closed after pipelined request " + std::to_string(i + 1) +
+                     " although CWSGI_CAP_PIPELINING is declared");
             return;
         }
     }
@@ -208,11 +229,14 @@ void run_override(Ctx &ctx, const Override &o, const std::string &raw)
     int64_t reached = ctx.stats()["handled"].get<int64_t>() - before["handled"].get<int64_t>();
     ctx.diag.push_back(std::string("judged by ") + o.rule + ", not by gunicorn's expectation: " + o.why);
     if (o.status != 0) {
-        if (r.status != o.status) fail(std::string(o.rule) + ": expected " + std::to_string(o.status) + " (" + o.why + "), got " + r.summary());
+        if (r.status != o.status)
+            fail(std::string(o.rule) + ": expected " + std::to_string(o.status) + " (" + o.why + "), got " +
+                 r.summary());
         if (reached != 0) fail(std::string(o.rule) + ": the request reached the app");
         return;
     }
-    if (r.status < 200 || r.status > 299 || !r.complete) fail(std::string(o.rule) + ": expected the request to be served (" + o.why + "), got " + r.summary());
+    if (r.status < 200 || r.status > 299 || !r.complete)
+        fail(std::string(o.rule) + ": expected the request to be served (" + o.why + "), got " + r.summary());
     json doc;
     try {
         doc = json::parse(r.body);
@@ -220,13 +244,15 @@ void run_override(Ctx &ctx, const Override &o, const std::string &raw)
         fail("the probe's report is not JSON");
     }
     std::vector<std::pair<std::string, std::string>> got;
-    for (const auto &h : doc["headers"]) got.emplace_back(latin1(h[0].get<std::string>()), latin1(h[1].get<std::string>()));
+    for (const auto &h : doc["headers"])
+        got.emplace_back(latin1(h[0].get<std::string>()), latin1(h[1].get<std::string>()));
     auto want = raw_headers(raw);
     if (got != want) {
         std::string g, w;
         for (auto &p : got) g += p.first + ": " + p.second + " | ";
         for (auto &p : want) w += p.first + ": " + p.second + " | ";
-        fail(std::string(o.rule) + ": the header list differs from the request's header section: expected [" + escape_bytes(w, 300) + "], got [" + escape_bytes(g, 300) + "]");
+        fail(std::string(o.rule) + ": the header list differs from the request's header section: expected [" +
+             escape_bytes(w, 300) + "], got [" + escape_bytes(g, 300) + "]");
     }
 }
 
@@ -257,14 +283,20 @@ void run_invalid(Ctx &ctx, const json &c, const std::string &raw)
     int64_t reached = after["handled"].get<int64_t>() - before["handled"].get<int64_t>();
     int64_t read_errors = after["read_errors"].get<int64_t>() - before["read_errors"].get<int64_t>();
     if (r.status >= 200 && r.status < 400) fail("an invalid request (" + err + ") was answered " + r.summary());
-    if (r.status >= 500 && r.status != 501 && r.status != 505) fail("an invalid request (" + err + ") got " + r.summary() + ": expected a 4xx, 501, 505 or a close");
+    if (r.status >= 500 && r.status != 501 && r.status != 505)
+        fail("an invalid request (" + err + ") got " + r.summary() + ": expected a 4xx, 501, 505 or a close");
     if (reached > 0) {
-        if (!body_phase_error(err, c["name"].get<std::string>())) fail("REQ-REPLY-1: an invalid request (" + err + ") reached the app");
-        if (read_errors < reached) fail("INPUT-READ-4: a malformed body (" + err + ") reached the app and its read did not fail");
-        if (r.status != 0 && r.status != 400) fail("INPUT-READ-4: expected 400 after the body error, got " + r.summary());
+        if (!body_phase_error(err, c["name"].get<std::string>()))
+            fail("REQ-REPLY-1: an invalid request (" + err + ") reached the app");
+        if (read_errors < reached)
+            fail("INPUT-READ-4: a malformed body (" + err + ") reached the app and its read did not fail");
+        if (r.status != 0 && r.status != 400)
+            fail("INPUT-READ-4: expected 400 after the body error, got " + r.summary());
     }
-    if (r.status == 0 && r.error == "timeout") fail("the server neither answered nor closed after the client half-closed");
-    if (c.contains("suggested_status") && c["suggested_status"].is_number() && r.status != c["suggested_status"].get<int>()) {
+    if (r.status == 0 && r.error == "timeout")
+        fail("the server neither answered nor closed after the client half-closed");
+    if (c.contains("suggested_status") && c["suggested_status"].is_number() &&
+        r.status != c["suggested_status"].get<int>()) {
         ctx.diag.push_back("answered " + (r.status ? std::to_string(r.status) : std::string("by a close")) +
                            "; gunicorn's suggestion is " + c["suggested_status"].dump());
     }
@@ -302,12 +334,15 @@ std::vector<Case> corpus_cases(const std::string &path, std::string *why)
         k.rule = rule;
         k.name = name;
         k.run = [cc, raw, valid, ov](Ctx &ctx) {
-            if (cc.value("incomplete", false)) skip("the request is incomplete by design (Content-Length past the bytes present): a server can only wait and close");
+            if (cc.value("incomplete", false))
+                skip("the request is incomplete by design (Content-Length past the bytes present): a server can only "
+                     "wait and close");
             if (!cc["cfg"].empty()) {
                 std::string why;
                 auto flags = cfg_flags(cc["cfg"], &why);
                 if (flags.empty()) skip(why);
-                if (!ctx.suite.starts_servers()) skip("needs a server started with " + cc["cfg"].dump() + " (--adapter)");
+                if (!ctx.suite.starts_servers())
+                    skip("needs a server started with " + cc["cfg"].dump() + " (--adapter)");
                 // A dedicated server with those limits; the case then runs against it.
                 std::string err;
                 std::vector<std::string> all = {"--threads", "4", "--log-level", "info"};
@@ -315,10 +350,12 @@ std::vector<Case> corpus_cases(const std::string &path, std::string *why)
                 auto proc = ctx.suite.start_server(all, &err);
                 if (!proc) {
                     // A value outside what cwsgi-serve accepts is a documented limit, not a failure.
-                    if (err.find("not in range") != std::string::npos) skip("cwsgi-serve refuses " + cc["cfg"].dump() + ": " + err.substr(err.find("output: ") + 8));
+                    if (err.find("not in range") != std::string::npos)
+                        skip("cwsgi-serve refuses " + cc["cfg"].dump() + ": " + err.substr(err.find("output: ") + 8));
                     fail("cwsgi-serve did not start with " + cc["cfg"].dump() + ": " + err);
                 }
-                Ctx sub(ctx.suite, Target{"127.0.0.1", proc->port(), proc.get(), "corpus-cfg", ""}, ctx.caps, ctx.caps_doc);
+                Ctx sub(ctx.suite, Target{"127.0.0.1", proc->port(), proc.get(), "corpus-cfg", ""}, ctx.caps,
+                        ctx.caps_doc);
                 try {
                     ov ? run_override(sub, *ov, raw) : valid ? run_valid(sub, cc, raw) : run_invalid(sub, cc, raw);
                 } catch (...) {

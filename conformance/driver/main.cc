@@ -227,7 +227,8 @@ std::string exe_dir()
 std::string find_serve(const std::string &given)
 {
     if (!given.empty()) return given;
-    for (const std::string &p : {exe_dir() + "/cwsgi-serve", exe_dir() + "/../cwsgi-serve", std::string(CWSGI_SERVE_PATH)}) {
+    for (const std::string &p :
+         {exe_dir() + "/cwsgi-serve", exe_dir() + "/../cwsgi-serve", std::string(CWSGI_SERVE_PATH)}) {
         if (!p.empty() && access(p.c_str(), X_OK) == 0) return p;
     }
     return "cwsgi-serve"; // PATH
@@ -236,7 +237,8 @@ std::string find_serve(const std::string &given)
 std::string find_probe(const std::string &given)
 {
     if (!given.empty()) return given;
-    for (const std::string &p : {exe_dir() + "/probe.so", exe_dir() + "/../apps/probe.so", std::string(CWSGI_PROBE_PATH)}) {
+    for (const std::string &p :
+         {exe_dir() + "/probe.so", exe_dir() + "/../apps/probe.so", std::string(CWSGI_PROBE_PATH)}) {
         if (!p.empty() && access(p.c_str(), R_OK) == 0) return fs::absolute(p).string();
     }
     return "probe.so";
@@ -271,7 +273,9 @@ std::vector<std::pair<std::string, bool>> list_adapters(const std::string &serve
         out.emplace_back(s.substr(0, t1), state == "built");
     }
     int st = pclose(p);
-    if (out.empty()) *err = "no adapter lines from '" + serve + " --list-adapters' (status " + std::to_string(st) + "): " + escape_bytes(all, 300);
+    if (out.empty())
+        *err = "no adapter lines from '" + serve + " --list-adapters' (status " + std::to_string(st) +
+               "): " + escape_bytes(all, 300);
     return out;
 }
 
@@ -291,7 +295,8 @@ std::vector<DiffReq> diff_requests()
         {"RESP-FRAME-3", "stream-chunked", "GET /t/stream?n=3&m=100 HTTP/1.1\r\n" + H + "\r\n"},
         {"RESP-FRAME-1", "stream-length", "GET /t/stream?n=2&m=10&cl=1 HTTP/1.1\r\n" + H + "\r\n"},
         {"RESP-FRAME-4", "stream-http10", "GET /t/stream?n=2&m=10 HTTP/1.0\r\n\r\n"},
-        {"RESP-HDR-4", "status-404-headers", "GET /t/status?s=404&h=X-A:1&h=Set-Cookie:a&h=set-cookie:b&body=nf HTTP/1.1\r\n" + H + "\r\n"},
+        {"RESP-HDR-4", "status-404-headers",
+         "GET /t/status?s=404&h=X-A:1&h=Set-Cookie:a&h=set-cookie:b&body=nf HTTP/1.1\r\n" + H + "\r\n"},
         {"RESP-NOBODY-1", "status-204", "GET /t/status?s=204 HTTP/1.1\r\n" + H + "\r\n"},
         {"RESP-NOBODY-2", "status-304", "GET /t/status?s=304&cl=5 HTTP/1.1\r\n" + H + "\r\n"},
         {"RESP-NOBODY-3", "head", "HEAD /t/stream?n=3&m=10&cl=1 HTTP/1.1\r\n" + H + "\r\n", true},
@@ -299,14 +304,23 @@ std::vector<DiffReq> diff_requests()
         {"RESP-ERR-1", "error-500", "GET /t/fail?when=before HTTP/1.1\r\n" + H + "\r\n"},
         {"RESP-FILE-1", "send-file", "GET /t/file?n=10000&offset=5&count=100 HTTP/1.1\r\n" + H + "\r\n"},
         {"INPUT-READ-3", "echo", "POST /t/echo HTTP/1.1\r\n" + H + "Content-Length: 5\r\n\r\nhello"},
-        {"INPUT-READ-3", "echo-chunked", "POST /t/echo HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"},
+        {"INPUT-READ-3", "echo-chunked",
+         "POST /t/echo HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"},
         {"RESP-LEN-2", "overrun", "GET /t/length?mode=over HTTP/1.1\r\n" + H + "\r\n"},
         {"REQ-HDR-3", "no-host-400", "GET /t/status?s=201 HTTP/1.1\r\n\r\n"},
         {"REQ-HDR-1", "bad-name-400", "GET /t/status?s=201 HTTP/1.1\r\n" + H + "X A: b\r\n\r\n"},
         {"LIMIT-1", "long-line-414", "GET /" + std::string(5000, 'a') + " HTTP/1.1\r\n" + H + "\r\n"},
-        {"LIMIT-2", "many-fields-431", "GET /t/status?s=201 HTTP/1.1\r\n" + H + [] { std::string s; for (int i = 0; i < 120; i++) s += "X-" + std::to_string(i) + ": v\r\n"; return s; }() + "\r\n"},
+        {"LIMIT-2", "many-fields-431",
+         "GET /t/status?s=201 HTTP/1.1\r\n" + H +
+             [] {
+                 std::string s;
+                 for (int i = 0; i < 120; i++) s += "X-" + std::to_string(i) + ": v\r\n";
+                 return s;
+             }() +
+             "\r\n"},
         {"REQ-LINE-2", "version-505", "GET /t/status?s=201 HTTP/2.0\r\n" + H + "\r\n"},
-        {"REQ-BODY-6", "cl-te-400", "POST /t/read HTTP/1.1\r\n" + H + "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+        {"REQ-BODY-6", "cl-te-400",
+         "POST /t/read HTTP/1.1\r\n" + H + "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
     };
 }
 
@@ -321,7 +335,9 @@ std::string normalise(const Response &r)
     for (const auto &f : r.headers) {
         std::string n = f.name;
         for (auto &c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (n == "date" || n == "server" || n == "content-length" || n == "transfer-encoding" || n == "connection" || n == "keep-alive") continue;
+        if (n == "date" || n == "server" || n == "content-length" || n == "transfer-encoding" || n == "connection" ||
+            n == "keep-alive")
+            continue;
         o << n << ": " << f.value << "\n";
     }
     o << "body " << escape_bytes(r.body, 100000) << (r.complete ? "" : " (incomplete)") << "\n";
@@ -339,30 +355,36 @@ int main(int argc, char **argv)
     bool tap = false, matrix = false, list = false, no_corpus = false;
     cli.add_option("--adapter", opt.adapter, "Start 'cwsgi-serve --adapter NAME' with the probe app on a free port");
     cli.add_option("--server-cmd", opt.server_cmd, "Start this command ({app} and {port} are replaced)");
-    cli.add_option("--url", url, "A running server that serves the probe app: http://127.0.0.1:PORT (https:// implies --tls)");
-    cli.add_flag("--tls", opt.tls,
-                 "Run every case over TLS: with --adapter, start the servers with --certfile/--keyfile of a throwaway "
-                 "self-signed certificate ({certfile} and {keyfile} in --server-cmd); raw HTTP/1 cases use ALPN http/1.1, "
-                 "HTTP/2 cases ALPN h2");
+    cli.add_option("--url", url,
+                   "A running server that serves the probe app: http://127.0.0.1:PORT (https:// implies --tls)");
+    cli.add_flag(
+        "--tls", opt.tls,
+        "Run every case over TLS: with --adapter, start the servers with --certfile/--keyfile of a throwaway "
+        "self-signed certificate ({certfile} and {keyfile} in --server-cmd); raw HTTP/1 cases use ALPN http/1.1, "
+        "HTTP/2 cases ALPN h2");
     cli.add_option("--tls-ca", opt.tls_ca,
                    "With --tls and --url or --server-cmd: verify the server's certificate against this CA file "
                    "(default: no verification; with --adapter the throwaway certificate is the CA)");
-    cli.add_option("-k,--worker-class", opt.worker_class,
-                   "With --adapter: run the probe in this execution mode (sync, gthread or gevent; default: the server's "
-                   "choice; sync runs without --threads 8)");
+    cli.add_option(
+        "-k,--worker-class", opt.worker_class,
+        "With --adapter: run the probe in this execution mode (sync, gthread or gevent; default: the server's "
+        "choice; sync runs without --threads 8)");
     cli.add_option("--server-arg", opt.server_args,
                    "With --adapter: one more argument for every cwsgi-serve started (repeat it: --server-arg=-w "
                    "--server-arg=2)")
         ->allow_extra_args(false);
-    cli.add_option("--serve-bin", opt.serve_bin, "cwsgi-serve to start (default: next to this program, then the build's)");
+    cli.add_option("--serve-bin", opt.serve_bin,
+                   "cwsgi-serve to start (default: next to this program, then the build's)");
     cli.add_option("--probe", opt.probe_path, "The probe app (default: the build's probe.so)");
     cli.add_flag("--tap", tap, "Print TAP");
     cli.add_option("--filter", filter, "Run only the cases whose 'RULE-ID name' matches this regular expression");
     cli.add_flag("--matrix", matrix, "Run every built adapter, print a case x adapter table and a differential check");
     std::vector<std::string> only;
-    cli.add_option("--adapters", only, "With --matrix: only these adapters (comma-separated; repeats allowed)")->delimiter(',');
+    cli.add_option("--adapters", only, "With --matrix: only these adapters (comma-separated; repeats allowed)")
+        ->delimiter(',');
     cli.add_flag("--quick", opt.quick, "64 MiB instead of 1 GiB for the large upload and response");
-    cli.add_option("--corpus", corpus, "gunicorn corpus manifest (default: $CWSGI_CORPUS or ../shared/corpus/... next to the repo)");
+    cli.add_option("--corpus", corpus,
+                   "gunicorn corpus manifest (default: $CWSGI_CORPUS or ../shared/corpus/... next to the repo)");
     cli.add_flag("--no-corpus", no_corpus, "Do not replay the gunicorn corpus");
     cli.add_flag("--list", list, "List the cases and exit");
     std::string known_limits;
@@ -370,7 +392,8 @@ int main(int argc, char **argv)
                    "File of 'case-name reason' lines: the server's documented limitations, reported as skips "
                    "(default with --adapter NAME: adapters/NAME/known-limits.txt in the source tree)");
     cli.add_flag("-v,--verbose", opt.verbose, "Print diagnostics of passing cases too");
-    cli.add_option("--case-timeout", opt.case_timeout_s, "Seconds a case may run before the watchdog stops the run")->capture_default_str();
+    cli.add_option("--case-timeout", opt.case_timeout_s, "Seconds a case may run before the watchdog stops the run")
+        ->capture_default_str();
     CLI11_PARSE(cli, argc, argv);
 
     int modes = !opt.adapter.empty() + !opt.server_cmd.empty() + !url.empty() + matrix;
@@ -382,7 +405,8 @@ int main(int argc, char **argv)
         static const std::regex re(R"(^(https?)://(\[[0-9a-fA-F:]+\]|[0-9.]+):([0-9]+)/?$)");
         std::smatch m;
         if (!std::regex_match(url, m, re)) {
-            std::fprintf(stderr, "cwsgi-conformance: --url must look like http://127.0.0.1:PORT or https://127.0.0.1:PORT\n");
+            std::fprintf(stderr,
+                         "cwsgi-conformance: --url must look like http://127.0.0.1:PORT or https://127.0.0.1:PORT\n");
             return 2;
         }
         if (m[1] == "https") opt.tls = true;
@@ -390,7 +414,8 @@ int main(int argc, char **argv)
         opt.url_port = std::stoi(m[3]);
     }
     if (opt.tls && matrix) {
-        std::fprintf(stderr, "cwsgi-conformance: --tls runs one server (--adapter, --server-cmd or --url), not --matrix\n");
+        std::fprintf(stderr,
+                     "cwsgi-conformance: --tls runs one server (--adapter, --server-cmd or --url), not --matrix\n");
         return 2;
     }
     if (!opt.tls_ca.empty() && !opt.tls) {
@@ -415,7 +440,8 @@ int main(int argc, char **argv)
         if (!re || std::regex_search(c.rule + " " + c.name, *re)) selected.push_back(c);
     }
     if (list) {
-        for (const auto &c : selected) std::printf("%s %s%s\n", c.rule.c_str(), c.name.c_str(), c.needs_caps ? " (needs a capability)" : "");
+        for (const auto &c : selected)
+            std::printf("%s %s%s\n", c.rule.c_str(), c.name.c_str(), c.needs_caps ? " (needs a capability)" : "");
         return 0;
     }
 
@@ -539,7 +565,8 @@ int main(int argc, char **argv)
             Target t = suite.target(profile::base);
             for (const auto &d : diff_requests()) {
                 std::string raw = d.raw;
-                for (size_t p; (p = raw.find("{host}")) != std::string::npos;) raw.replace(p, 6, "127.0.0.1:" + std::to_string(t.port));
+                for (size_t p; (p = raw.find("{host}")) != std::string::npos;)
+                    raw.replace(p, 6, "127.0.0.1:" + std::to_string(t.port));
                 std::string e;
                 auto c = Conn::open(t.host, t.port, 5000, &e);
                 std::string norm = "connect failed: " + e;
@@ -579,8 +606,11 @@ int main(int argc, char **argv)
     // The differential.
     auto reqs = diff_requests();
     if (built.size() < 2) {
-        Result r{"RESP-HDR-4", "differential", Verdict::skip,
-                 "the differential check needs two built adapters (" + std::to_string(built.size()) + " built)", {}};
+        Result r{"RESP-HDR-4",
+                 "differential",
+                 Verdict::skip,
+                 "the differential check needs two built adapters (" + std::to_string(built.size()) + " built)",
+                 {}};
         rep.report(r);
         reqs.clear();
     }

@@ -46,8 +46,7 @@ bool iequals(std::string_view a, std::string_view b)
         return false;
     }
     for (size_t i = 0; i < a.size(); i++) {
-        if (std::tolower(static_cast<unsigned char>(a[i])) !=
-            std::tolower(static_cast<unsigned char>(b[i]))) {
+        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
             return false;
         }
     }
@@ -130,8 +129,8 @@ std::string Response::summary() const
         return "no response (" + (error.empty() ? std::string("nothing") : error) + ")";
     }
     std::string s = version + " " + std::to_string(status) + " (" + framing_name(framing) + ", " +
-                    std::to_string(body_bytes) + " body bytes, " +
-                    (complete ? "complete" : "incomplete: " + error) + ")";
+                    std::to_string(body_bytes) + " body bytes, " + (complete ? "complete" : "incomplete: " + error) +
+                    ")";
     return s;
 }
 
@@ -222,8 +221,9 @@ bool Conn::handshake(int timeout_ms, std::string *err)
         socklen_t len = sizeof ss;
         char ip[INET6_ADDRSTRLEN] = {0};
         if (getpeername(fd_, reinterpret_cast<sockaddr *>(&ss), &len) == 0) {
-            const void *a = ss.ss_family == AF_INET ? static_cast<const void *>(&reinterpret_cast<sockaddr_in *>(&ss)->sin_addr)
-                                                    : static_cast<const void *>(&reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_addr);
+            const void *a = ss.ss_family == AF_INET
+                                ? static_cast<const void *>(&reinterpret_cast<sockaddr_in *>(&ss)->sin_addr)
+                                : static_cast<const void *>(&reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_addr);
             inet_ntop(ss.ss_family, a, ip, sizeof ip);
             X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), ip);
         }
@@ -257,7 +257,9 @@ bool Conn::handshake(int timeout_ms, std::string *err)
     unsigned plen = 0;
     SSL_get0_alpn_selected(ssl_, &proto, &plen);
     if (plen != 0 && std::string_view(reinterpret_cast<const char *>(proto), plen) != "http/1.1") {
-        if (err) *err = "TLS handshake: ALPN chose '" + std::string(reinterpret_cast<const char *>(proto), plen) + "', not http/1.1";
+        if (err)
+            *err = "TLS handshake: ALPN chose '" + std::string(reinterpret_cast<const char *>(proto), plen) +
+                   "', not http/1.1";
         return false;
     }
     return true;
@@ -293,8 +295,7 @@ Conn &Conn::operator=(Conn &&o) noexcept
     return *this;
 }
 
-std::optional<Conn> Conn::open(const std::string &host, int port, int timeout_ms,
-                               std::string *err, int rcvbuf)
+std::optional<Conn> Conn::open(const std::string &host, int port, int timeout_ms, std::string *err, int rcvbuf)
 {
     sockaddr_storage ss{};
     socklen_t len = 0;
@@ -425,8 +426,9 @@ int Conn::fill(int timeout_ms)
             }
             // A TCP FIN without close_notify (SSL_ERROR_SYSCALL with no errno, or OpenSSL 3's
             // "unexpected eof") ends the stream like a close, as does a reset.
-            bool fin = (e == SSL_ERROR_SYSCALL && errno == 0) ||
-                       (e == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+            bool fin =
+                (e == SSL_ERROR_SYSCALL && errno == 0) ||
+                (e == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
             eof_ = true;
             return fin ? 0 : -2;
         }
@@ -531,9 +533,7 @@ bool Conn::read_interim(int timeout_ms, Interim *out, std::string *err)
 bool Conn::parse_head(Response &r, const ReadOptions &opt, clock::time_point t0, bool &got_final)
 {
     std::string line;
-    auto left = [&]() {
-        return std::min(opt.read_timeout_ms, opt.total_timeout_ms - static_cast<int>(ms_since(t0)));
-    };
+    auto left = [&]() { return std::min(opt.read_timeout_ms, opt.total_timeout_ms - static_cast<int>(ms_since(t0))); };
     int rc = read_line(line, left(), 65536);
     if (rc != 1) {
         r.error = fill_error(rc);
@@ -585,9 +585,7 @@ Response Conn::read_response(const ReadOptions &opt)
 {
     Response r;
     auto t0 = clock::now();
-    auto left = [&]() {
-        return std::min(opt.read_timeout_ms, opt.total_timeout_ms - static_cast<int>(ms_since(t0)));
-    };
+    auto left = [&]() { return std::min(opt.read_timeout_ms, opt.total_timeout_ms - static_cast<int>(ms_since(t0))); };
     bool got_final = false;
     for (int k = 0; k < 20 && !got_final; k++) {
         if (!parse_head(r, opt, t0, got_final)) {

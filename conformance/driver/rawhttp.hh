@@ -42,13 +42,13 @@ struct Response {
     std::vector<Field> headers; // in order, names as sent
     std::vector<Interim> interim;
     Framing framing = Framing::none;
-    std::string body;                // decoded body bytes (unless not stored)
-    uint64_t body_bytes = 0;         // decoded body bytes seen, stored or not
+    std::string body;                  // decoded body bytes (unless not stored)
+    uint64_t body_bytes = 0;           // decoded body bytes seen, stored or not
     std::vector<uint64_t> chunk_sizes; // chunked: size of every chunk, terminal 0 included
     std::vector<Field> trailers;
-    bool complete = false;  // the framing reached its end (or a close ended a close-delimited body)
-    bool abandoned = false; // the on_body callback asked to stop
-    std::string error;      // "", "timeout", "eof", "parse: ..." (why it is not complete)
+    bool complete = false;     // the framing reached its end (or a close ended a close-delimited body)
+    bool abandoned = false;    // the on_body callback asked to stop
+    std::string error;         // "", "timeout", "eof", "parse: ..." (why it is not complete)
     double ms_first_byte = -1; // since the read began
     double ms_head = -1;
     double ms_done = -1;
@@ -63,9 +63,9 @@ struct Response {
 };
 
 struct ReadOptions {
-    bool head = false;             // the request was HEAD: a final response has no body
-    int read_timeout_ms = 5000;    // longest wait for any single read
-    int total_timeout_ms = 30000;  // longest time for the whole response
+    bool head = false;            // the request was HEAD: a final response has no body
+    int read_timeout_ms = 5000;   // longest wait for any single read
+    int total_timeout_ms = 30000; // longest time for the whole response
     bool store_body = true;
     size_t max_store = size_t(256) << 20;
     /// Called with every decoded body slice; return false to stop reading (abandoned).
@@ -76,7 +76,7 @@ struct ReadOptions {
 /// Conn::open() runs a TLS handshake (ALPN "http/1.1", SNI `sni`) after the TCP connect, and
 /// every byte a case sends or reads goes through it, so no case needs to know.
 struct TlsClientOptions {
-    std::string ca_file; // verify the server's chain and its IP/name against this; "" = no verification
+    std::string ca_file;           // verify the server's chain and its IP/name against this; "" = no verification
     std::string sni = "localhost"; // server name sent (an IP literal is not a valid SNI name)
 };
 /// Turns TLS on for every later Conn::open(). False (and *err) when OpenSSL cannot set it up
@@ -100,8 +100,8 @@ public:
 
     /// Connects to host:port (IPv4 or IPv6 literal). rcvbuf > 0 shrinks SO_RCVBUF first, so
     /// that a slow reader makes the server feel backpressure quickly.
-    static std::optional<Conn> open(const std::string &host, int port, int timeout_ms,
-                                    std::string *err, int rcvbuf = 0);
+    static std::optional<Conn> open(const std::string &host, int port, int timeout_ms, std::string *err,
+                                    int rcvbuf = 0);
 
     /// Sends all bytes, waiting at most timeout_ms for the socket to take them. False on error.
     bool send(std::string_view bytes, int timeout_ms = 10000);
@@ -141,8 +141,7 @@ private:
     /// Reads a CRLF- (or LF-) terminated line, without the terminator.
     int read_line(std::string &line, int timeout_ms, size_t max_len);
     int ensure(size_t n, int timeout_ms);
-    bool parse_head(Response &r, const ReadOptions &opt,
-                    std::chrono::steady_clock::time_point t0, bool &got_final);
+    bool parse_head(Response &r, const ReadOptions &opt, std::chrono::steady_clock::time_point t0, bool &got_final);
 
     int fd_ = -1;
     ssl_st *ssl_ = nullptr; // OpenSSL's SSL, when the connection runs over TLS

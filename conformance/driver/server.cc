@@ -124,9 +124,9 @@ long rss_tree_kib(pid_t pid)
 /// The port of the first "Listening at: http://127.0.0.1:PORT" (or [::1], localhost) line, or 0.
 static int listening_port(const std::string &out)
 {
-    static const char *const prefixes[] = {"Listening at: http://127.0.0.1:",  "Listening at: http://[::1]:",
-                                           "Listening at: http://localhost:",  "Listening at: https://127.0.0.1:",
-                                           "Listening at: https://[::1]:",     "Listening at: https://localhost:"};
+    static const char *const prefixes[] = {
+        "Listening at: http://127.0.0.1:",  "Listening at: http://[::1]:",  "Listening at: http://localhost:",
+        "Listening at: https://127.0.0.1:", "Listening at: https://[::1]:", "Listening at: https://localhost:"};
     for (const char *p : prefixes) {
         size_t at = out.find(p);
         if (at == std::string::npos) continue;
@@ -143,9 +143,8 @@ static int listening_port(const std::string &out)
     return 0;
 }
 
-std::unique_ptr<ServerProc> ServerProc::start(const std::vector<std::string> &argv, int port_hint,
-                                              int timeout_ms, std::string *err,
-                                              const std::vector<std::string> &env)
+std::unique_ptr<ServerProc> ServerProc::start(const std::vector<std::string> &argv, int port_hint, int timeout_ms,
+                                              std::string *err, const std::vector<std::string> &env)
 {
     if (argv.empty()) {
         if (err) *err = "empty command";
@@ -165,8 +164,8 @@ std::unique_ptr<ServerProc> ServerProc::start(const std::vector<std::string> &ar
     for (char **e = environ; *e != nullptr; ++e) {
         std::string kv = *e;
         std::string key = kv.substr(0, kv.find('='));
-        bool overridden = std::any_of(env.begin(), env.end(),
-                                      [&](const std::string &x) { return x.compare(0, key.size() + 1, key + "=") == 0; });
+        bool overridden = std::any_of(
+            env.begin(), env.end(), [&](const std::string &x) { return x.compare(0, key.size() + 1, key + "=") == 0; });
         if (!overridden) envs.push_back(std::move(kv));
     }
     envs.insert(envs.end(), env.begin(), env.end());
@@ -212,8 +211,8 @@ std::unique_ptr<ServerProc> ServerProc::start(const std::vector<std::string> &ar
                 std::string o = sp->out_;
                 lk.unlock();
                 if (err) {
-                    *err = "no 'Listening at: http(s)://127.0.0.1:PORT' line within " +
-                           std::to_string(timeout_ms) + " ms; output: " + escape_bytes(o, 600);
+                    *err = "no 'Listening at: http(s)://127.0.0.1:PORT' line within " + std::to_string(timeout_ms) +
+                           " ms; output: " + escape_bytes(o, 600);
                 }
                 return nullptr;
             }

@@ -26,9 +26,8 @@ public:
     /// port_hint is 0, waits for the "Listening at:" line to learn the port; otherwise waits
     /// until port_hint accepts connections. Returns nullptr and sets *err on failure (the
     /// process is then stopped).
-    static std::unique_ptr<ServerProc> start(const std::vector<std::string> &argv, int port_hint,
-                                             int timeout_ms, std::string *err,
-                                             const std::vector<std::string> &env = {});
+    static std::unique_ptr<ServerProc> start(const std::vector<std::string> &argv, int port_hint, int timeout_ms,
+                                             std::string *err, const std::vector<std::string> &env = {});
     ~ServerProc();
     ServerProc(const ServerProc &) = delete;
     ServerProc &operator=(const ServerProc &) = delete;

@@ -102,8 +102,7 @@ static std::string cap_names(uint64_t caps)
 
 // ---- Ctx ----------------------------------------------------------------------------------
 
-Ctx::Ctx(Suite &s, Target target, uint64_t c, const json &doc)
-    : suite(s), t(std::move(target)), caps(c), caps_doc(doc)
+Ctx::Ctx(Suite &s, Target target, uint64_t c, const json &doc) : suite(s), t(std::move(target)), caps(c), caps_doc(doc)
 {
 }
 
@@ -122,9 +121,8 @@ Conn Ctx::connect(int rcvbuf)
     return std::move(*c);
 }
 
-std::string Ctx::req(const std::string &method, const std::string &target,
-                     const std::string &extra_headers, const std::string &body,
-                     const std::string &version) const
+std::string Ctx::req(const std::string &method, const std::string &target, const std::string &extra_headers,
+                     const std::string &body, const std::string &version) const
 {
     std::string r = method + " " + target + " " + version + "\r\n";
     r += "Host: " + t.host + ":" + std::to_string(t.port) + "\r\n";
@@ -169,7 +167,8 @@ json Ctx::get_json(const std::string &target)
     }
     json j = parse_json(r, "GET " + target);
     // Bookkeeping queries must not hide the request a failure is about.
-    if (target.find("/t/stats") != std::string::npos || target.find("/t/caps") != std::string::npos) last_request = saved;
+    if (target.find("/t/stats") != std::string::npos || target.find("/t/caps") != std::string::npos)
+        last_request = saved;
     return j;
 }
 

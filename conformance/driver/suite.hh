@@ -42,8 +42,7 @@ inline void check(bool ok, const std::string &m)
 {
     if (!ok) fail(m);
 }
-template <typename A, typename B>
-void check_eq(const A &got, const B &want, const std::string &what);
+template <typename A, typename B> void check_eq(const A &got, const B &want, const std::string &what);
 
 /// Server profiles: the flags a driver-started server gets. Only "base" exists when the
 /// driver did not start the server (--url, --server-cmd).
@@ -66,9 +65,9 @@ struct Options {
     std::string server_cmd; // --server-cmd
     std::string url_host;   // --url
     int url_port = 0;
-    std::string serve_bin;  // cwsgi-serve path
-    std::string probe_path; // probe.so path
-    std::string worker_class; // --worker-class: passed on as -k (gthread, gevent), "" = the server's choice
+    std::string serve_bin;                // cwsgi-serve path
+    std::string probe_path;               // probe.so path
+    std::string worker_class;             // --worker-class: passed on as -k (gthread, gevent), "" = the server's choice
     std::vector<std::string> server_args; // --server-arg: passed on to every cwsgi-serve started (e.g. -w 2)
     bool quick = false;
     bool verbose = false;
@@ -115,12 +114,10 @@ public:
     /// Sends raw bytes on a new connection and reads one response.
     Response exchange(const std::string &raw, ReadOptions ro = {});
     /// GET `target` with Host and Connection: close, one response.
-    Response get(const std::string &target, const std::string &extra_headers = "",
-                 ReadOptions ro = {});
+    Response get(const std::string &target, const std::string &extra_headers = "", ReadOptions ro = {});
     /// Builds a request: METHOD target HTTP/1.1, Host, extra headers (each ending in CRLF), body.
-    std::string req(const std::string &method, const std::string &target,
-                    const std::string &extra_headers = "", const std::string &body = "",
-                    const std::string &version = "HTTP/1.1") const;
+    std::string req(const std::string &method, const std::string &target, const std::string &extra_headers = "",
+                    const std::string &body = "", const std::string &version = "HTTP/1.1") const;
     /// GET target and parse its JSON body (fails the case on a non-200 or bad JSON).
     json get_json(const std::string &target);
     /// Parses a response body as JSON (fails the case on bad JSON).
@@ -142,8 +139,8 @@ private:
 };
 
 struct Case {
-    std::string rule;    // spec rule ID, e.g. "RESP-LEN-2"
-    std::string name;    // short case name, e.g. "content-length-overrun"
+    std::string rule; // spec rule ID, e.g. "RESP-LEN-2"
+    std::string name; // short case name, e.g. "content-length-overrun"
     std::string profile = profile::base;
     uint64_t needs_caps = 0;
     bool needs_proc = false; // needs a server process the driver started (RSS, signals)
@@ -219,8 +216,7 @@ std::string code_name(int64_t code);
 std::string fields_str(const std::vector<Field> &f);
 double now_ms();
 
-template <typename A, typename B>
-void check_eq(const A &got, const B &want, const std::string &what)
+template <typename A, typename B> void check_eq(const A &got, const B &want, const std::string &what)
 {
     if (!(got == want)) {
         std::string g, w;

@@ -47,38 +47,38 @@ typedef struct cwsgi_test_request {
                                     for "HTTP/2" the first Host is sent as :authority and a
                                     later one as a host field */
     size_t n_headers;
-    const void *body;            /* request body bytes, or NULL */
+    const void *body; /* request body bytes, or NULL */
     size_t body_len;
-    uint32_t chunked;            /* 1: send the body with Transfer-Encoding: chunked */
-    uint32_t read_piece;         /* deliver the body in pieces of at most this size; 0 = all */
-    int64_t disconnect_after;    /* > 0: the client goes away after this many response body
-                                    bytes; 0 or negative: it stays */
+    uint32_t chunked;             /* 1: send the body with Transfer-Encoding: chunked */
+    uint32_t read_piece;          /* deliver the body in pieces of at most this size; 0 = all */
+    int64_t disconnect_after;     /* > 0: the client goes away after this many response body
+                                     bytes; 0 or negative: it stays */
     const cwsgi_header *trailers; /* request trailers, delivered after the body (with chunked) */
     size_t n_trailers;
-    int32_t read_error;          /* < 0: once the body bytes are delivered, the next read of the
-                                    connection fails with this status (CWSGI_E_TIMEOUT,
-                                    CWSGI_E_BODY) instead of ending the body. The core stops at
-                                    a Content-Length by itself, so this shows with chunked or
-                                    with a declared length longer than body_len. Since: 1.1 */
+    int32_t read_error; /* < 0: once the body bytes are delivered, the next read of the
+                           connection fails with this status (CWSGI_E_TIMEOUT,
+                           CWSGI_E_BODY) instead of ending the body. The core stops at
+                           a Content-Length by itself, so this shows with chunked or
+                           with a declared length longer than body_len. Since: 1.1 */
 } cwsgi_test_request;
 
 /** What came back. Owned by the host; free with cwsgi_test_response_free. */
 typedef struct cwsgi_test_response {
     uint32_t struct_size;
-    uint32_t status;             /* status sent (0 when nothing was committed) */
+    uint32_t status; /* status sent (0 when nothing was committed) */
     const char *reason;
     const cwsgi_header *headers; /* response headers as the adapter would send them */
     size_t n_headers;
-    const char *body;            /* body bytes (NUL-terminated for convenience) */
+    const char *body; /* body bytes (NUL-terminated for convenience) */
     size_t body_len;
-    int32_t outcome;             /* what on_request_end received */
-    int32_t handle_result;       /* what handle() returned */
-    uint32_t aborted;            /* 1: the response was cut after commit (RESP-ERR-2) */
-    uint32_t continue_sent;      /* 1: "100 Continue" would have gone out */
-    uint32_t keep_alive;         /* 1: the connection would stay open */
-    uint32_t informational;      /* count of 1xx responses sent before the final one */
-    uint32_t framing;            /* 0 no body, 1 length, 2 chunked, 3 close, 4 stream */
-    uint32_t reached_app;        /* 0: the server answered by itself (4xx) */
+    int32_t outcome;        /* what on_request_end received */
+    int32_t handle_result;  /* what handle() returned */
+    uint32_t aborted;       /* 1: the response was cut after commit (RESP-ERR-2) */
+    uint32_t continue_sent; /* 1: "100 Continue" would have gone out */
+    uint32_t keep_alive;    /* 1: the connection would stay open */
+    uint32_t informational; /* count of 1xx responses sent before the final one */
+    uint32_t framing;       /* 0 no body, 1 length, 2 chunked, 3 close, 4 stream */
+    uint32_t reached_app;   /* 0: the server answered by itself (4xx) */
 } cwsgi_test_response;
 
 /**
@@ -88,13 +88,12 @@ typedef struct cwsgi_test_response {
  * @return a host, or NULL on failure. Ownership: close with cwsgi_testhost_close.
  * Threads: one thread at a time.
  */
-CWSGI_TESTHOST_API cwsgi_testhost *cwsgi_testhost_open(const char *path, const cwsgi_testhost_options *opts,
-                                    char *err, size_t errlen);
+CWSGI_TESTHOST_API cwsgi_testhost *cwsgi_testhost_open(const char *path, const cwsgi_testhost_options *opts, char *err,
+                                                       size_t errlen);
 
 /** Same, for an app linked into the test program (pass its entry function). */
-CWSGI_TESTHOST_API cwsgi_testhost *cwsgi_testhost_open_entry(cwsgi_entry_fn entry,
-                                          const cwsgi_testhost_options *opts, char *err,
-                                          size_t errlen);
+CWSGI_TESTHOST_API cwsgi_testhost *cwsgi_testhost_open_entry(cwsgi_entry_fn entry, const cwsgi_testhost_options *opts,
+                                                             char *err, size_t errlen);
 
 /**
  * Runs one request through the app and returns the response.
@@ -102,7 +101,7 @@ CWSGI_TESTHOST_API cwsgi_testhost *cwsgi_testhost_open_entry(cwsgi_entry_fn entr
  * Ownership: *out is the caller's; free it with cwsgi_test_response_free.
  */
 CWSGI_TESTHOST_API int32_t cwsgi_testhost_request(cwsgi_testhost *host, const cwsgi_test_request *req,
-                               cwsgi_test_response **out);
+                                                  cwsgi_test_response **out);
 
 /** Shorthand for a GET of `target`; NULL on failure. Free with cwsgi_test_response_free. */
 CWSGI_TESTHOST_API cwsgi_test_response *cwsgi_testhost_get(cwsgi_testhost *host, const char *target);

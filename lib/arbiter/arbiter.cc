@@ -45,14 +45,14 @@ constexpr const char *kParentEnv = "CWSGI_PID";
 constexpr int64_t kKillMarginMs = 5000;
 
 // The signals the master takes (gunicorn's list).
-const std::vector<int> kMasterSignals = {SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU,
-                                         SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD};
+const std::vector<int> kMasterSignals = {SIGHUP,  SIGTERM, SIGINT,  SIGQUIT,  SIGTTIN,
+                                         SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD};
 
 struct Worker {
     pid_t pid = 0;
-    uint32_t id = 0;          // worker_id; its scoreboard slot is id - 1
-    uint64_t generation = 0;  // HUP starts a new one
-    uint64_t age = 0;         // spawn order: the oldest goes first (TTOU, retirement)
+    uint32_t id = 0;           // worker_id; its scoreboard slot is id - 1
+    uint64_t generation = 0;   // HUP starts a new one
+    uint64_t age = 0;          // spawn order: the oldest goes first (TTOU, retirement)
     bool told_to_stop = false; // sent TERM (retired, scaled down, recycled)
     int64_t abort_sent_ms = 0; // SIGABRT sent for a timeout; SIGKILL follows
     bool kill_sent = false;
@@ -63,7 +63,8 @@ enum class Stop { none, graceful, quick };
 class Master {
 public:
     Master(const Config &config, const std::string &app_path, const core::AdapterOps &ops, core::ConfigReloader reload)
-        : config_(config), app_path_(app_path), ops_(ops), reload_(std::move(reload)), num_workers_(std::max(1u, config.workers))
+        : config_(config), app_path_(app_path), ops_(ops), reload_(std::move(reload)),
+          num_workers_(std::max(1u, config.workers))
     {
     }
 
@@ -351,8 +352,8 @@ void Master::check_generations()
         if (reexec_parent_ != 0) state += fmt::format("\nMAINPID={}", static_cast<long>(::getpid()));
         sd_notify(state);
     } else {
-        log().info(fmt::format("Reload done: {} new worker(s) serve; {} old one(s) retire gracefully",
-                               num_workers_, retired));
+        log().info(
+            fmt::format("Reload done: {} new worker(s) serve; {} old one(s) retire gracefully", num_workers_, retired));
         sd_notify(ready_state("Reload done"));
     }
 }
@@ -383,8 +384,9 @@ void Master::murder_workers()
         } else if (config_.request_deadline_ms > 0) {
             for (const RequestSnapshot &r : board_.in_flight(w.id - 1)) {
                 if (now - r.started_ms > config_.request_deadline_ms) {
-                    reason = fmt::format("HARAKIRI: req {} {} {} has run {:.1f} s (--harakiri {:.1f} s)", r.id, r.method,
-                                         r.target, (now - r.started_ms) / 1000.0, config_.request_deadline_ms / 1000.0);
+                    reason =
+                        fmt::format("HARAKIRI: req {} {} {} has run {:.1f} s (--harakiri {:.1f} s)", r.id, r.method,
+                                    r.target, (now - r.started_ms) / 1000.0, config_.request_deadline_ms / 1000.0);
                     break;
                 }
             }
@@ -490,19 +492,13 @@ void Master::handle_signal(int sig)
 {
     if (sig != SIGCHLD) log().info(fmt::format("Handling signal: {}", signal_name(sig).substr(3)));
     switch (sig) {
-    case SIGCHLD:
-        reap();
-        break;
+    case SIGCHLD: reap(); break;
     case SIGHUP:
         if (stopping_ == Stop::none) reload();
         break;
-    case SIGTERM:
-        begin_stop(Stop::graceful, exit_code_);
-        break;
+    case SIGTERM: begin_stop(Stop::graceful, exit_code_); break;
     case SIGINT:
-    case SIGQUIT:
-        begin_stop(Stop::quick, exit_code_);
-        break;
+    case SIGQUIT: begin_stop(Stop::quick, exit_code_); break;
     case SIGTTIN:
         if (stopping_ == Stop::none && num_workers_ < Scoreboard::kSlots / 2) ++num_workers_;
         log().info(fmt::format("Workers: {}", num_workers_));
@@ -523,8 +519,7 @@ void Master::handle_signal(int sig)
     case SIGWINCH:
         // gunicorn acts on WINCH only when daemonized; a terminal sends it on every resize.
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -559,7 +554,8 @@ void Master::reload()
             }
             listeners_ = std::move(fresh_listeners);
             for (const core::Listener &l : listeners_) {
-                log().info(fmt::format("Listening at: {} ({})", shown_address(l, config_), static_cast<long>(::getpid())));
+                log().info(
+                    fmt::format("Listening at: {} ({})", shown_address(l, config_), static_cast<long>(::getpid())));
             }
         }
         config_ = std::move(fresh);
@@ -588,7 +584,8 @@ void Master::reexec()
 {
     // LIFE-ARB-6: a new binary, the same sockets. One re-exec at a time.
     if (reexec_pid_ != 0) {
-        log().warning(fmt::format("USR2 ignored: a re-executed master (pid:{}) is running", static_cast<long>(reexec_pid_)));
+        log().warning(
+            fmt::format("USR2 ignored: a re-executed master (pid:{}) is running", static_cast<long>(reexec_pid_)));
         return;
     }
     if (reexec_parent_ != 0) {
@@ -628,7 +625,8 @@ void Master::reexec()
 void Master::maybe_promote()
 {
     if (reexec_parent_ == 0 || ::getppid() == reexec_parent_) return;
-    log().info(fmt::format("The old master (pid:{}) is gone: this master takes over", static_cast<long>(reexec_parent_)));
+    log().info(
+        fmt::format("The old master (pid:{}) is gone: this master takes over", static_cast<long>(reexec_parent_)));
     std::string old_path = pidfile_path();
     reexec_parent_ = 0;
     if (!config_.pidfile.empty()) {
@@ -768,7 +766,8 @@ int Master::run()
 
 } // namespace
 
-int run_master(const Config &config, const std::string &app_path, const core::AdapterOps &ops, core::ConfigReloader reload)
+int run_master(const Config &config, const std::string &app_path, const core::AdapterOps &ops,
+               core::ConfigReloader reload)
 {
     Master m(config, app_path, ops, std::move(reload));
     return m.run();

@@ -31,22 +31,22 @@ enum class WorkerState : uint32_t {
 
 /// One request a worker is serving: from just before handle() to the end of the request.
 struct RequestRecord {
-    std::atomic<uint64_t> id{0};         // 0 = free; claimed with a compare-exchange
-    std::atomic<int64_t> started_ms{0};  // 0 until method and target are written
+    std::atomic<uint64_t> id{0};        // 0 = free; claimed with a compare-exchange
+    std::atomic<int64_t> started_ms{0}; // 0 until method and target are written
     char method[16];
     char target[104];
 };
 
 /// One worker's slot.
 struct WorkerSlot {
-    static constexpr size_t kRequests = 16;  // requests recorded at once; more are only counted
-    static constexpr size_t kLoops = 32;     // event-loop threads watched
+    static constexpr size_t kRequests = 16; // requests recorded at once; more are only counted
+    static constexpr size_t kLoops = 32;    // event-loop threads watched
 
-    std::atomic<int64_t> beat_ms{0};         // last heartbeat of the worker's ticker thread
-    std::atomic<uint32_t> state{0};          // WorkerState
-    std::atomic<uint64_t> requests{0};       // requests ended in this worker
-    std::atomic<uint32_t> unrecorded{0};     // requests in flight beyond kRequests
-    std::atomic<uint32_t> loops{0};          // loop threads that registered
+    std::atomic<int64_t> beat_ms{0};             // last heartbeat of the worker's ticker thread
+    std::atomic<uint32_t> state{0};              // WorkerState
+    std::atomic<uint64_t> requests{0};           // requests ended in this worker
+    std::atomic<uint32_t> unrecorded{0};         // requests in flight beyond kRequests
+    std::atomic<uint32_t> loops{0};              // loop threads that registered
     std::atomic<int64_t> fiber_since_ms[kLoops]; // 0, or when that loop thread began running a fiber
     RequestRecord in_flight[kRequests];
 

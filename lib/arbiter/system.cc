@@ -139,8 +139,8 @@ void sd_notify(const std::string &state)
     socklen_t sl = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
     // Never blocking: the master's loop must not wait on a manager that does not read. A
     // notification that finds the queue full is lost, as one to an absent socket is.
-    ssize_t n = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
-                         reinterpret_cast<sockaddr *>(&sa), sl);
+    ssize_t n =
+        ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL | MSG_DONTWAIT, reinterpret_cast<sockaddr *>(&sa), sl);
     (void)n; // systemd not listening must not stop the server
     ::close(fd);
 }

@@ -70,9 +70,7 @@ private:
             int sig = signals_.next(interval_ms_);
             slot_.beat_ms.store(now_ms(), std::memory_order_relaxed);
             switch (sig) {
-            case SIGTERM:
-                retire(nullptr);
-                break;
+            case SIGTERM: retire(nullptr); break;
             case SIGINT:
             case SIGQUIT:
                 // gunicorn's quick exit: no drain, no app callback.
@@ -82,8 +80,7 @@ private:
                 if (!ctx_.log().reopen(error) || !ctx_.access_log().reopen(error)) ctx_.log().error(error);
                 break;
             }
-            default:
-                break;
+            default: break;
             }
             if (::getppid() != master_ && !ctx_.shutting_down()) {
                 ctx_.log().warning(fmt::format("Master (pid:{}) is gone; stopping", static_cast<long>(master_)));
@@ -155,7 +152,8 @@ void run_worker(const WorkerSpec &spec)
         ctx.log().error(error);
         leave(core::kExitWorkerBootError);
     }
-    spec.board->install_probe(spec.id - 1, config.max_requests == 0 ? 0 : config.max_requests + jitter(config), &on_max_requests);
+    spec.board->install_probe(spec.id - 1, config.max_requests == 0 ? 0 : config.max_requests + jitter(config),
+                              &on_max_requests);
 
     // LIFE-LOAD-5: without --preload each worker loads the app itself, so that a new generation
     // of workers (HUP) runs the .so as it is on disk now.

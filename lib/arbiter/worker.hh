@@ -17,13 +17,13 @@ namespace cwsgi::arbiter {
 
 /// What a worker gets from its master.
 struct WorkerSpec {
-    uint32_t id = 1;                         // worker_id (LIFE-WORKER-1), also its slot + 1
+    uint32_t id = 1; // worker_id (LIFE-WORKER-1), also its slot + 1
     const core::Config *config = nullptr;
     const std::string *app_path = nullptr;
     const core::AdapterOps *ops = nullptr;
     std::vector<core::Listener> *listeners = nullptr;
     Scoreboard *board = nullptr;
-    core::App *preloaded = nullptr;          // --preload: loaded and initialised by the master
+    core::App *preloaded = nullptr; // --preload: loaded and initialised by the master
     core::ExecMode preloaded_mode = core::ExecMode::threads;
     pid_t master = 0;
 };

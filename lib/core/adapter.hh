@@ -40,8 +40,7 @@ struct AdapterOps {
 /// requested, stops it. Returns 1 when start fails (its error logged), else 0. A Server whose
 /// stop() returned false is kept, not destroyed: those threads may still reach it, and the
 /// process is about to exit.
-template <class Server>
-int serve_until_stopped(Context &ctx, std::vector<Listener> &listeners)
+template <class Server> int serve_until_stopped(Context &ctx, std::vector<Listener> &listeners)
 {
     auto server = std::make_unique<Server>(ctx);
     std::string error;

@@ -186,7 +186,7 @@ std::string App::describe() const
                        origin_, desc_.name ? desc_.name : "(unnamed)", desc_.version ? desc_.version : "(none)",
                        desc_.abi_major, desc_.abi_minor, CWSGI_ABI_MAJOR, CWSGI_ABI_MINOR,
                        desc_.thread_safety == CWSGI_THREADS_SAFE ? "safe (concurrent handle calls)"
-                                                                  : "serial (one handle call at a time)",
+                                                                 : "serial (one handle call at a time)",
                        cooperative() ? "yes (handle blocks only inside CWSGI calls)" : "no",
                        capabilities_to_string(desc_.required_caps), exts.empty() ? "none" : exts,
                        desc_.init ? "yes" : "no", desc_.worker_start ? "yes" : "no", desc_.worker_stop ? "yes" : "no",

@@ -19,11 +19,10 @@ class App {
 public:
     /// Loads `path` and checks its descriptor against `api` (capabilities included).
     /// Returns nullptr with `error` set to one line on failure. Does not call init.
-    static std::unique_ptr<App> load(const std::string &path, const cwsgi_server_api *api,
-                                     std::string &error);
+    static std::unique_ptr<App> load(const std::string &path, const cwsgi_server_api *api, std::string &error);
     /// Same checks for an app linked into the server (static mode, tests).
-    static std::unique_ptr<App> from_entry(cwsgi_entry_fn entry, const cwsgi_server_api *api,
-                                           std::string &error, std::string origin = "<static>");
+    static std::unique_ptr<App> from_entry(cwsgi_entry_fn entry, const cwsgi_server_api *api, std::string &error,
+                                           std::string origin = "<static>");
 
     ~App();
     App(const App &) = delete;
@@ -59,8 +58,8 @@ public:
 
 private:
     App() = default;
-    static std::unique_ptr<App> check(const cwsgi_app_desc *desc, const cwsgi_server_api *api,
-                                      std::string origin, std::string &error);
+    static std::unique_ptr<App> check(const cwsgi_app_desc *desc, const cwsgi_server_api *api, std::string origin,
+                                      std::string &error);
     cwsgi_app_desc desc_{};
     std::string origin_;
     void *dl_ = nullptr;

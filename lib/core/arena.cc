@@ -27,7 +27,7 @@ namespace {
 constexpr size_t kAlign = alignof(std::max_align_t);
 constexpr size_t kHeader = (sizeof(void *) + sizeof(size_t) + kAlign - 1) & ~(kAlign - 1);
 constexpr size_t kPayload = Arena::kBlockSize - kHeader;
-constexpr size_t kThreadCache = 16;  // blocks a thread keeps for itself
+constexpr size_t kThreadCache = 16;   // blocks a thread keeps for itself
 constexpr size_t kSharedCache = 1024; // blocks the process keeps (4 MiB) beyond that
 
 struct FreeBlock {

@@ -65,8 +65,8 @@ int64_t api_read(cwsgi_request *r, void *buf, size_t cap)
     Request *q = live(r, "read");
     return q ? q->read(buf, cap) : int64_t{CWSGI_E_INVAL};
 }
-int32_t api_start_response(cwsgi_request *r, uint32_t status, const char *reason,
-                           const cwsgi_header *h, size_t n, uint32_t flags)
+int32_t api_start_response(cwsgi_request *r, uint32_t status, const char *reason, const cwsgi_header *h, size_t n,
+                           uint32_t flags)
 {
     Request *q = live(r, "start_response");
     return q ? q->start_response(status, reason, h, n, flags) : CWSGI_E_INVAL;
@@ -258,10 +258,14 @@ const char *worker_class_name(ExecMode mode)
 std::string capabilities_to_string(uint64_t caps)
 {
     static const std::pair<uint64_t, const char *> kNames[] = {
-        {CWSGI_CAP_SENDFILE, "sendfile"},         {CWSGI_CAP_INFORMATIONAL, "informational"},
-        {CWSGI_CAP_REQUEST_TRAILERS, "request-trailers"}, {CWSGI_CAP_DISCONNECT, "disconnect"},
-        {CWSGI_CAP_HTTP2, "http2"},               {CWSGI_CAP_TLS, "tls"},
-        {CWSGI_CAP_PIPELINING, "pipelining"},     {CWSGI_CAP_MULTIPROCESS, "multiprocess"},
+        {CWSGI_CAP_SENDFILE, "sendfile"},
+        {CWSGI_CAP_INFORMATIONAL, "informational"},
+        {CWSGI_CAP_REQUEST_TRAILERS, "request-trailers"},
+        {CWSGI_CAP_DISCONNECT, "disconnect"},
+        {CWSGI_CAP_HTTP2, "http2"},
+        {CWSGI_CAP_TLS, "tls"},
+        {CWSGI_CAP_PIPELINING, "pipelining"},
+        {CWSGI_CAP_MULTIPROCESS, "multiprocess"},
         {CWSGI_CAP_THREADS, "threads"},
     };
     std::string out;

@@ -39,41 +39,41 @@ const char *worker_class_name(ExecMode mode);
 /// Everything cwsgi-serve's command line sets that the core or an adapter reads.
 struct Config {
     std::string adapter = "microhttpd";
-    std::vector<std::string> binds;         // empty = 127.0.0.1:8000
-    uint32_t threads = 4;                   // threads mode: app threads per worker
-    bool threads_given = false;             // --threads was set (THR-10: N > 1 with sync is gthread)
-    uint32_t loop_threads = 0;              // event-loop threads per worker; 0 = the adapter's choice
-    std::optional<ExecMode> worker_class;   // -k; nullopt = auto (see parse_worker_class)
-    uint64_t stack_size = 256 * 1024;       // bytes of each fiber stack (cooperative mode)
+    std::vector<std::string> binds;       // empty = 127.0.0.1:8000
+    uint32_t threads = 4;                 // threads mode: app threads per worker
+    bool threads_given = false;           // --threads was set (THR-10: N > 1 with sync is gthread)
+    uint32_t loop_threads = 0;            // event-loop threads per worker; 0 = the adapter's choice
+    std::optional<ExecMode> worker_class; // -k; nullopt = auto (see parse_worker_class)
+    uint64_t stack_size = 256 * 1024;     // bytes of each fiber stack (cooperative mode)
     uint32_t graceful_timeout_ms = 30000;
-    uint32_t keepalive_ms = 2000;           // idle time of a kept-alive connection
-    uint32_t client_timeout_ms = 30000;     // --client-timeout: a head or body stalled this long gets 408
+    uint32_t keepalive_ms = 2000;       // idle time of a kept-alive connection
+    uint32_t client_timeout_ms = 30000; // --client-timeout: a head or body stalled this long gets 408
 
     // ---- the arbiter (lib/arbiter/): gunicorn's master, its flags and their meaning ----------
-    uint32_t workers = 1;                   // -w: worker processes under the master
-    uint32_t worker_timeout_ms = 30000;     // --timeout: a worker silent this long is killed (0 = never)
-    uint32_t max_requests = 0;              // --max-requests: recycle a worker after this many (0 = never)
-    uint32_t max_requests_jitter = 0;       // --max-requests-jitter: + random 0..N per worker
-    uint32_t request_deadline_ms = 0;       // --harakiri (uWSGI): one request longer than this kills its worker (0 = off)
-    uint64_t max_worker_rss = 0;            // --max-worker-memory: recycle after the current request above this RSS (0 = off)
-    bool preload = false;                   // --preload: load the app in the master, before fork
-    bool reload = false;                    // --reload: a new generation of workers when the .so changes
-    std::string pidfile;                    // --pid: written by the master, removed at exit ("" = none)
-    std::string user, group;                // --user/--group: dropped to after binding ("" = unchanged)
-    std::string chdir;                      // --chdir: before loading the app ("" = unchanged)
-    int umask = -1;                         // --umask: set in the master (-1 = unchanged)
-    std::string proc_name = "cwsgi";        // --name: process titles "NAME: master", "NAME: worker 3"
+    uint32_t workers = 1;               // -w: worker processes under the master
+    uint32_t worker_timeout_ms = 30000; // --timeout: a worker silent this long is killed (0 = never)
+    uint32_t max_requests = 0;          // --max-requests: recycle a worker after this many (0 = never)
+    uint32_t max_requests_jitter = 0;   // --max-requests-jitter: + random 0..N per worker
+    uint32_t request_deadline_ms = 0;   // --harakiri (uWSGI): one request longer than this kills its worker (0 = off)
+    uint64_t max_worker_rss = 0;     // --max-worker-memory: recycle after the current request above this RSS (0 = off)
+    bool preload = false;            // --preload: load the app in the master, before fork
+    bool reload = false;             // --reload: a new generation of workers when the .so changes
+    std::string pidfile;             // --pid: written by the master, removed at exit ("" = none)
+    std::string user, group;         // --user/--group: dropped to after binding ("" = unchanged)
+    std::string chdir;               // --chdir: before loading the app ("" = unchanged)
+    int umask = -1;                  // --umask: set in the master (-1 = unchanged)
+    std::string proc_name = "cwsgi"; // --name: process titles "NAME: master", "NAME: worker 3"
     std::vector<std::pair<std::string, std::string>> env; // -e KEY=VALUE, set before the app loads
-    std::string config_file;                // -c: the TOML file these came from ("" = none); HUP re-reads it
+    std::string config_file; // -c: the TOML file these came from ("" = none); HUP re-reads it
     // -c's [app] table: the app's own settings, flattened ("model.path" = "/srv/m.bin"), values as
     // text, in file order; the app reads them with setting_get/setting_at (LIFE-SET-1, since 1.2).
     std::vector<std::pair<std::string, std::string>> app_settings;
     Limits limits;
-    std::string access_logfile;             // "" = off, "-" = stdout
-    std::string error_logfile = "-";        // "-" = stderr
+    std::string access_logfile;      // "" = off, "-" = stdout
+    std::string error_logfile = "-"; // "-" = stderr
     uint32_t log_level = CWSGI_LOG_INFO;
-    std::string script_name;                // SCRIPT_NAME mount point ("" = root)
-    std::string certfile, keyfile;          // --certfile/--keyfile: TLS on every listener ("" = off)
+    std::string script_name;       // SCRIPT_NAME mount point ("" = root)
+    std::string certfile, keyfile; // --certfile/--keyfile: TLS on every listener ("" = off)
 };
 
 /// Process-wide server state. Create one, then call set_current() before serving.

@@ -39,8 +39,7 @@ constexpr uint64_t bytes_equal(uint64_t x, uint8_t c) { return bytes_below(x ^ (
 // Whether some byte of `s` is `bad`, testing 8 bytes at a time for a `suspect` word first
 // (the last word overlaps the one before it). A suspect word is looked at byte by byte, so
 // `suspect` may be wider than `bad` but must never miss one of its bytes.
-template <class Suspect, class Bad>
-bool any_byte(std::string_view s, Suspect suspect, Bad bad)
+template <class Suspect, class Bad> bool any_byte(std::string_view s, Suspect suspect, Bad bad)
 {
     const char *p = s.data();
     size_t n = s.size();
@@ -96,10 +95,7 @@ constexpr std::array<uint8_t, 256> make_target_table()
 }
 constexpr auto kTarget = make_target_table();
 
-bool is_hex(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 int hex_value(char c)
 {
     if (c >= '0' && c <= '9') return c - '0';
@@ -225,8 +221,19 @@ bool is_forbidden_trailer(std::string_view name)
     // Content metadata such as Content-Type is not here: clients send it, gunicorn accepts
     // it, and it cannot change how the body was framed.
     static constexpr std::string_view kForbidden[] = {
-        "content-length", "transfer-encoding", "trailer", "host", "te", "connection", "keep-alive",
-        "upgrade", "proxy-connection", "expect", "authorization", "proxy-authorization", "cookie",
+        "content-length",
+        "transfer-encoding",
+        "trailer",
+        "host",
+        "te",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "proxy-connection",
+        "expect",
+        "authorization",
+        "proxy-authorization",
+        "cookie",
     };
     for (std::string_view f : kForbidden) {
         if (iequals(name, f)) return true;
@@ -354,7 +361,8 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
     // REQ-LINE-5: the path percent-decodes and holds no NUL once decoded.
     if (escaped) {
         if (int bad = path_escape_error(path)) {
-            return fail(400, "REQ-LINE-5", bad == 1 ? "malformed percent-escape in the path" : "the decoded path contains NUL");
+            return fail(400, "REQ-LINE-5",
+                        bad == 1 ? "malformed percent-escape in the path" : "the decoded path contains NUL");
         }
     }
 
@@ -381,8 +389,9 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
     for (const Field &h : head.headers) {
         // The field line as gunicorn counts it: name, ": ", value and the closing CRLF.
         if (limits.request_field_size > 0 && h.name.size() + 2 + h.value.size() + 2 > limits.request_field_size) {
-            return fail(431, "LIMIT-3", "header field '" + std::string(h.name.substr(0, 64)) + "' longer than " +
-                                            std::to_string(limits.request_field_size) + " bytes");
+            return fail(431, "LIMIT-3",
+                        "header field '" + std::string(h.name.substr(0, 64)) + "' longer than " +
+                            std::to_string(limits.request_field_size) + " bytes");
         }
         // REQ-HDR-1: names are tokens (this also refuses whitespace before the colon).
         if (!is_token(h.name)) return fail(400, "REQ-HDR-1", "header name is not a token");
@@ -520,10 +529,7 @@ HeadCheck validate_request_head(const RequestHead &head, const Limits &limits)
     return ok;
 }
 
-const char *reason_phrase(uint32_t status)
-{
-    return cwsgi_reason_phrase(status);
-}
+const char *reason_phrase(uint32_t status) { return cwsgi_reason_phrase(status); }
 
 int32_t check_response_header(std::string_view name, std::string_view value)
 {

@@ -83,14 +83,14 @@ struct Limits {
 struct RequestHead {
     Arena arena;
     std::string_view method;
-    std::string_view target;     // raw request-target as received
+    std::string_view target; // raw request-target as received
     uint32_t http_major = 1;
     uint32_t http_minor = 1;
-    FieldList headers;           // arrival order, duplicates kept, no HTTP/2 pseudo-headers;
-                                 // names lowercased by add_header
-    std::string_view authority;  // HTTP/2 :authority (empty for HTTP/1.x)
+    FieldList headers;          // arrival order, duplicates kept, no HTTP/2 pseudo-headers;
+                                // names lowercased by add_header
+    std::string_view authority; // HTTP/2 :authority (empty for HTTP/1.x)
     bool is_tls = false;
-    bool is_unix = false;        // the connection came through a unix socket
+    bool is_unix = false; // the connection came through a unix socket
     std::string_view remote_addr, remote_port;
     std::string_view local_addr, local_port;
 
@@ -108,9 +108,9 @@ enum class BodyKind : uint8_t { none, length, chunked, stream /* HTTP/2 DATA fra
 /// The result of validating a request head: either an error the server answers itself, or the
 /// facts the request state machine needs.
 struct HeadCheck {
-    uint32_t status = 0;       // 0 = valid; else 400, 405, 413, 414, 417, 431, 501, 505
-    std::string reason;        // one line for the error log ("duplicate Host header")
-    const char *rule = "";     // the spec rule ID that decided it
+    uint32_t status = 0;   // 0 = valid; else 400, 405, 413, 414, 417, 431, 501, 505
+    std::string reason;    // one line for the error log ("duplicate Host header")
+    const char *rule = ""; // the spec rule ID that decided it
     BodyKind body = BodyKind::none;
     int64_t content_length = -1;  // for BodyKind::length
     bool expect_continue = false; // Expect: 100-continue on HTTP/1.1
@@ -214,11 +214,11 @@ int32_t check_response_header(std::string_view name, std::string_view value);
 
 /// How the response body is delimited on the wire (RESP-FRAME-*).
 enum class Framing : uint8_t {
-    no_body,        // HEAD, 1xx, 204, 304: headers only
-    length,         // Content-Length: n
-    chunked,        // HTTP/1.1 Transfer-Encoding: chunked
-    close,          // HTTP/1.0 without a length: the end is the connection close
-    stream,         // HTTP/2: DATA frames, END_STREAM
+    no_body, // HEAD, 1xx, 204, 304: headers only
+    length,  // Content-Length: n
+    chunked, // HTTP/1.1 Transfer-Encoding: chunked
+    close,   // HTTP/1.0 without a length: the end is the connection close
+    stream,  // HTTP/2: DATA frames, END_STREAM
 };
 
 /// The inputs and result of the framing decision (decide_framing).
@@ -227,13 +227,13 @@ struct FramingInput {
     bool head_request = false;
     uint32_t http_major = 1, http_minor = 1;
     std::optional<int64_t> app_content_length; // the app's Content-Length header, parsed
-    bool finished_without_body = false;         // finish came before any body byte
-    bool request_keep_alive = true;             // HeadCheck::keep_alive
+    bool finished_without_body = false;        // finish came before any body byte
+    bool request_keep_alive = true;            // HeadCheck::keep_alive
     bool shutting_down = false;
 };
 struct FramingDecision {
     Framing framing = Framing::chunked;
-    int64_t content_length = -1; // the value to send when a Content-Length header is sent
+    int64_t content_length = -1;      // the value to send when a Content-Length header is sent
     bool send_content_length = false; // the core adds/keeps a Content-Length header
     bool keep_alive = true;           // the connection stays open after this response
 };

@@ -254,7 +254,8 @@ bool inherit_listeners(std::vector<Listener> &out, bool &found, std::string &err
             std::string_view item = rest.substr(0, comma);
             int fd = -1;
             if (!parse_port(item, fd)) {
-                error = fmt::format("bad {}='{}': expected descriptor numbers separated by commas", kListenFdsEnv, list);
+                error =
+                    fmt::format("bad {}='{}': expected descriptor numbers separated by commas", kListenFdsEnv, list);
                 return false;
             }
             fds.push_back(fd);

@@ -11,11 +11,11 @@ namespace cwsgi::core {
 
 struct BindSpec {
     enum class Kind { tcp, unix_path, fd } kind = Kind::tcp;
-    std::string host;  // tcp: "127.0.0.1", "::1", "0.0.0.0", "localhost"
-    int port = 0;      // tcp
-    std::string path;  // unix
-    int fd = -1;       // fd://N
-    std::string text;  // as given, for logs
+    std::string host; // tcp: "127.0.0.1", "::1", "0.0.0.0", "localhost"
+    int port = 0;     // tcp
+    std::string path; // unix
+    int fd = -1;      // fd://N
+    std::string text; // as given, for logs
 };
 
 /// Parses "HOST:PORT", "HOST" (port 8000), "[v6]:PORT", "unix:PATH", "fd://N".
@@ -27,14 +27,13 @@ struct Listener {
     int fd = -1;
     BindSpec spec;
     bool is_unix = false;
-    std::string display;    // "http://127.0.0.1:8000", "unix:/run/app.sock"
+    std::string display; // "http://127.0.0.1:8000", "unix:/run/app.sock"
 };
 
 /// Opens (or adopts, for fd://) every bind: SO_REUSEADDR, backlog 2048, close-on-exec,
 /// non-blocking. A stale unix socket file is replaced. Returns false with a one-line error and
 /// closes what it opened.
-bool open_listeners(const std::vector<std::string> &binds, std::vector<Listener> &out,
-                    std::string &error);
+bool open_listeners(const std::vector<std::string> &binds, std::vector<Listener> &out, std::string &error);
 /// Closes listeners and unlinks unix socket files that open_listeners created, unless `unlink`
 /// is false (another process, such as a re-executed master, still serves them).
 void close_listeners(std::vector<Listener> &listeners, bool unlink = true);

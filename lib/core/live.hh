@@ -26,8 +26,7 @@ namespace cwsgi::core {
 
 /// An intrusive, thread-safe set of T (T derives from LiveSet<T>::Hook and has ref()/unref()
 /// for for_each_held). Threads: any.
-template <class T>
-class LiveSet {
+template <class T> class LiveSet {
 public:
     /// The links a T carries; only the LiveSet touches them.
     class Hook {
@@ -109,8 +108,7 @@ public:
     /// Calls `fn(t)` for every listed t, outside the lock, each held by a ref() taken under
     /// the lock and dropped by unref() after `fn`, so `fn` may end the request (which then
     /// removes itself).
-    template <class Fn>
-    void for_each_held(Fn fn)
+    template <class Fn> void for_each_held(Fn fn)
     {
         std::vector<T *> held;
         {

@@ -118,10 +118,7 @@ bool Logger::open(const std::string &path, std::string &error)
     return true;
 }
 
-bool Logger::reopen(std::string &error)
-{
-    return !owns_fd_ || reopen_under(fd_, path_, error);
-}
+bool Logger::reopen(std::string &error) { return !owns_fd_ || reopen_under(fd_, path_, error); }
 
 void Logger::write(uint32_t level, std::string_view msg)
 {
@@ -149,10 +146,7 @@ bool AccessLog::open(const std::string &path, std::string &error)
     return open_append(path, fd_, owns_fd_, error);
 }
 
-bool AccessLog::reopen(std::string &error)
-{
-    return !owns_fd_ || reopen_under(fd_, path_, error);
-}
+bool AccessLog::reopen(std::string &error) { return !owns_fd_ || reopen_under(fd_, path_, error); }
 
 namespace {
 

@@ -56,7 +56,7 @@ struct AccessRecord {
     std::string_view remote_addr;
     std::string_view method, target, protocol;
     uint32_t status = 0;
-    uint64_t body_bytes = 0;          // response body bytes sent
+    uint64_t body_bytes = 0; // response body bytes sent
     std::string_view referer, user_agent;
     int64_t duration_us = 0;
 };

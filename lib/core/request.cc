@@ -29,8 +29,7 @@ namespace {
 
 int64_t now_us()
 {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
 }
 
@@ -177,10 +176,7 @@ Request::Request(Context &ctx, RequestHead &&head, const HeadCheck &check, Excha
 
 Request::~Request() { handle_pool().release(slot_); }
 
-Request *Request::from(cwsgi_request *r)
-{
-    return r == nullptr ? nullptr : r->self.load(std::memory_order_acquire);
-}
+Request *Request::from(cwsgi_request *r) { return r == nullptr ? nullptr : r->self.load(std::memory_order_acquire); }
 
 std::string_view Request::keep_terminated(std::string_view s)
 {
@@ -565,8 +561,8 @@ int32_t Request::trailer_at(size_t index, cwsgi_str *name, cwsgi_str *value)
 // ---------------------------------------------------------------------------------------------
 // Response
 
-int32_t Request::start_response(uint32_t status, const char *reason, const cwsgi_header *headers,
-                                 size_t n, uint32_t flags)
+int32_t Request::start_response(uint32_t status, const char *reason, const cwsgi_header *headers, size_t n,
+                                uint32_t flags)
 {
     if (state_ == State::finished) return misuse(CWSGI_E_STATE, "RESP-STATE-3", "start_response after finish");
     if (state_ == State::committed) {
@@ -606,7 +602,8 @@ int32_t Request::start_response(uint32_t status, const char *reason, const cwsgi
         if (is_content_length(name)) {
             auto v = parse_content_length(value);
             if (!v) return misuse(CWSGI_E_HEADER, "RESP-LEN-1", "Content-Length is not a number");
-            if (length && *length != *v) return misuse(CWSGI_E_HEADER, "RESP-LEN-1", "two different Content-Length values");
+            if (length && *length != *v)
+                return misuse(CWSGI_E_HEADER, "RESP-LEN-1", "two different Content-Length values");
             if (status == 204) return misuse(CWSGI_E_FORBIDDEN, "RESP-NOBODY-2", "Content-Length on a 204");
             if (length) {
                 repeated_length = true; // the same value twice: keep one
@@ -675,7 +672,8 @@ int32_t Request::commit(bool finishing)
     if (framing_.send_content_length && !app_length_ && !no_body_status) {
         char buf[24];
         auto r = std::to_chars(buf, buf + sizeof buf, framing_.content_length);
-        resp_headers_.push(head_.arena, {"Content-Length", head_.arena.copy(std::string_view(buf, static_cast<size_t>(r.ptr - buf)))});
+        resp_headers_.push(
+            head_.arena, {"Content-Length", head_.arena.copy(std::string_view(buf, static_cast<size_t>(r.ptr - buf)))});
     }
     if (!framing_.keep_alive) {
         resp_headers_.push(head_.arena, {"Connection", "close"});
@@ -704,8 +702,9 @@ int32_t Request::write(const void *data, size_t len)
         return misuse(CWSGI_E_LENGTH, "RESP-NOBODY-1", fmt::format("body bytes on a {} response", status_));
     }
     if (app_length_ && body_written_ + len > static_cast<uint64_t>(*app_length_)) {
-        return misuse(CWSGI_E_LENGTH, "RESP-LEN-2",
-                      fmt::format("write of {} bytes passes Content-Length {} ({} written)", len, *app_length_, body_written_));
+        return misuse(
+            CWSGI_E_LENGTH, "RESP-LEN-2",
+            fmt::format("write of {} bytes passes Content-Length {} ({} written)", len, *app_length_, body_written_));
     }
     if (aborted_) return CWSGI_E_DISCONNECTED;
     if (state_ == State::started) {
@@ -771,7 +770,8 @@ int32_t Request::send_file(int fd, int64_t offset, int64_t count)
     std::vector<unsigned char> buf(static_cast<size_t>(std::min<int64_t>(count, kFileChunk)));
     int64_t left = count, pos = offset;
     while (left > 0) {
-        ssize_t n = ::pread(fd, buf.data(), static_cast<size_t>(std::min<int64_t>(left, static_cast<int64_t>(buf.size()))), pos);
+        ssize_t n = ::pread(fd, buf.data(),
+                            static_cast<size_t>(std::min<int64_t>(left, static_cast<int64_t>(buf.size()))), pos);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             // The file shrank under us: the promised bytes cannot come (RESP-FILE-3).
@@ -863,16 +863,14 @@ int32_t Request::wait_fd(int fd, uint32_t events, int32_t timeout_ms)
     return ex_.wait_fd(fd, events, timeout_ms);
 }
 
-int32_t Exchange::wait_fd(int fd, uint32_t events, int32_t timeout_ms)
-{
-    return poll_fd(fd, events, timeout_ms, -1);
-}
+int32_t Exchange::wait_fd(int fd, uint32_t events, int32_t timeout_ms) { return poll_fd(fd, events, timeout_ms, -1); }
 
 int32_t poll_fd(int fd, uint32_t events, int32_t timeout_ms, int wake_fd)
 {
     struct pollfd p[2] = {};
     p[0].fd = fd;
-    p[0].events = static_cast<short>(((events & CWSGI_WAIT_READ) ? POLLIN : 0) | ((events & CWSGI_WAIT_WRITE) ? POLLOUT : 0));
+    p[0].events =
+        static_cast<short>(((events & CWSGI_WAIT_READ) ? POLLIN : 0) | ((events & CWSGI_WAIT_WRITE) ? POLLOUT : 0));
     p[1].fd = wake_fd;
     p[1].events = POLLIN;
     nfds_t n = wake_fd >= 0 ? 2 : 1;
@@ -962,7 +960,8 @@ void Request::run()
     }
     reached_app_ = true;
     // The master's record of what this worker serves (lib/arbiter), for a crash or a hang.
-    if (const WorkerProbe *probe = worker_probe()) probe_token_ = probe->request_started(id_, head_.method, head_.target);
+    if (const WorkerProbe *probe = worker_probe())
+        probe_token_ = probe->request_started(id_, head_.method, head_.target);
     int32_t rc = app->handle(slot_);
     handle_result_ = rc;
     if (rc >= 0) {
@@ -977,13 +976,12 @@ void Request::run()
         case State::committed:
             finish(); // RESP-END-1: the implied finish
             break;
-        case State::finished:
-            break;
+        case State::finished: break;
         }
     } else if (rc == CWSGI_E_DISCONNECTED && ex_.disconnected()) {
         // The client left and the app stopped: nothing failed on our side (LIFE-DISC-2).
-        ctx_.log().info(fmt::format("request {} {} {}: client disconnected", id_, head_.method,
-                                    head_.target.substr(0, 200)));
+        ctx_.log().info(
+            fmt::format("request {} {} {}: client disconnected", id_, head_.method, head_.target.substr(0, 200)));
         aborted_ = true;
         keep_alive_ = false;
         if (state_ == State::committed) ex_.abort_body();
@@ -1002,8 +1000,7 @@ void Request::run()
             fail_after_commit("handle returned an error");
             state_ = State::finished;
             break;
-        case State::finished:
-            break;
+        case State::finished: break;
         }
     }
     end_once();

@@ -109,8 +109,7 @@ public:
     int32_t header_find(const char *name, size_t nth, cwsgi_str *value);
     int32_t request_info(cwsgi_request_info *info);
     int64_t read(void *buf, size_t cap);
-    int32_t start_response(uint32_t status, const char *reason, const cwsgi_header *headers,
-                           size_t n, uint32_t flags);
+    int32_t start_response(uint32_t status, const char *reason, const cwsgi_header *headers, size_t n, uint32_t flags);
     int32_t write(const void *data, size_t len);
     int32_t send_file(int fd, int64_t offset, int64_t count);
     int32_t finish();
@@ -148,12 +147,12 @@ private:
     int64_t start_us_ = 0;
 
     // Request facts: NUL-terminated views into the arena or static memory (ABI-TYPE-2).
-    FieldList headers_;  // what header_at shows (ENV-HDR-1); names lowercase
+    FieldList headers_; // what header_at shows (ENV-HDR-1); names lowercase
     std::string_view raw_path_, query_, script_name_, path_info_;
     std::string_view server_name_, server_port_, scheme_, protocol_;
     std::string_view id_text_, length_text_; // made on first use
     bool environ_built_ = false;
-    FieldList environ_;  // the whole environ, built only for environ_at
+    FieldList environ_; // the whole environ, built only for environ_at
     std::vector<Header> trailers_lc_;
 
     // Input.
@@ -188,7 +187,6 @@ private:
 };
 
 /// Logs a request the server refused before the app (error log at INFO, access log line).
-void log_rejected(Context &ctx, const RequestHead &head, const HeadCheck &check,
-                  uint64_t body_bytes_sent);
+void log_rejected(Context &ctx, const RequestHead &head, const HeadCheck &check, uint64_t body_bytes_sent);
 
 } // namespace cwsgi::core

@@ -56,7 +56,7 @@ ExecMode choose_exec_mode(const Config &config, const AdapterOps &ops, bool app_
                "gunicorn's default worker class; -k gthread or --threads N for a pool)";
         return ExecMode::sync;
     }
-    note = app_cooperative      ? fmt::format("threads (the {} adapter has no fibers)", ops.name)
+    note = app_cooperative            ? fmt::format("threads (the {} adapter has no fibers)", ops.name)
            : many_threads && ops.sync ? fmt::format("threads (--threads {}: gthread, as in gunicorn)", config.threads)
            : app_needs_threads && ops.sync ? std::string("threads (the app requires CWSGI_CAP_THREADS)")
                                            : std::string("threads (the app does not declare CWSGI_APP_COOPERATIVE)");

@@ -26,8 +26,7 @@ namespace {
 
 int64_t now_ms()
 {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
 }
 
@@ -339,8 +338,7 @@ FdWatcher &Executor::watcher()
 // ---------------------------------------------------------------------------------------------
 // Task
 
-Task::Task(Executor &ex, const Hooks &hooks, void *arg)
-    : ex_(ex), hooks_(hooks), arg_(arg), sync_(ex.sync())
+Task::Task(Executor &ex, const Hooks &hooks, void *arg) : ex_(ex), hooks_(hooks), arg_(arg), sync_(ex.sync())
 {
     if (sync_ && hooks_.block == nullptr) {
         std::fprintf(stderr, "cwsgi: sync mode without a block hook (an adapter bug)\n");

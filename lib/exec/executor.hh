@@ -57,11 +57,11 @@ class Executor {
 public:
     struct Options {
         core::ExecMode mode = core::ExecMode::threads;
-        unsigned threads = 4;                           // pool threads (threads mode)
+        unsigned threads = 4;                             // pool threads (threads mode)
         size_t stack_size = StackPool::kDefaultStackSize; // fiber stacks (cooperative mode)
-        bool serial = false;                            // the app is CWSGI_THREADS_SERIAL
+        bool serial = false;                              // the app is CWSGI_THREADS_SERIAL
         bool inline_sync = false; // sync mode runs inline (the adapter's Tasks have block hooks)
-        int log_fd = -1;                                // where a stack overflow is reported too
+        int log_fd = -1;          // where a stack overflow is reported too
     };
     explicit Executor(Options options);
     ~Executor();
@@ -91,8 +91,8 @@ private:
     ThreadPool pool_;
     std::unique_ptr<FdWatcher> watcher_; // cooperative mode only, started at the first wait_fd
     std::once_flag watcher_once_;
-    std::unique_ptr<SerialGate> gate_;   // cooperative mode with a SERIAL app
-    int hard_stop_fd_ = -1;              // eventfd, readable after hard_stop() (threads mode polls it)
+    std::unique_ptr<SerialGate> gate_; // cooperative mode with a SERIAL app
+    int hard_stop_fd_ = -1;            // eventfd, readable after hard_stop() (threads mode polls it)
     std::atomic<bool> hard_stop_{false};
     FdWatcher &watcher();
 };
@@ -166,8 +166,7 @@ public:
 
     /// App side: waits until pred() is true. `lk` is held when pred() runs and on return; it is
     /// released while waiting. Threads: inside a job of this Task.
-    template <class Pred>
-    void wait(std::unique_lock<std::mutex> &lk, Pred pred)
+    template <class Pred> void wait(std::unique_lock<std::mutex> &lk, Pred pred)
     {
         if (sync_) {
             while (!pred()) {
@@ -208,9 +207,9 @@ public:
     }
 
     /// App side: the app's wait_fd (THR-6), arguments checked by the core. Threads and sync mode
-    /// poll on the calling thread (sync: the loop thread, whose other connections wait); cooperative mode yields until the watcher sees the fd ready, the
-    /// timeout passes or the graceful deadline comes. Returns the ready events, CWSGI_E_TIMEOUT
-    /// or CWSGI_E_SHUTDOWN. Threads: inside a job of this Task.
+    /// poll on the calling thread (sync: the loop thread, whose other connections wait); cooperative mode yields until
+    /// the watcher sees the fd ready, the timeout passes or the graceful deadline comes. Returns the ready events,
+    /// CWSGI_E_TIMEOUT or CWSGI_E_SHUTDOWN. Threads: inside a job of this Task.
     int32_t wait_fd(int fd, uint32_t events, int32_t timeout_ms);
 
     /// Cooperative mode with a SERIAL app: waits for the process-wide turn (THR-8) / gives it
@@ -245,14 +244,14 @@ private:
     Executor &ex_;
     const Hooks &hooks_;
     void *arg_;
-    const bool sync_;                 // sync mode, inline (THR-10)
+    const bool sync_; // sync mode, inline (THR-10)
     Job job_{};
-    std::condition_variable cv_;      // threads mode: the app thread's wait
-    Fiber *fiber_ = nullptr;          // cooperative mode: the fiber running the current job
-    bool waiting_ = false;            // the fiber is inside suspend()
-    std::atomic<int32_t> gone_code_{0}; // set by orphan()
+    std::condition_variable cv_;                          // threads mode: the app thread's wait
+    Fiber *fiber_ = nullptr;                              // cooperative mode: the fiber running the current job
+    bool waiting_ = false;                                // the fiber is inside suspend()
+    std::atomic<int32_t> gone_code_{0};                   // set by orphan()
     static inline thread_local size_t t_ready_count_ = 0; // orphans woken on this thread
-    const void *thread_ = nullptr;    // the loop thread of a cooperative job (its fiber cache)
+    const void *thread_ = nullptr;                        // the loop thread of a cooperative job (its fiber cache)
     // wait_fd's registration with the watcher (guarded by the watcher's mutex).
     int watch_fd_ = -1;
     bool watch_dup_ = false; // watch_fd_ is our duplicate of the app's descriptor

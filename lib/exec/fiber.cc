@@ -163,7 +163,7 @@ void write_all(int fd, const char *p, size_t n)
 
 [[noreturn]] void die_by(int sig)
 {
-    struct sigaction dfl{};
+    struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
     sigaction(sig, &dfl, nullptr);
@@ -245,7 +245,7 @@ struct FiberImpl {
 
     static void install_handlers()
     {
-        struct sigaction sa{};
+        struct sigaction sa {};
         sa.sa_sigaction = &FiberImpl::on_fault;
         sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
         sigemptyset(&sa.sa_mask);
@@ -292,8 +292,7 @@ StackPool::StackPool(size_t stack_size, size_t keep) : stack_size_(round_to_page
 
 StackPool::~StackPool()
 {
-    for (Stack &s : free_)
-        munmap(s.map, s.map_size);
+    for (Stack &s : free_) munmap(s.map, s.map_size);
 }
 
 StackPool::Stack StackPool::acquire()
@@ -304,8 +303,8 @@ StackPool::Stack StackPool::acquire()
         return s;
     }
     const size_t len = kGuardSize + stack_size_;
-    void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                   -1, 0);
+    void *p =
+        mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (p == MAP_FAILED) return {};
     if (mprotect(p, kGuardSize, PROT_NONE) != 0) {
         const int e = errno;
@@ -353,20 +352,11 @@ Fiber::~Fiber()
     pool_.release(stack_);
 }
 
-bool Fiber::on_own_thread() const
-{
-    return owner_ == &t_current;
-}
+bool Fiber::on_own_thread() const { return owner_ == &t_current; }
 
-Fiber *Fiber::current()
-{
-    return t_current;
-}
+Fiber *Fiber::current() { return t_current; }
 
-void Fiber::set_overflow_log_fd(int fd)
-{
-    g_log_fd.store(fd, std::memory_order_relaxed);
-}
+void Fiber::set_overflow_log_fd(int fd) { g_log_fd.store(fd, std::memory_order_relaxed); }
 
 bool Fiber::start(FiberFn fn, void *arg)
 {
@@ -442,10 +432,7 @@ void Fiber::switch_out()
     asan_finish(asan_fake_, &loop_stack_, &loop_stack_size_);
 }
 
-void Fiber::run_job() noexcept
-{
-    fn_(arg_);
-}
+void Fiber::run_job() noexcept { fn_(arg_); }
 
 void Fiber::run_jobs()
 {

@@ -23,8 +23,7 @@ void ThreadPool::start(unsigned threads, const char *name)
         std::lock_guard<std::mutex> lk(st_->mu);
         st_->alive = threads + 1;
     }
-    for (unsigned i = 0; i < threads; ++i)
-        threads_.emplace_back(&ThreadPool::worker, st_, std::string(name));
+    for (unsigned i = 0; i < threads; ++i) threads_.emplace_back(&ThreadPool::worker, st_, std::string(name));
     threads_.emplace_back(&ThreadPool::monitor, st_, std::string(name) + "-mon");
 }
 
@@ -51,10 +50,7 @@ constexpr std::chrono::milliseconds kHelpAfter{1};
 constexpr std::chrono::milliseconds kMonitorIdle{200};
 
 // pthread_setname_np refuses names longer than 15 characters: cut them rather than lose them.
-void set_thread_name(const std::string &name)
-{
-    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
-}
+void set_thread_name(const std::string &name) { pthread_setname_np(pthread_self(), name.substr(0, 15).c_str()); }
 
 } // namespace
 

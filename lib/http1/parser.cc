@@ -35,10 +35,7 @@ int hex_digit(unsigned char c)
 // The length a completed line is held to: its bytes without the CR of its CRLF. For a line
 // whose LF has not arrived, the same count of the bytes so far (a last CR may still be the
 // line's own), so that the partial count never exceeds the final one.
-size_t content_length(std::string_view line)
-{
-    return line.size() - (!line.empty() && line.back() == '\r' ? 1 : 0);
-}
+size_t content_length(std::string_view line) { return line.size() - (!line.empty() && line.back() == '\r' ? 1 : 0); }
 
 using core::is_tchar;
 
@@ -64,8 +61,7 @@ const char *field_line_error(std::string_view line, const char *&rule)
 // the value may hold no control byte but HTAB (so no bare CR). One walk over the name, one
 // word-at-a-time test of the value; the error path looks again to say which rule failed.
 // Returns the error's reason (nullptr when the line is valid) and its rule in `rule`.
-const char *split_field_line(std::string_view line, std::string_view &name, std::string_view &value,
-                             const char *&rule)
+const char *split_field_line(std::string_view line, std::string_view &name, std::string_view &value, const char *&rule)
 {
     const auto *p = reinterpret_cast<const unsigned char *>(line.data());
     const size_t n = line.size();
@@ -216,7 +212,8 @@ void HeadParser::publish()
     fields_.clear();
     const char *base = buf_.data();
     for (const FieldSpan &f : spans_) {
-        fields_.push_back({std::string_view(base + f.name.off, f.name.len), std::string_view(base + f.value.off, f.value.len)});
+        fields_.push_back(
+            {std::string_view(base + f.name.off, f.name.len), std::string_view(base + f.value.off, f.value.len)});
     }
 }
 
@@ -331,10 +328,14 @@ bool BodyDecoder::chunk_line_byte(unsigned char c)
             return true;
         }
         if (state_ == Chunk::size_first) break;
-        if (ws) state_ = Chunk::ext_bws_semi;
-        else if (c == ';') state_ = Chunk::ext_bws_name;
-        else if (c == '\r') state_ = Chunk::line_lf;
-        else break;
+        if (ws)
+            state_ = Chunk::ext_bws_semi;
+        else if (c == ';')
+            state_ = Chunk::ext_bws_name;
+        else if (c == '\r')
+            state_ = Chunk::line_lf;
+        else
+            break;
         return true;
     }
     case Chunk::ext_bws_semi:
@@ -353,45 +354,67 @@ bool BodyDecoder::chunk_line_byte(unsigned char c)
         break;
     case Chunk::ext_name:
         if (is_tchar(c)) return true;
-        if (ws) state_ = Chunk::ext_after_name;
-        else if (c == '=') state_ = Chunk::ext_bws_value;
-        else if (c == ';') state_ = Chunk::ext_bws_name;
-        else if (c == '\r') state_ = Chunk::line_lf;
-        else break;
+        if (ws)
+            state_ = Chunk::ext_after_name;
+        else if (c == '=')
+            state_ = Chunk::ext_bws_value;
+        else if (c == ';')
+            state_ = Chunk::ext_bws_name;
+        else if (c == '\r')
+            state_ = Chunk::line_lf;
+        else
+            break;
         return true;
     case Chunk::ext_after_name:
         if (ws) return true;
-        if (c == '=') state_ = Chunk::ext_bws_value;
-        else if (c == ';') state_ = Chunk::ext_bws_name;
-        else break;
+        if (c == '=')
+            state_ = Chunk::ext_bws_value;
+        else if (c == ';')
+            state_ = Chunk::ext_bws_name;
+        else
+            break;
         return true;
     case Chunk::ext_bws_value:
         if (ws) return true;
-        if (is_tchar(c)) state_ = Chunk::ext_token;
-        else if (c == '"') state_ = Chunk::ext_quoted;
-        else break;
+        if (is_tchar(c))
+            state_ = Chunk::ext_token;
+        else if (c == '"')
+            state_ = Chunk::ext_quoted;
+        else
+            break;
         return true;
     case Chunk::ext_token:
         if (is_tchar(c)) return true;
-        if (ws) state_ = Chunk::ext_bws_semi;
-        else if (c == ';') state_ = Chunk::ext_bws_name;
-        else if (c == '\r') state_ = Chunk::line_lf;
-        else break;
+        if (ws)
+            state_ = Chunk::ext_bws_semi;
+        else if (c == ';')
+            state_ = Chunk::ext_bws_name;
+        else if (c == '\r')
+            state_ = Chunk::line_lf;
+        else
+            break;
         return true;
     case Chunk::ext_quoted:
-        if (c == '"') state_ = Chunk::ext_after_quoted;
-        else if (c == '\\') state_ = Chunk::ext_quoted_pair;
-        else if (!is_qdtext(c)) break;
+        if (c == '"')
+            state_ = Chunk::ext_after_quoted;
+        else if (c == '\\')
+            state_ = Chunk::ext_quoted_pair;
+        else if (!is_qdtext(c))
+            break;
         return true;
     case Chunk::ext_quoted_pair:
         if (!is_pair_char(c)) break;
         state_ = Chunk::ext_quoted;
         return true;
     case Chunk::ext_after_quoted:
-        if (ws) state_ = Chunk::ext_bws_semi;
-        else if (c == ';') state_ = Chunk::ext_bws_name;
-        else if (c == '\r') state_ = Chunk::line_lf;
-        else break;
+        if (ws)
+            state_ = Chunk::ext_bws_semi;
+        else if (c == ';')
+            state_ = Chunk::ext_bws_name;
+        else if (c == '\r')
+            state_ = Chunk::line_lf;
+        else
+            break;
         return true;
     case Chunk::line_lf:
         if (c != '\n') {
@@ -401,8 +424,7 @@ bool BodyDecoder::chunk_line_byte(unsigned char c)
         line_bytes_ = 0;
         state_ = chunk_left_ > 0 ? Chunk::data : Chunk::trailer;
         return true;
-    default:
-        break;
+    default: break;
     }
     if (c == '\n') {
         refuse(400, "H1-CHUNK-3", "chunk-size line without CRLF");

@@ -104,14 +104,14 @@ private:
     void publish();
     core::Limits limits_;
     std::string_view buf_;
-    size_t pos_ = 0;              // the next byte of buf to look at
-    State state_ = State::start;  // where in the grammar line_start_ is
+    size_t pos_ = 0;             // the next byte of buf to look at
+    State state_ = State::start; // where in the grammar line_start_ is
     Span method_, target_;
     uint32_t major_ = 1, minor_ = 1;
     std::vector<FieldSpan> spans_; // fields as offsets (the buffer may move between calls)
     std::vector<FieldView> fields_;
-    size_t line_start_ = 0;        // the first byte of the line being read
-    uint32_t empty_lines_ = 0;     // empty lines skipped before the request line
+    size_t line_start_ = 0;    // the first byte of the line being read
+    uint32_t empty_lines_ = 0; // empty lines skipped before the request line
     size_t head_size_ = 0;
     Error error_;
     friend bool fill_request_head(const HeadParser &, core::RequestHead &);
@@ -154,9 +154,24 @@ private:
     // Where a chunked body's reader stands (RFC 9112 section 7.1 grammar, one state per
     // position in the chunk-size line, the data, the trailer section).
     enum class Chunk : uint8_t {
-        size_first, size, ext_bws_semi, ext_bws_name, ext_name, ext_after_name,
-        ext_bws_value, ext_token, ext_quoted, ext_quoted_pair, ext_after_quoted,
-        line_lf, data, data_cr, data_lf, trailer, done, error,
+        size_first,
+        size,
+        ext_bws_semi,
+        ext_bws_name,
+        ext_name,
+        ext_after_name,
+        ext_bws_value,
+        ext_token,
+        ext_quoted,
+        ext_quoted_pair,
+        ext_after_quoted,
+        line_lf,
+        data,
+        data_cr,
+        data_lf,
+        trailer,
+        done,
+        error,
     };
     Progress refuse(uint32_t status, const char *rule, const char *reason);
     Progress decode_length(std::string_view in, size_t &consumed, std::string_view &data);

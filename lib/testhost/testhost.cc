@@ -394,9 +394,6 @@ void cwsgi_testhost_close(cwsgi_testhost *host)
     delete host;
 }
 
-const char *cwsgi_testhost_describe(const cwsgi_testhost *host)
-{
-    return host ? host->description.c_str() : "";
-}
+const char *cwsgi_testhost_describe(const cwsgi_testhost *host) { return host ? host->description.c_str() : ""; }
 
 } // extern "C"

@@ -49,47 +49,47 @@ using std::string_view;
 
 // Every rule the lint can report: the spec ID it cites and whose call broke it, the app's or
 // the server's. Counts are kept per entry.
-#define LINT_RULES(X)                                                                                                  \
-    X(START_STATUS, "RESP-START-1", "app")                                                                             \
-    X(START_TWICE, "RESP-START-4", "app")                                                                              \
-    X(HDR_NAME, "RESP-HDR-1", "app")                                                                                   \
-    X(HDR_VALUE, "RESP-HDR-2", "app")                                                                                  \
-    X(HDR_HOP, "RESP-HDR-3", "app")                                                                                    \
-    X(AFTER_COMMIT, "RESP-STATE-2", "app")                                                                             \
-    X(AFTER_FINISH, "RESP-STATE-3", "app")                                                                             \
-    X(BEFORE_START, "RESP-BODY-1", "app")                                                                              \
-    X(LEN_OVER, "RESP-LEN-2", "app")                                                                                   \
-    X(LEN_UNDER, "RESP-LEN-3", "app")                                                                                  \
-    X(NOBODY_BODY, "RESP-NOBODY-1", "app")                                                                             \
-    X(NOBODY_CL, "RESP-NOBODY-2", "app")                                                                               \
-    X(INFO_STATE, "RESP-INFO-1", "app")                                                                                \
-    X(INFO_STATUS, "RESP-INFO-2", "app")                                                                               \
-    X(READ_PAST, "COMP-LINT-5", "app")                                                                                 \
-    X(START_REASON, "RESP-START-3", "app")                                                                             \
-    X(START_ARGS, "RESP-START-5", "app")                                                                               \
-    X(WRITE_ARGS, "RESP-BODY-1", "app")                                                                                \
-    X(FILE_ARGS, "RESP-FILE-3", "app")                                                                                 \
-    X(READ_ARGS, "INPUT-READ-1", "app")                                                                                \
-    X(WAIT_ARGS, "THR-6", "app")                                                                                       \
-    X(TRAILERS_EARLY, "EXT-TRAILERS-1", "app")                                                                         \
-    X(LOG_ARGS, "LOG-ERR-1", "app")                                                                                    \
-    X(DEAD_HANDLE, "LIFE-END-3", "app")                                                                                \
-    X(NULL_HANDLE, "RESP-STATE-1", "app")                                                                              \
-    X(OTHER_THREAD, "THR-2", "app")                                                                                    \
-    X(COOP_SLEEP, "COMP-LINT-7", "app")                                                                                \
-    X(COOP_BUSY, "COMP-LINT-8", "app")                                                                                 \
-    X(SRV_READ, "INPUT-READ-3", "server")                                                                              \
-    X(SRV_EOF, "INPUT-READ-2", "server")                                                                               \
-    X(SRV_ENV, "ENV-KEYS-3", "server")                                                                                 \
-    X(SRV_PATH, "ENV-PATH-2", "server")                                                                                \
-    X(SRV_INFO, "ENV-INFO-1", "server")                                                                                \
-    X(SRV_HDR, "ENV-HDR-1", "server")                                                                                  \
-    X(SRV_END, "LIFE-END-1", "server")                                                                                 \
-    X(SRV_SERIAL, "THR-1", "server")                                                                                   \
-    X(SRV_DISC, "LIFE-DISC-2", "server")                                                                               \
-    X(SRV_MATCH, "ENV-INFO-2", "server")                                                                               \
-    X(SRV_HOST, "ENV-KEYS-5", "server")                                                                                \
-    X(SRV_RAW, "ENV-PATH-3", "server")                                                                                 \
+#define LINT_RULES(X)                          \
+    X(START_STATUS, "RESP-START-1", "app")     \
+    X(START_TWICE, "RESP-START-4", "app")      \
+    X(HDR_NAME, "RESP-HDR-1", "app")           \
+    X(HDR_VALUE, "RESP-HDR-2", "app")          \
+    X(HDR_HOP, "RESP-HDR-3", "app")            \
+    X(AFTER_COMMIT, "RESP-STATE-2", "app")     \
+    X(AFTER_FINISH, "RESP-STATE-3", "app")     \
+    X(BEFORE_START, "RESP-BODY-1", "app")      \
+    X(LEN_OVER, "RESP-LEN-2", "app")           \
+    X(LEN_UNDER, "RESP-LEN-3", "app")          \
+    X(NOBODY_BODY, "RESP-NOBODY-1", "app")     \
+    X(NOBODY_CL, "RESP-NOBODY-2", "app")       \
+    X(INFO_STATE, "RESP-INFO-1", "app")        \
+    X(INFO_STATUS, "RESP-INFO-2", "app")       \
+    X(READ_PAST, "COMP-LINT-5", "app")         \
+    X(START_REASON, "RESP-START-3", "app")     \
+    X(START_ARGS, "RESP-START-5", "app")       \
+    X(WRITE_ARGS, "RESP-BODY-1", "app")        \
+    X(FILE_ARGS, "RESP-FILE-3", "app")         \
+    X(READ_ARGS, "INPUT-READ-1", "app")        \
+    X(WAIT_ARGS, "THR-6", "app")               \
+    X(TRAILERS_EARLY, "EXT-TRAILERS-1", "app") \
+    X(LOG_ARGS, "LOG-ERR-1", "app")            \
+    X(DEAD_HANDLE, "LIFE-END-3", "app")        \
+    X(NULL_HANDLE, "RESP-STATE-1", "app")      \
+    X(OTHER_THREAD, "THR-2", "app")            \
+    X(COOP_SLEEP, "COMP-LINT-7", "app")        \
+    X(COOP_BUSY, "COMP-LINT-8", "app")         \
+    X(SRV_READ, "INPUT-READ-3", "server")      \
+    X(SRV_EOF, "INPUT-READ-2", "server")       \
+    X(SRV_ENV, "ENV-KEYS-3", "server")         \
+    X(SRV_PATH, "ENV-PATH-2", "server")        \
+    X(SRV_INFO, "ENV-INFO-1", "server")        \
+    X(SRV_HDR, "ENV-HDR-1", "server")          \
+    X(SRV_END, "LIFE-END-1", "server")         \
+    X(SRV_SERIAL, "THR-1", "server")           \
+    X(SRV_DISC, "LIFE-DISC-2", "server")       \
+    X(SRV_MATCH, "ENV-INFO-2", "server")       \
+    X(SRV_HOST, "ENV-KEYS-5", "server")        \
+    X(SRV_RAW, "ENV-PATH-3", "server")         \
     X(SRV_FIND, "ENV-HDR-2", "server")
 
 enum Rule {
@@ -167,10 +167,7 @@ struct Shard {
 };
 Shard shards[16];
 
-Shard &shard_of(const cwsgi_request *req)
-{
-    return shards[(reinterpret_cast<uintptr_t>(req) >> 6) % 16];
-}
+Shard &shard_of(const cwsgi_request *req) { return shards[(reinterpret_cast<uintptr_t>(req) >> 6) % 16]; }
 
 // Finds `req`'s state: true with *st set (nullptr when lint runs it unchecked for want of
 // arena memory) for a live handle, false for a handle lint does not know or that has ended.
@@ -279,10 +276,7 @@ void summary(const char *when)
     emit(nullptr, total ? CWSGI_LOG_WARNING : CWSGI_LOG_INFO, line);
 }
 
-std::string ms(int64_t ns)
-{
-    return std::to_string(ns / 1'000'000) + "." + std::to_string(ns / 100'000 % 10) + " ms";
-}
+std::string ms(int64_t ns) { return std::to_string(ns / 1'000'000) + "." + std::to_string(ns / 100'000 % 10) + " ms"; }
 
 // A cooperative boundary where the app gets control back: handle's start, a suspending
 // call's return, on_request_end's start.
@@ -375,10 +369,7 @@ bool enter(cwsgi_request *req, Req **st, const char *call, bool any_thread = fal
     return true;
 }
 
-bool is_tchar(unsigned char c)
-{
-    return std::isalnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
+bool is_tchar(unsigned char c) { return std::isalnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr; }
 
 bool iequal(string_view a, string_view b)
 {
@@ -391,10 +382,7 @@ bool iequal(string_view a, string_view b)
     return true;
 }
 
-bool has_ctl(string_view v)
-{
-    return v.find_first_of(string_view("\r\n\0", 3)) != string_view::npos;
-}
+bool has_ctl(string_view v) { return v.find_first_of(string_view("\r\n\0", 3)) != string_view::npos; }
 
 // Checks one start_response call; records the declared Content-Length. Returns false when a
 // finding was made.
@@ -421,8 +409,7 @@ bool check_headers(cwsgi_request *req, Req *st, uint32_t status, const cwsgi_hea
         string_view name(h[i].name ? h[i].name : "", h[i].name ? h[i].name_len : 0);
         string_view value(h[i].value ? h[i].value : "", h[i].value ? h[i].value_len : 0);
         bool token = !name.empty();
-        for (unsigned char c : name)
-            token = token && is_tchar(c);
+        for (unsigned char c : name) token = token && is_tchar(c);
         if (!token) {
             report(req, st, HDR_NAME, "header name '" + std::string(name) + "' is not a token", "an RFC 9110 token");
             ok = false;
@@ -800,15 +787,9 @@ const void *lint_get_extension(const char *name, uint32_t min_version)
 
 // --- what the server hands the app, checked when handle starts -------------------------------
 
-bool nul_terminated(const cwsgi_str &s)
-{
-    return s.ptr != nullptr && s.ptr[s.len] == '\0';
-}
+bool nul_terminated(const cwsgi_str &s) { return s.ptr != nullptr && s.ptr[s.len] == '\0'; }
 
-string_view view(const cwsgi_str &s)
-{
-    return string_view(s.ptr, s.len);
-}
+string_view view(const cwsgi_str &s) { return string_view(s.ptr, s.len); }
 
 // SERVER_NAME is an RFC 3986 host: a reg-name or IPv4 address, or an IP literal in brackets.
 bool valid_host(string_view h)
@@ -953,8 +934,7 @@ void check_request(cwsgi_request *req, Req *st)
             // header_find agrees with header_at: its first match for the first name is field 0.
             cwsgi_str found{};
             std::string upper(name.ptr, name.len);
-            for (char &c : upper)
-                c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+            for (char &c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
             if (server->header_find(req, upper.c_str(), 0, &found) != CWSGI_OK || view(found) != view(value)) {
                 report(req, nullptr, SRV_FIND, "header_find('" + upper + "', 0) differs from header_at(0)",
                        "the first field of that name, matched case-insensitively");
@@ -1099,8 +1079,7 @@ int64_t threshold_ns(const char *name, int64_t dflt)
 extern "C" CWSGI_EXPORT int32_t cwsgi_app_entry(const cwsgi_server_api *api, const cwsgi_app_desc **out)
 {
     server = api;
-    for (auto &c : counts)
-        c = 0; // a fresh load starts a fresh count (a host may load twice)
+    for (auto &c : counts) c = 0; // a fresh load starts a fresh count (a host may load twice)
     handled = 0;
     ended = 0;
     summarised = false;

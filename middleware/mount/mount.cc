@@ -38,10 +38,7 @@ cwsgi_server_api table;
 cwsgi_app_desc desc;
 std::vector<std::unique_ptr<Mount>> mounts; // longest prefix first
 
-Route *route_of(cwsgi_request *req)
-{
-    return static_cast<Route *>(server->get_user_data(req));
-}
+Route *route_of(cwsgi_request *req) { return static_cast<Route *>(server->get_user_data(req)); }
 
 void mount_set_user_data(cwsgi_request *req, void *data)
 {
@@ -200,8 +197,7 @@ extern "C" CWSGI_EXPORT int32_t cwsgi_app_entry(const cwsgi_server_api *api, con
         }
         auto m = std::make_unique<Mount>();
         m->prefix = std::string(line.substr(0, eq));
-        while (!m->prefix.empty() && m->prefix.back() == '/')
-            m->prefix.pop_back();
+        while (!m->prefix.empty() && m->prefix.back() == '/') m->prefix.pop_back();
         std::string path(line.substr(eq + 1)), error;
         if (!cwsgi::mw::load_inner(path.c_str(), &table, m->app, error)) {
             log_error(error);

@@ -198,7 +198,8 @@ int check_app(const std::string &path, const AdapterOps &ops, const Config &cfg)
     }
     std::printf("%sadapter:        %s (offers: %s)\nexecution:      %s\n"
                 "result:         ok, the app loads and initialises, and worker_start succeeds\n",
-                app->describe().c_str(), ops.name, capabilities_to_string(ctx.capabilities()).c_str(), mode_note.c_str());
+                app->describe().c_str(), ops.name, capabilities_to_string(ctx.capabilities()).c_str(),
+                mode_note.c_str());
     return kExitOk;
 }
 
@@ -213,9 +214,7 @@ int main(int argc, char **argv)
     if (!cwsgi::serve::parse_invocation(args, base_dir, inv, error)) return usage_error(error);
 
     switch (inv.action) {
-    case Action::help:
-        std::fputs(inv.help.c_str(), stdout);
-        return kExitOk;
+    case Action::help: std::fputs(inv.help.c_str(), stdout); return kExitOk;
     case Action::version:
         std::printf("cwsgi-serve %s (CWSGI ABI %d.%d)\n", CWSGI_VERSION_STRING, CWSGI_ABI_MAJOR, CWSGI_ABI_MINOR);
         return kExitOk;
@@ -225,8 +224,7 @@ int main(int argc, char **argv)
                         static_cast<unsigned long long>(a->capabilities));
         }
         return kExitOk;
-    default:
-        break;
+    default: break;
     }
     const AdapterOps *ops = resolve_adapter(inv.adapter_name, inv.action != Action::serve, error);
     if (ops == nullptr) {
@@ -235,8 +233,8 @@ int main(int argc, char **argv)
     }
     inv.config.adapter = ops->name;
     if (!inv.config.certfile.empty() && (ops->capabilities & CWSGI_CAP_TLS) == 0) {
-        return usage_error(fmt::format("--certfile and --keyfile need an adapter that serves TLS (h2o); {} does not",
-                                       ops->name));
+        return usage_error(
+            fmt::format("--certfile and --keyfile need an adapter that serves TLS (h2o); {} does not", ops->name));
     }
     if (inv.action == Action::print_config) {
         std::fputs(cwsgi::serve::config_to_toml(inv).c_str(), stdout);
@@ -261,7 +259,8 @@ int main(int argc, char **argv)
         if (!cwsgi::serve::parse_invocation(args, base_dir, again, why)) {
             // The log line needs no pointer to --help, which ends every usage error.
             const std::string see_help = " (see cwsgi-serve --help)";
-            if (why.size() >= see_help.size() && why.compare(why.size() - see_help.size(), see_help.size(), see_help) == 0) {
+            if (why.size() >= see_help.size() &&
+                why.compare(why.size() - see_help.size(), see_help.size(), see_help) == 0) {
                 why.resize(why.size() - see_help.size());
             }
             return false;

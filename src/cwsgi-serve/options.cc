@@ -106,16 +106,11 @@ bool parse_umask(const std::string &s, int &out)
 const char *level_name(uint32_t level)
 {
     switch (level) {
-    case CWSGI_LOG_DEBUG:
-        return "debug";
-    case CWSGI_LOG_INFO:
-        return "info";
-    case CWSGI_LOG_WARNING:
-        return "warning";
-    case CWSGI_LOG_ERROR:
-        return "error";
-    default:
-        return "critical";
+    case CWSGI_LOG_DEBUG: return "debug";
+    case CWSGI_LOG_INFO: return "info";
+    case CWSGI_LOG_WARNING: return "warning";
+    case CWSGI_LOG_ERROR: return "error";
+    default: return "critical";
     }
 }
 
@@ -127,10 +122,7 @@ uint32_t level_of(const std::string &s)
     return CWSGI_LOG_CRITICAL;
 }
 
-uint32_t to_ms(double seconds)
-{
-    return static_cast<uint32_t>(std::llround(seconds * 1000.0));
-}
+uint32_t to_ms(double seconds) { return static_cast<uint32_t>(std::llround(seconds * 1000.0)); }
 
 bool all_digits(const std::string &s)
 {
@@ -138,14 +130,8 @@ bool all_digits(const std::string &s)
 }
 
 // A user or group as gunicorn takes it: a number as it is, a name that must exist.
-bool known_user(const std::string &s)
-{
-    return all_digits(s) || ::getpwnam(s.c_str()) != nullptr;
-}
-bool known_group(const std::string &s)
-{
-    return all_digits(s) || ::getgrnam(s.c_str()) != nullptr;
-}
+bool known_user(const std::string &s) { return all_digits(s) || ::getpwnam(s.c_str()) != nullptr; }
+bool known_group(const std::string &s) { return all_digits(s) || ::getgrnam(s.c_str()) != nullptr; }
 
 // The folder of the middlewares (lint.so, mount.so): CWSGI_MIDDLEWARE_DIR, else the build
 // tree's <build>/middleware next to <build>/src/cwsgi-serve, else <prefix>/lib/cwsgi/middleware.
@@ -305,7 +291,8 @@ void add_options(CLI::App &cli, Invocation &out, Raw &raw)
         ->envname("SCRIPT_NAME");
     // TLS, gunicorn's names: every listener serves HTTPS (ALPN h2 and http/1.1 where the
     // adapter has HTTP/2); main() refuses them on an adapter without CWSGI_CAP_TLS.
-    cli.add_option("--certfile", cfg.certfile, "TLS certificate chain (PEM); with --keyfile, every listener serves HTTPS")
+    cli.add_option("--certfile", cfg.certfile,
+                   "TLS certificate chain (PEM); with --keyfile, every listener serves HTTPS")
         ->type_name("FILE");
     cli.add_option("--keyfile", cfg.keyfile, "TLS private key (PEM) for --certfile")->type_name("FILE");
 
@@ -460,10 +447,7 @@ std::string quote(const std::string &s)
     return out.str();
 }
 
-std::string seconds(uint32_t ms)
-{
-    return fmt::format("{}", ms / 1000.0);
-}
+std::string seconds(uint32_t ms) { return fmt::format("{}", ms / 1000.0); }
 
 } // namespace
 

@@ -48,20 +48,13 @@ Kind kind_of(const CLI::Option &opt)
 const char *kind_text(Kind k)
 {
     switch (k) {
-    case Kind::flag:
-        return "a boolean (true or false)";
-    case Kind::integer:
-        return "an integer";
-    case Kind::number:
-        return "a number";
-    case Kind::int_or_text:
-        return "an integer or a string";
-    case Kind::env:
-        return "a table of strings, or a list of \"KEY=VALUE\" strings";
-    case Kind::list:
-        return "a string or a list of strings";
-    case Kind::text:
-        return "a string";
+    case Kind::flag: return "a boolean (true or false)";
+    case Kind::integer: return "an integer";
+    case Kind::number: return "a number";
+    case Kind::int_or_text: return "an integer or a string";
+    case Kind::env: return "a table of strings, or a list of \"KEY=VALUE\" strings";
+    case Kind::list: return "a string or a list of strings";
+    case Kind::text: return "a string";
     }
     return "a value";
 }
@@ -69,20 +62,13 @@ const char *kind_text(Kind k)
 const char *type_text(const toml::node &v)
 {
     switch (v.type()) {
-    case toml::node_type::string:
-        return "a string";
-    case toml::node_type::integer:
-        return "an integer";
-    case toml::node_type::floating_point:
-        return "a float";
-    case toml::node_type::boolean:
-        return "a boolean";
-    case toml::node_type::array:
-        return "a list";
-    case toml::node_type::table:
-        return "a table";
-    default:
-        return "a date or time";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::array: return "a list";
+    case toml::node_type::table: return "a table";
+    default: return "a date or time";
     }
 }
 

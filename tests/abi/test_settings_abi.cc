@@ -18,10 +18,7 @@ using namespace cwsgi::core;
 
 namespace {
 
-int32_t ok_handle(void *, cwsgi_request *)
-{
-    return CWSGI_OK;
-}
+int32_t ok_handle(void *, cwsgi_request *) { return CWSGI_OK; }
 
 // A descriptor that declares `minor`; entry_1_1 and entry_1_2 hand out one each.
 cwsgi_app_desc make_desc(uint16_t minor)

@@ -54,8 +54,7 @@ static cwsgi_testhost *open_app(const char *name)
 }
 
 /* A request with the given parts; body may be NULL. */
-static cwsgi_test_request make_request(const char *method, const char *target, const void *body,
-                                       size_t body_len)
+static cwsgi_test_request make_request(const char *method, const char *target, const void *body, size_t body_len)
 {
     cwsgi_test_request req;
     memset(&req, 0, sizeof req);
@@ -93,8 +92,7 @@ static const char *header_or_empty(const cwsgi_test_response *r, const char *nam
 static void assert_body_has(const cwsgi_test_response *r, const char *needle)
 {
     if (strstr(r->body, needle) == NULL) {
-        fail_msg("body lacks '%s': %.*s", needle, (int)(r->body_len > 2000 ? 2000 : r->body_len),
-                 r->body);
+        fail_msg("body lacks '%s': %.*s", needle, (int)(r->body_len > 2000 ? 2000 : r->body_len), r->body);
     }
 }
 
@@ -445,7 +443,7 @@ static void test_apps__predict_bad_input_is_400(void **state)
 {
     (void)state;
     cwsgi_testhost *host = open_app("predict");
-    const char *bad[] = {"not json", "[1,2,3,4]", "{}", "{\"features\":[1,2,\"x\",4]}",
+    const char *bad[] = {"not json",         "[1,2,3,4]",          "{}", "{\"features\":[1,2,\"x\",4]}",
                          "{\"features\":7}", "{\"instances\":{}}", ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
         cwsgi_test_response *r = post(host, "/v1/predict", bad[i]);

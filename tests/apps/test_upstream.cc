@@ -51,10 +51,10 @@ using std::chrono::milliseconds;
 // D is shorter.
 constexpr int kCoopDelayMs = 1000;
 constexpr int kThreadsDelayMs = 300;
-constexpr int kClients = 256;  // concurrent GET /fetch
+constexpr int kClients = 256;       // concurrent GET /fetch
 constexpr int kHealthAfterMs = 100; // when /health goes out, after the fetches
 constexpr int kHealthBoundMs = 100; // ...and how soon it must be answered in cooperative mode
-constexpr int kWindow = 8;     // fetches opened ahead of what the upstream has received
+constexpr int kWindow = 8;          // fetches opened ahead of what the upstream has received
 
 // The bound on the 256 fetches in cooperative mode. About D is expected (D + 100-150 ms here);
 // under AddressSanitizer the one loop thread needs longer to start and finish 256 requests
@@ -239,8 +239,8 @@ public:
             print_message("CWSGI_SERVE or CWSGI_BUILD_DIR is not set: run through ctest\n");
             skip();
         }
-        std::vector<std::string> argv = {serve, "--adapter", "microhttpd", "--bind", "127.0.0.1:0",
-                                         "--graceful-timeout", "5"};
+        std::vector<std::string> argv = {serve,         "--adapter",          "microhttpd", "--bind",
+                                         "127.0.0.1:0", "--graceful-timeout", "5"};
         argv.insert(argv.end(), args.begin(), args.end());
         argv.push_back(std::string(dir) + "/apps/upstream.so");
         std::vector<char *> cargv;
@@ -504,8 +504,8 @@ RunResult run_load(const std::vector<std::string> &mode_args, int delay_ms, int 
     }
     // The figures first, so that a failure below still shows them.
     print_message("  %d x GET /fetch: %d answered 200 in %.0f ms (D = %d ms), upstream held %d at once; "
-                  "GET /health sent at %.0f ms (%d calls waiting), answered in %.1f ms\n", kClients, ok, res.fetch_ms,
-                  delay_ms, res.peak, health_sent, concurrency, res.health_ms);
+                  "GET /health sent at %.0f ms (%d calls waiting), answered in %.1f ms\n",
+                  kClients, ok, res.fetch_ms, delay_ms, res.peak, health_sent, concurrency, res.health_ms);
     res.health_before_fetches = health.done_ms < first_fetch_ms;
     if (bad != nullptr) {
         fail_msg("GET /fetch answered '%s' after %.0f ms; server output: %s", bad->response.c_str(), bad->done_ms,
@@ -542,8 +542,9 @@ void raise_fd_limit()
     if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want) return;
     rl.rlim_cur = std::min(want, rl.rlim_max);
     ::setrlimit(RLIMIT_NOFILE, &rl);
-    if (rl.rlim_cur < want) print_message("RLIMIT_NOFILE is %ld, below %ld: the test may fail\n",
-                                          static_cast<long>(rl.rlim_cur), static_cast<long>(want));
+    if (rl.rlim_cur < want)
+        print_message("RLIMIT_NOFILE is %ld, below %ld: the test may fail\n", static_cast<long>(rl.rlim_cur),
+                      static_cast<long>(want));
 }
 
 // ---- tests -----------------------------------------------------------------------------------

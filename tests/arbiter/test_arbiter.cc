@@ -39,10 +39,7 @@ namespace {
 
 using namespace cwsgi::testing;
 
-std::string serve_binary()
-{
-    return cwsgi::testing::serve_binary("src/cwsgi-serve/cwsgi-serve");
-}
+std::string serve_binary() { return cwsgi::testing::serve_binary("src/cwsgi-serve/cwsgi-serve"); }
 
 std::string fixture(int version)
 {
@@ -157,7 +154,8 @@ public:
                 if (r.status != 200) {
                     failed_.fetch_add(1);
                     std::lock_guard<std::mutex> lk(mu_);
-                    if (first_failure_.empty()) first_failure_ = "request " + std::to_string(i) + ": status " + std::to_string(r.status);
+                    if (first_failure_.empty())
+                        first_failure_ = "request " + std::to_string(i) + ": status " + std::to_string(r.status);
                 }
                 usleep(1000);
             }
@@ -823,7 +821,6 @@ void test_arbiter__preload_loads_in_the_master(void **) // rule: LIFE-LOAD-1, LI
     // HUP cannot change preloaded code.
     assert_non_null(std::strstr(get_once(m.port(), "/hello").body.c_str(), "hello v1"));
 }
-
 
 void test_arbiter__sd_notify_ready_reload_stop(void **) // rule: LIFE-ARB-10, LIFE-ARB-17
 {

@@ -64,10 +64,7 @@ std::string write_file(const std::string &name, const std::string &text)
     return path;
 }
 
-bool has(const std::string &text, const std::string &part)
-{
-    return text.find(part) != std::string::npos;
-}
+bool has(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
 
 // ---- in process: the test host --------------------------------------------------------------
 
@@ -191,8 +188,7 @@ int run_to_end(std::vector<std::string> args, std::string &output)
         dup2(fd, 1);
         dup2(fd, 2);
         std::vector<char *> argv;
-        for (auto &a : args)
-            argv.push_back(a.data());
+        for (auto &a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
         execve(argv[0], argv.data(), environ);
         _exit(127);
@@ -229,8 +225,7 @@ public:
             dup2(null, 1);
             dup2(null, 2);
             std::vector<char *> argv;
-            for (auto &a : args)
-                argv.push_back(a.data());
+            for (auto &a : args) argv.push_back(a.data());
             argv.push_back(nullptr);
             execve(argv[0], argv.data(), environ);
             _exit(127);
@@ -259,8 +254,7 @@ public:
         for (;;) {
             std::string log = read_file(log_);
             size_t n = 0;
-            for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1))
-                ++n;
+            for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
             if (n >= count) return true;
             if (clock_type::now() - t0 > std::chrono::milliseconds(timeout_ms)) return false;
             usleep(10000);
@@ -285,8 +279,7 @@ public:
             if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
                 char buf[4096];
                 ssize_t n;
-                while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0)
-                    resp.append(buf, static_cast<size_t>(n));
+                while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) resp.append(buf, static_cast<size_t>(n));
             }
         }
         ::close(fd);
@@ -398,8 +391,7 @@ void test_app_settings__hup_rereads_the_table(void **) // rule: LIFE-SET-3, LIFE
     m.signal(SIGHUP);
     if (!m.wait_for("Reload refused", 10000)) fail_msg("no refusal; log:\n%s", m.log().c_str());
     assert_true(has(m.log(), "app.a.b is given twice"));
-    for (int i = 0; i < 5; ++i)
-        assert_string_equal(m.get("/init").c_str(), "second");
+    for (int i = 0; i < 5; ++i) assert_string_equal(m.get("/init").c_str(), "second");
 }
 
 void test_app_settings__preload_keeps_inits_values(void **) // rule: LIFE-SET-3

@@ -130,15 +130,9 @@ Result run(const std::vector<std::string> &args, const std::vector<std::string> 
     return r;
 }
 
-bool has(const std::string &text, const std::string &part)
-{
-    return text.find(part) != std::string::npos;
-}
+bool has(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
 
-size_t lines(const std::string &text)
-{
-    return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
-}
+size_t lines(const std::string &text) { return static_cast<size_t>(std::count(text.begin(), text.end(), '\n')); }
 
 // --print-config must show `line` (a whole line).
 void expect_line(const Result &r, const std::string &line)
@@ -559,13 +553,15 @@ void test_cli__worker_class_choice(void **) // rule: THR-10
     check({"--adapter", "forking", "-k", "gthread"}, "threads (chosen with -k gthread)", true);
     // gunicorn: --threads N > 1 with the sync worker class is gthread, asked for or not.
     check({"--adapter", "forking", "--threads", "4"}, "threads (--threads 4: gthread", true);
-    check({"--adapter", "forking", "-k", "sync", "--threads", "4"}, "threads (-k sync with --threads 4 is gthread", true);
+    check({"--adapter", "forking", "-k", "sync", "--threads", "4"}, "threads (-k sync with --threads 4 is gthread",
+          true);
     check({"--adapter", "forking", "-k", "sync", "--threads", "1"}, "sync (chosen with -k sync", false);
     // An event-loop adapter: threads by default; -k sync is one app thread per worker.
     Result list = run({"--list-adapters"});
     if (has(list.out, "microhttpd\tbuilt")) {
         check({"--adapter", "microhttpd"}, "threads (the app does not declare", true);
-        check({"--adapter", "microhttpd", "-k", "sync"}, "sync (chosen with -k sync: the microhttpd adapter runs it on one app thread", false);
+        check({"--adapter", "microhttpd", "-k", "sync"},
+              "sync (chosen with -k sync: the microhttpd adapter runs it on one app thread", false);
     }
     expect_line(run({"--print-config", "-k", "sync", "x.so"}), "worker_class = 'sync'");
     // A default --threads is printed as a comment, so that the file reads back to sync.

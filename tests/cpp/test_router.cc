@@ -24,10 +24,7 @@ std::atomic<int> g_request_ends{0};
 std::atomic<int32_t> g_last_outcome{1};
 std::atomic<uint32_t> g_worker_id{0};
 
-std::string show(std::optional<std::string> v)
-{
-    return v ? "[" + *v + "]" : "<none>";
-}
+std::string show(std::optional<std::string> v) { return v ? "[" + *v + "]" : "<none>"; }
 
 class RouterTestApp : public cwsgi::App {
 public:
@@ -47,10 +44,8 @@ public:
         router()
             .get("/", [](Request &, Response &res) { res.text("root\n"); })
             .get("/hello", [](Request &, Response &res) { res.text("hello\n"); })
-            .get("/items/<id>",
-                 [](Request &req, Response &res) { res.text("item " + std::string(*req.param("id"))); })
-            .put("/items/<id>",
-                 [](Request &req, Response &res) { res.text("put " + std::string(*req.param("id"))); })
+            .get("/items/<id>", [](Request &req, Response &res) { res.text("item " + std::string(*req.param("id"))); })
+            .put("/items/<id>", [](Request &req, Response &res) { res.text("put " + std::string(*req.param("id"))); })
             .get("/items/<id>/parts/<part>",
                  [](Request &req, Response &res) {
                      res.text(std::string(*req.param("id")) + "/" + std::string(*req.param("part")) +
@@ -63,8 +58,7 @@ public:
                  [](Request &req, Response &res) {
                      res.text("a=" + show(req.query_param("a")) + " b=" + show(req.query_param("b")) +
                               " c=" + show(req.query_param("c")) + " d=" + show(req.query_param("d")) +
-                              " x=" + show(req.query_param("x")) +
-                              " n=" + std::to_string(req.query_params().size()));
+                              " x=" + show(req.query_param("x")) + " n=" + std::to_string(req.query_params().size()));
                  })
             .get("/headers",
                  [](Request &req, Response &res) {
@@ -76,9 +70,8 @@ public:
                      }
                      auto second = req.header("X-DUP", 1);
                      res.text("one=" + std::string(req.header("x-one").value_or("<none>")) +
-                              " second=" + std::string(second.value_or("<none>")) +
-                              " dups=" + std::to_string(dups) + " all=" + std::to_string(all) +
-                              " missing=" + (req.header("x-missing") ? "yes" : "no"));
+                              " second=" + std::string(second.value_or("<none>")) + " dups=" + std::to_string(dups) +
+                              " all=" + std::to_string(all) + " missing=" + (req.header("x-missing") ? "yes" : "no"));
                  })
             .get("/environ",
                  [](Request &req, Response &res) {
@@ -88,9 +81,8 @@ public:
                          ++n;
                          saw_method = saw_method || (k == "REQUEST_METHOD" && v == "GET");
                      }
-                     res.text("method=" + std::string(req.environ("REQUEST_METHOD").value_or("?")) +
-                              " iter=" + (saw_method && n > 5 ? "ok" : "bad") +
-                              " proto=" + std::string(req.protocol()) +
+                     res.text("method=" + std::string(req.environ("REQUEST_METHOD").value_or("?")) + " iter=" +
+                              (saw_method && n > 5 ? "ok" : "bad") + " proto=" + std::string(req.protocol()) +
                               " absent=" + (req.environ("NO_SUCH_KEY") ? "yes" : "no"));
                  })
             // rule: ABI-ERR-4: these exceptions must stop at the CWSGI_APP trampolines.
@@ -149,11 +141,10 @@ public:
                      int32_t rc = res.informational(103, {{"Link", "</a.css>; rel=preload"}});
                      res.text(rc == CWSGI_OK ? "hinted" : cwsgi_err_name(rc));
                  })
-            .get("/length",
-                 [](Request &req, Response &res) {
-                     auto cl = req.content_length();
-                     res.text(cl ? std::to_string(*cl) : "unknown");
-                 });
+            .get("/length", [](Request &req, Response &res) {
+                auto cl = req.content_length();
+                res.text(cl ? std::to_string(*cl) : "unknown");
+            });
 
         cwsgi::Group v2("/v2");
         v2.get("/where", where("v2"));
@@ -162,8 +153,8 @@ public:
             .get("/where", where("api"))
             .get("/users/<name>",
                  [](Request &req, Response &res) {
-                     res.text("user " + std::string(*req.param("name")) + " script=" +
-                              std::string(req.script_name()) + " path=" + std::string(req.path()));
+                     res.text("user " + std::string(*req.param("name")) + " script=" + std::string(req.script_name()) +
+                              " path=" + std::string(req.path()));
                  })
             .post("/users/<name>", [](Request &, Response &res) { res.status(201).text("created"); });
         api.mount(v2);
@@ -231,15 +222,11 @@ int teardown(void **state)
     return 0;
 }
 
-cwsgi_testhost *host_of(void **state)
-{
-    return static_cast<cwsgi_testhost *>(*state);
-}
+cwsgi_testhost *host_of(void **state) { return static_cast<cwsgi_testhost *>(*state); }
 
 /// Runs one request; method/target/body as given. Fails the test when the host refuses.
-cwsgi_test_response *request(void **state, const char *method, const char *target,
-                             const std::string &body = {}, const cwsgi_header *headers = nullptr,
-                             size_t n_headers = 0, bool chunked = false)
+cwsgi_test_response *request(void **state, const char *method, const char *target, const std::string &body = {},
+                             const cwsgi_header *headers = nullptr, size_t n_headers = 0, bool chunked = false)
 {
     cwsgi_test_request req{};
     req.struct_size = sizeof req;
@@ -257,15 +244,9 @@ cwsgi_test_response *request(void **state, const char *method, const char *targe
     return resp;
 }
 
-cwsgi_test_response *get(void **state, const char *target)
-{
-    return request(state, "GET", target);
-}
+cwsgi_test_response *get(void **state, const char *target) { return request(state, "GET", target); }
 
-std::string body_of(const cwsgi_test_response *r)
-{
-    return std::string(r->body, r->body_len);
-}
+std::string body_of(const cwsgi_test_response *r) { return std::string(r->body, r->body_len); }
 
 void expect(cwsgi_test_response *r, uint32_t status, const char *body)
 {
@@ -286,15 +267,14 @@ void test_router__json_escape_quotes_controls_and_bad_utf8(void **)
     assert_string_equal(cwsgi::json_escape("plain").c_str(), "plain");
     assert_string_equal(cwsgi::json_escape("a\"b\\c").c_str(), "a\\\"b\\\\c");
     assert_string_equal(cwsgi::json_escape("\n\r\t\b\f").c_str(), "\\n\\r\\t\\b\\f");
-    assert_string_equal(cwsgi::json_escape(std::string_view("\x01\x1f\0", 3)).c_str(),
-                        "\\u0001\\u001f\\u0000");
+    assert_string_equal(cwsgi::json_escape(std::string_view("\x01\x1f\0", 3)).c_str(), "\\u0001\\u001f\\u0000");
     // Well-formed UTF-8 passes; stray bytes are read as Latin-1.
     assert_string_equal(cwsgi::json_escape("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80").c_str(),
                         "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
     assert_string_equal(cwsgi::json_escape("caf\xe9").c_str(), "caf\\u00e9");
-    assert_string_equal(cwsgi::json_escape("\xc0\xaf").c_str(), "\\u00c0\\u00af");  // overlong
+    assert_string_equal(cwsgi::json_escape("\xc0\xaf").c_str(), "\\u00c0\\u00af");            // overlong
     assert_string_equal(cwsgi::json_escape("\xed\xa0\x80").c_str(), "\\u00ed\\u00a0\\u0080"); // surrogate
-    assert_string_equal(cwsgi::json_escape("\xe2\x82").c_str(), "\\u00e2\\u0082");  // truncated
+    assert_string_equal(cwsgi::json_escape("\xe2\x82").c_str(), "\\u00e2\\u0082");            // truncated
 }
 
 void test_router__url_decode_and_parse_query(void **)

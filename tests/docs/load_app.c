@@ -32,8 +32,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: GET %s got no response\n", argv[1], targets[i]);
             failures++;
         } else if (r->handle_result < 0 || r->aborted) {
-            fprintf(stderr, "%s: GET %s: handle() failed with %d%s\n", argv[1], targets[i],
-                    (int)r->handle_result, r->aborted ? " after commit" : "");
+            fprintf(stderr, "%s: GET %s: handle() failed with %d%s\n", argv[1], targets[i], (int)r->handle_result,
+                    r->aborted ? " after commit" : "");
             failures++;
         }
         cwsgi_test_response_free(r);

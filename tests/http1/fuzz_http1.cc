@@ -50,8 +50,7 @@ core::Limits limits_for(uint8_t flags)
         l.request_fields = 0;
         l.request_field_size = 0;
         break;
-    default:
-        break;
+    default: break;
     }
     return l;
 }
@@ -138,7 +137,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size)
     if (flags & 4) {
         Decoded whole = decode_chunked(input, {}, limits);
         if (!(decode_chunked(input, cuts, limits) == whole)) broken("chunked body: split differs from whole");
-        if (input.size() <= kByteByByteMax && !(decode_chunked(input, testing::every_byte(input.size()), limits) == whole)) {
+        if (input.size() <= kByteByByteMax &&
+            !(decode_chunked(input, testing::every_byte(input.size()), limits) == whole)) {
             broken("chunked body: byte by byte differs from whole");
         }
         return 0;
@@ -147,7 +147,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size)
     auto whole = testing::drive(input, {}, limits);
     auto split = testing::drive(input, cuts, limits);
     if (!(split == whole)) broken("requests: split differs from whole");
-    if (input.size() <= kByteByByteMax && !(testing::drive(input, testing::every_byte(input.size()), limits) == whole)) {
+    if (input.size() <= kByteByByteMax &&
+        !(testing::drive(input, testing::every_byte(input.size()), limits) == whole)) {
         broken("requests: byte by byte differs from whole");
     }
     if (!testing::violations().empty()) broken(testing::violations().front().c_str());

@@ -38,9 +38,10 @@ struct Parsed {
             return true;
         };
         return head == o.head && error.status == o.error.status && std::string_view(error.rule) == o.error.rule &&
-               check_status == o.check_status && check_rule == o.check_rule && method == o.method && target == o.target && major == o.major &&
-               minor == o.minor && same(fields, o.fields) && head_size == o.head_size && body == o.body &&
-               data == o.data && same(trailers, o.trailers) && keep_alive == o.keep_alive;
+               check_status == o.check_status && check_rule == o.check_rule && method == o.method &&
+               target == o.target && major == o.major && minor == o.minor && same(fields, o.fields) &&
+               head_size == o.head_size && body == o.body && data == o.data && same(trailers, o.trailers) &&
+               keep_alive == o.keep_alive;
     }
 };
 
@@ -89,13 +90,15 @@ inline std::vector<Parsed> drive(std::string_view input, const std::vector<size_
                     violations().push_back("method/target outside the buffer");
                 }
                 for (const FieldView &f : parser.fields()) {
-                    if (!inside(f.name, buf) || !inside(f.value, buf)) violations().push_back("field outside the buffer");
+                    if (!inside(f.name, buf) || !inside(f.value, buf))
+                        violations().push_back("field outside the buffer");
                     p.fields.push_back({std::string(f.name), std::string(f.value)});
                 }
                 p.major = parser.http_major();
                 p.minor = parser.http_minor();
                 p.head_size = parser.head_size();
-                if (p.head_size == 0 || p.head_size > buf.size()) violations().push_back("head_size outside the buffer");
+                if (p.head_size == 0 || p.head_size > buf.size())
+                    violations().push_back("head_size outside the buffer");
                 core::RequestHead head;
                 if (!fill_request_head(parser, head)) violations().push_back("fill_request_head failed");
                 core::HeadCheck check = core::validate_request_head(head, limits);

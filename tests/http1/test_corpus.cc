@@ -78,7 +78,7 @@ bool same_fields(const std::vector<core::Header> &got, const nlohmann::json &wan
 // Where CWSGI's spec refuses what gunicorn serves, on purpose: the case must be refused by the
 // core under that rule (and the forking adapter answers it so).
 const std::map<std::string, std::string> kStricterBySpec = {
-    {"valid/027", "REQ-LINE-4"},                                // raw non-ASCII in the target
+    {"valid/027", "REQ-LINE-4"},                                 // raw non-ASCII in the target
     {"valid/rfc9112_target_absolute_userinfo_01", "REQ-LINE-3"}, // user@ in an http URI
     {"valid/rfc9112_target_authority_connect_01", "REQ-LINE-3"}, // CONNECT: no tunnels
     {"valid/rfc9112_target_authority_ipv6_01", "REQ-LINE-3"},

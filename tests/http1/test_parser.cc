@@ -72,7 +72,8 @@ Parsed accepted(std::string_view input, const core::Limits &limits = core::Limit
 }
 
 // The body of an accepted head is refused by the decoder.
-void body_refused(std::string_view input, uint32_t status, const char *rule, const core::Limits &limits = core::Limits{})
+void body_refused(std::string_view input, uint32_t status, const char *rule,
+                  const core::Limits &limits = core::Limits{})
 {
     Parsed p = one(input, limits);
     assert_int_equal(int(p.head), int(Progress::done));
@@ -94,7 +95,7 @@ void test_parser__simple_get(void **)
     assert_int_equal(p.major, 1);
     assert_int_equal(p.minor, 1);
     assert_int_equal(p.fields.size(), 2);
-    assert_string_equal(p.fields[0].name.c_str(), "Host"); // as sent, not lowercased
+    assert_string_equal(p.fields[0].name.c_str(), "Host");  // as sent, not lowercased
     assert_string_equal(p.fields[1].value.c_str(), "v  w"); // OWS trimmed, inner kept
     assert_true(p.body == Progress::done);
     assert_true(p.data.empty());
@@ -125,8 +126,8 @@ void test_parser__version_syntax(void **) // rule: H1-LINE-2, REQ-LINE-2
     Parsed p = accepted("GET / HTTP/1.0\r\n\r\n");
     assert_int_equal(p.minor, 0);
     assert_false(p.keep_alive);
-    for (const char *v : {"HTTP/1", "HTTP/1.", "HTTP/11", "HTTP/1.10", "HTTP/0.99", "http/1.1", "HTTP/a.1",
-                          "HTTP 1.1", "FTP/1.1", "HTTP/1.1x", "HTTP/111"}) {
+    for (const char *v : {"HTTP/1", "HTTP/1.", "HTTP/11", "HTTP/1.10", "HTTP/0.99", "http/1.1", "HTTP/a.1", "HTTP 1.1",
+                          "FTP/1.1", "HTTP/1.1x", "HTTP/111"}) {
         refused(std::string("GET / ") + v + "\r\n\r\n", 400, "H1-LINE-2");
     }
     for (const char *v : {"HTTP/2.0", "HTTP/3.0", "HTTP/0.9", "HTTP/1.2", "HTTP/9.9"}) {
@@ -312,15 +313,15 @@ void test_parser__chunk_size(void **) // rule: H1-CHUNK-1
 
 void test_parser__chunk_extensions(void **) // rule: H1-CHUNK-2
 {
-    for (const char *ok : {"1;a\r\n", "1;a=b\r\n", "1 ; a = b ; c\r\n", "1;a=\"q \\\" \\\\ t\"\r\n",
-                           "1;a=\"\"\r\n", "1\t;\ta\t=\t\"x\"\t;b\r\n", "1;a=\"\xc3\x9f\"\r\n"}) {
+    for (const char *ok : {"1;a\r\n", "1;a=b\r\n", "1 ; a = b ; c\r\n", "1;a=\"q \\\" \\\\ t\"\r\n", "1;a=\"\"\r\n",
+                           "1\t;\ta\t=\t\"x\"\t;b\r\n", "1;a=\"\xc3\x9f\"\r\n"}) {
         Parsed p = accepted(kChunkedHead + ok + "x\r\n0;last=1\r\n\r\n");
         assert_true(p.body == Progress::done);
         assert_string_equal(p.data.c_str(), "x");
     }
-    for (const char *bad : {"1 \r\n", "1;\r\n", "1;a=\r\n", "1;a b\r\n", "1;a=b \r\n", "1;a=\"x\r\n",
-                            "1;a=\"x\"y\r\n", "1;a=b=c\r\n", "1;=b\r\n", "1;a=\"\x01\"\r\n", "1;a=(b)\r\n",
-                            "1;a=\"\\\x01\"\r\n", "1 x\r\n"}) {
+    for (const char *bad :
+         {"1 \r\n", "1;\r\n", "1;a=\r\n", "1;a b\r\n", "1;a=b \r\n", "1;a=\"x\r\n", "1;a=\"x\"y\r\n", "1;a=b=c\r\n",
+          "1;=b\r\n", "1;a=\"\x01\"\r\n", "1;a=(b)\r\n", "1;a=\"\\\x01\"\r\n", "1 x\r\n"}) {
         body_refused(kChunkedHead + bad, 400, "H1-CHUNK-2");
     }
 }

@@ -39,7 +39,8 @@ void test_writer__status_line_and_fields(void **) // rule: H1-WRITE-1
     core::Field fields[] = {{"Content-Type", "text/plain"}, {"X-A", "1"}};
     write_head(out, 1, 200, "", fields, false);
     std::string date;
-    assert_string_equal(without_date(out, &date).c_str(), "keptHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-A: 1\r\n\r\n");
+    assert_string_equal(without_date(out, &date).c_str(),
+                        "keptHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-A: 1\r\n\r\n");
     assert_int_equal(date.size(), 29);
     out.clear();
     write_head(out, 0, 404, "Gone Fishing", {}, false);

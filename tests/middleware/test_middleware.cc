@@ -47,8 +47,7 @@ struct Host {
 Host open_mw(const std::string &mw, const std::vector<std::pair<std::string, std::string>> &env,
              const char *script_name = nullptr)
 {
-    for (auto &[k, v] : env)
-        setenv(k.c_str(), v.c_str(), 1);
+    for (auto &[k, v] : env) setenv(k.c_str(), v.c_str(), 1);
     Host h;
     char tmpl[] = "/tmp/cwsgi-mw-log-XXXXXX";
     int fd = mkstemp(tmpl);
@@ -64,8 +63,7 @@ Host open_mw(const std::string &mw, const std::vector<std::pair<std::string, std
     h.host = cwsgi_testhost_open((build_dir() + "/middleware/" + mw + ".so").c_str(), &o, err, sizeof err);
     if (h.host == nullptr) print_message("open %s: %s\n", mw.c_str(), err);
     assert_non_null(h.host);
-    for (auto &[k, v] : env)
-        unsetenv(k.c_str());
+    for (auto &[k, v] : env) unsetenv(k.c_str());
     return h;
 }
 
@@ -80,8 +78,7 @@ std::string close_host(Host &h)
 size_t count(const std::string &hay, const std::string &needle)
 {
     size_t n = 0;
-    for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1))
-        ++n;
+    for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1)) ++n;
     return n;
 }
 
@@ -234,10 +231,7 @@ struct Recorder {
     std::vector<std::unique_ptr<char[]>> arena;
 } rec;
 
-cwsgi_str lit(const char *s)
-{
-    return cwsgi_str{s, std::strlen(s)};
-}
+cwsgi_str lit(const char *s) { return cwsgi_str{s, std::strlen(s)}; }
 
 int32_t rec_request_info(cwsgi_request *, cwsgi_request_info *info)
 {
@@ -292,10 +286,7 @@ int32_t rec_start_response(cwsgi_request *, uint32_t, const char *, const cwsgi_
 {
     return CWSGI_OK;
 }
-int32_t rec_write(cwsgi_request *, const void *, size_t)
-{
-    return ++rec.writes, CWSGI_OK;
-}
+int32_t rec_write(cwsgi_request *, const void *, size_t) { return ++rec.writes, CWSGI_OK; }
 int32_t rec_send_file(cwsgi_request *, int fd, int64_t offset, int64_t count)
 {
     ++rec.send_files;
@@ -304,10 +295,7 @@ int32_t rec_send_file(cwsgi_request *, int fd, int64_t offset, int64_t count)
     rec.count = count;
     return CWSGI_OK;
 }
-int32_t rec_finish(cwsgi_request *)
-{
-    return ++rec.finishes, CWSGI_OK;
-}
+int32_t rec_finish(cwsgi_request *) { return ++rec.finishes, CWSGI_OK; }
 void *rec_alloc(cwsgi_request *, size_t size)
 {
     rec.arena.push_back(std::make_unique<char[]>(size + 16));
@@ -318,14 +306,8 @@ int32_t rec_log(cwsgi_request *, uint32_t, const char *msg, size_t len)
     rec.log.append(msg, len).append("\n");
     return CWSGI_OK;
 }
-void rec_set_user_data(cwsgi_request *, void *p)
-{
-    rec.user = p;
-}
-void *rec_get_user_data(cwsgi_request *)
-{
-    return rec.user;
-}
+void rec_set_user_data(cwsgi_request *, void *p) { rec.user = p; }
+void *rec_get_user_data(cwsgi_request *) { return rec.user; }
 
 // rule: COMP-LINT-3, RESP-FILE-1
 void test_lint__send_file_stays_send_file_and_cooperative_passes(void **)

@@ -14,8 +14,8 @@
 namespace {
 
 const cwsgi_server_api *g_api;
-std::map<std::string, std::string> g_env;            // last request's environ
-std::vector<std::string> g_env_order;                // its keys in order
+std::map<std::string, std::string> g_env; // last request's environ
+std::vector<std::string> g_env_order;     // its keys in order
 std::vector<std::pair<std::string, std::string>> g_headers;
 
 int32_t handle(void *, cwsgi_request *req)
@@ -54,8 +54,23 @@ int32_t init(const cwsgi_server_api *api, void **, char *, size_t)
     return CWSGI_OK;
 }
 
-const cwsgi_app_desc kDesc = {sizeof(cwsgi_app_desc), CWSGI_ABI_MAJOR, 0, "environ-test", "1", CWSGI_THREADS_SAFE,
-                              0, 0, nullptr, init, nullptr, nullptr, nullptr, handle, nullptr, 0, 0};
+const cwsgi_app_desc kDesc = {sizeof(cwsgi_app_desc),
+                              CWSGI_ABI_MAJOR,
+                              0,
+                              "environ-test",
+                              "1",
+                              CWSGI_THREADS_SAFE,
+                              0,
+                              0,
+                              nullptr,
+                              init,
+                              nullptr,
+                              nullptr,
+                              nullptr,
+                              handle,
+                              nullptr,
+                              0,
+                              0};
 int32_t entry(const cwsgi_server_api *, const cwsgi_app_desc **out)
 {
     *out = &kDesc;
@@ -122,7 +137,7 @@ void test_environ__get_keys(void **) // rule: ENV-KEYS-1, ENV-KEYS-2, ENV-KEYS-4
     assert_string_equal(env("cwsgi.version"), abi.c_str());
     assert_non_null(env("cwsgi.request_id"));
     assert_string_equal(env("HTTP_USER_AGENT"), "t");
-    assert_null(env("CONTENT_TYPE"));   // rule: ENV-KEYS-3
+    assert_null(env("CONTENT_TYPE")); // rule: ENV-KEYS-3
     assert_null(env("CONTENT_LENGTH"));
     // The PEP 3333 keys come first, in the spec's order.
     assert_string_equal(g_env_order[0].c_str(), "REQUEST_METHOD");
@@ -218,8 +233,8 @@ void test_environ__server_name_fallbacks(void **) // rule: ENV-KEYS-5
 void test_environ__duplicate_headers(void **) // rule: ENV-HDR-1, ENV-HDR-3, ENV-HDR-4
 {
     reopen(nullptr);
-    run("GET", "/", {hdr("Accept", "a"), hdr("X-Multi", "1"), hdr("Cookie", "a=1"), hdr("x-multi", "2"),
-                     hdr("Cookie", "b=2")});
+    run("GET", "/",
+        {hdr("Accept", "a"), hdr("X-Multi", "1"), hdr("Cookie", "a=1"), hdr("x-multi", "2"), hdr("Cookie", "b=2")});
     assert_string_equal(env("HTTP_X_MULTI"), "1, 2");
     assert_string_equal(env("HTTP_COOKIE"), "a=1; b=2");
     // The ordered list keeps both, lowercased, in arrival order.
@@ -237,9 +252,9 @@ void test_environ__h2_authority_is_host(void **) // rule: ENV-HDR-1, REQ-H2-1
     reopen(nullptr);
     // :authority and a host field naming the same authority: one host field, first, with
     // :authority's value; the client's is left out.
-    assert_int_equal(run("GET", "/", {hdr("Host", "a.example:8443"), hdr("Accept", "x"), hdr("host", "A.EXAMPLE:8443")},
-                         "HTTP/2"),
-                     200);
+    assert_int_equal(
+        run("GET", "/", {hdr("Host", "a.example:8443"), hdr("Accept", "x"), hdr("host", "A.EXAMPLE:8443")}, "HTTP/2"),
+        200);
     assert_int_equal(g_headers.size(), 2);
     assert_string_equal(g_headers[0].first.c_str(), "host");
     assert_string_equal(g_headers[0].second.c_str(), "a.example:8443");

@@ -118,8 +118,10 @@ void test_http__host(void **) // rule: REQ-HDR-3
 
 void test_http__one_content_type(void **) // rule: REQ-HDR-5
 {
-    assert_int_equal(status_of(head("POST", "/", {{"Content-Type", "application/json"}, {"content-type", "text/html"}})), 400);
-    assert_int_equal(status_of(head("POST", "/", {{"Content-Type", "text/plain"}, {"Content-Type", "text/plain"}})), 400);
+    assert_int_equal(
+        status_of(head("POST", "/", {{"Content-Type", "application/json"}, {"content-type", "text/html"}})), 400);
+    assert_int_equal(status_of(head("POST", "/", {{"Content-Type", "text/plain"}, {"Content-Type", "text/plain"}})),
+                     400);
     assert_int_equal(status_of(head("POST", "/", {{"Content-Type", "text/plain"}})), 0);
 }
 
@@ -185,7 +187,8 @@ void test_http__server_name_and_port(void **) // rule: ENV-KEYS-5
 
 void test_http__expect(void **) // rule: REQ-HDR-4
 {
-    HeadCheck c = validate_request_head(head("POST", "/", {{"Expect", "100-continue"}, {"Content-Length", "3"}}), Limits{});
+    HeadCheck c =
+        validate_request_head(head("POST", "/", {{"Expect", "100-continue"}, {"Content-Length", "3"}}), Limits{});
     assert_int_equal(c.status, 0);
     assert_true(c.expect_continue);
     c = validate_request_head(head("POST", "/", {{"Expect", "100-continue"}, {"Content-Length", "3"}}, 0), Limits{});
@@ -209,7 +212,8 @@ void test_http__transfer_encoding(void **) // rule: REQ-BODY-3, REQ-BODY-4, REQ-
     HeadCheck c = validate_request_head(head("POST", "/", {{"Transfer-Encoding", "chunked"}}), Limits{});
     assert_true(c.body == BodyKind::chunked);
     assert_int_equal(status_of(head("POST", "/", {{"Transfer-Encoding", "chunked"}}, 0)), 400);
-    assert_int_equal(status_of(head("POST", "/", {{"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "gzip"}})), 400);
+    assert_int_equal(status_of(head("POST", "/", {{"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "gzip"}})),
+                     400);
     assert_int_equal(status_of(head("POST", "/", {{"Transfer-Encoding", "chunked, chunked"}})), 400);
     assert_int_equal(status_of(head("POST", "/", {{"Transfer-Encoding", "gzip"}})), 400);
     assert_int_equal(status_of(head("POST", "/", {{"Transfer-Encoding", "br, chunked"}})), 501);
@@ -254,12 +258,14 @@ void test_http__response_header_rules(void **) // rule: RESP-HDR-1, RESP-HDR-2, 
     assert_int_equal(check_response_header("", "v"), CWSGI_E_HEADER);
     assert_int_equal(check_response_header("X", "a\r\nInjected: 1"), CWSGI_E_HEADER);
     assert_int_equal(check_response_header("X", std::string_view("a\0", 2)), CWSGI_E_HEADER);
-    for (const char *h : {"Connection", "keep-alive", "Proxy-Connection", "Transfer-Encoding", "TE", "Trailer", "Upgrade", "Status"}) {
+    for (const char *h :
+         {"Connection", "keep-alive", "Proxy-Connection", "Transfer-Encoding", "TE", "Trailer", "Upgrade", "Status"}) {
         assert_int_equal(check_response_header(h, "x"), CWSGI_E_FORBIDDEN);
     }
 }
 
-void test_http__framing(void **) // rule: RESP-FRAME-1, RESP-FRAME-2, RESP-FRAME-3, RESP-FRAME-4, RESP-FRAME-5, RESP-NOBODY-2
+void test_http__framing(
+    void **) // rule: RESP-FRAME-1, RESP-FRAME-2, RESP-FRAME-3, RESP-FRAME-4, RESP-FRAME-5, RESP-NOBODY-2
 {
     FramingInput in;
     in.app_content_length = 5;
@@ -316,11 +322,10 @@ void test_http__reason_phrases_are_one_table(void **)
 {
     // The core (status lines, its own error answers) and the C++ layer (HttpError bodies) give
     // every status the same phrase, and every registered code has one.
-    const uint32_t registered[] = {100, 101, 102, 103, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226,
-                                   300, 301, 302, 303, 304, 305, 307, 308, 400, 401, 402, 403, 404, 405,
-                                   406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 418, 421,
-                                   422, 423, 424, 425, 426, 428, 429, 431, 451, 500, 501, 502, 503, 504,
-                                   505, 506, 507, 508, 510, 511};
+    const uint32_t registered[] = {100, 101, 102, 103, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301,
+                                   302, 303, 304, 305, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409,
+                                   410, 411, 412, 413, 414, 415, 416, 417, 418, 421, 422, 423, 424, 425, 426, 428,
+                                   429, 431, 451, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511};
     for (uint32_t s : registered) {
         const char *core = cwsgi::core::reason_phrase(s);
         assert_string_not_equal(core, "Unknown");

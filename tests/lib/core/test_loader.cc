@@ -72,8 +72,8 @@ void test_loader__no_entry_symbol(void **) // rule: ABI-LOAD-1
 
 void test_loader__wrong_major(void **) // rule: ABI-VER-1, ABI-VER-5
 {
-    const std::string want = "built for CWSGI ABI 2.x; this server implements ABI 1." + std::to_string(CWSGI_ABI_MINOR) +
-                             ": rebuild the app";
+    const std::string want = "built for CWSGI ABI 2.x; this server implements ABI 1." +
+                             std::to_string(CWSGI_ABI_MINOR) + ": rebuild the app";
     expect_error("fixture_wrong_major.so", want.c_str());
 }
 
@@ -278,7 +278,8 @@ void test_loader__bare_name_is_current_directory(void **) // rule: ABI-LOAD-2
         fail_msg("a bare name not in the folder: expected 'No such file or directory', got '%s'", error.c_str());
     }
     if (std::getenv("CWSGI_SERVE") != nullptr && serve_rc != 0) {
-        fail_msg("cwsgi-serve --check fixture_good.so in its folder: exit %d, output '%s'", serve_rc, serve_out.c_str());
+        fail_msg("cwsgi-serve --check fixture_good.so in its folder: exit %d, output '%s'", serve_rc,
+                 serve_out.c_str());
     }
 }
 
@@ -308,10 +309,10 @@ void test_loader__serve_check(void **) // rule: ABI-LOAD-3, ABI-LOAD-7
     assert_non_null(std::strstr(out.c_str(), "execution:      threads (the app does not declare"));
     assert_int_equal(run_check("fixture_cooperative.so", out), 0);
     assert_non_null(std::strstr(out.c_str(), "cooperative:    yes"));
-    const char *broken[] = {"fixture_no_entry.so", "fixture_wrong_major.so", "fixture_newer_minor.so",
-                            "fixture_init_fails.so", "fixture_no_handle.so", "not_an_elf.so",
-                            "fixture_entry_refuses.so", "fixture_nonzero_tail.so", "fixture_bad_threads.so",
-                            "fixture_flags_minor0.so", "fixture_unknown_flags.so", "missing.so"};
+    const char *broken[] = {"fixture_no_entry.so",      "fixture_wrong_major.so",   "fixture_newer_minor.so",
+                            "fixture_init_fails.so",    "fixture_no_handle.so",     "not_an_elf.so",
+                            "fixture_entry_refuses.so", "fixture_nonzero_tail.so",  "fixture_bad_threads.so",
+                            "fixture_flags_minor0.so",  "fixture_unknown_flags.so", "missing.so"};
     for (const char *b : broken) {
         int rc = run_check(b, out);
         if (rc != 4) fail_msg("--check %s: exit %d, output '%s'", b, rc, out.c_str());

@@ -32,8 +32,9 @@ void test_log__access_combined(void **) // rule: LOG-ACCESS-1
     r.referer = "http://ref/";
     r.user_agent = "curl/7.88.1";
     std::string line = AccessLog::format(r, 1764262800); // 2025-11-27 17:00:00 UTC
-    assert_string_equal(line.c_str(),
-                        "127.0.0.1 - - [27/Nov/2025:17:00:00 +0000] \"GET /a?b=1 HTTP/1.1\" 200 14 \"http://ref/\" \"curl/7.88.1\"");
+    assert_string_equal(
+        line.c_str(),
+        "127.0.0.1 - - [27/Nov/2025:17:00:00 +0000] \"GET /a?b=1 HTTP/1.1\" 200 14 \"http://ref/\" \"curl/7.88.1\"");
 }
 
 void test_log__access_escapes_and_dashes(void **) // rule: LOG-ACCESS-1
@@ -44,7 +45,8 @@ void test_log__access_escapes_and_dashes(void **) // rule: LOG-ACCESS-1
     r.protocol = "HTTP/1.0";
     r.status = 404;
     std::string line = AccessLog::format(r, 0);
-    assert_string_equal(line.c_str(), "- - - [01/Jan/1970:00:00:00 +0000] \"GET /\\\"quoted\\\"\\x0a HTTP/1.0\" 404 - \"-\" \"-\"");
+    assert_string_equal(line.c_str(),
+                        "- - - [01/Jan/1970:00:00:00 +0000] \"GET /\\\"quoted\\\"\\x0a HTTP/1.0\" 404 - \"-\" \"-\"");
 }
 
 void test_log__error_log_one_line(void **) // rule: LOG-ERR-1, LOG-ERR-2

@@ -22,8 +22,8 @@ const cwsgi_server_api *g_api;
 std::vector<int64_t> g_rc;           // return codes the scenario recorded, in order
 std::vector<int32_t> g_end_outcomes; // every on_request_end outcome
 int g_end_calls = 0;
-cwsgi_request *g_stale;              // a handle kept past its request (misuse test)
-std::string g_read;                  // bytes the read scenarios got
+cwsgi_request *g_stale; // a handle kept past its request (misuse test)
+std::string g_read;     // bytes the read scenarios got
 
 cwsgi_header hdr(const char *n, const char *v) { return {n, std::strlen(n), v, std::strlen(v)}; }
 
@@ -234,10 +234,10 @@ int32_t app_handle(void *, cwsgi_request *req)
         const char data[] = "0123456789abcdef";
         if (::write(fd, data, 16) != 16) return CWSGI_E_IO;
         start_text(req);
-        rec(g_api->send_file(req, fd, 100, 1));  // past the end
-        rec(g_api->send_file(req, -1, 0, 1));    // bad fd
-        rec(g_api->send_file(req, fd, 4, 6));    // "456789"
-        rec(g_api->send_file(req, fd, 14, -1));  // "ef"
+        rec(g_api->send_file(req, fd, 100, 1)); // past the end
+        rec(g_api->send_file(req, -1, 0, 1));   // bad fd
+        rec(g_api->send_file(req, fd, 4, 6));   // "456789"
+        rec(g_api->send_file(req, fd, 14, -1)); // "ef"
         close(fd);
         return CWSGI_OK;
     }
@@ -276,8 +276,8 @@ int32_t app_handle(void *, cwsgi_request *req)
         return start_text(req);
     }
     if (p == "/trailers-read") { // rule: EXT-TRAILERS-1, EXT-TRAILERS-2, INPUT-READ-4
-        auto *ext = static_cast<const cwsgi_ext_request_trailers *>(
-            g_api->get_extension(CWSGI_EXT_REQUEST_TRAILERS, 1));
+        auto *ext =
+            static_cast<const cwsgi_ext_request_trailers *>(g_api->get_extension(CWSGI_EXT_REQUEST_TRAILERS, 1));
         char buf[64];
         int64_t n;
         while ((n = g_api->read(req, buf, sizeof buf)) > 0) {
@@ -293,8 +293,8 @@ int32_t app_handle(void *, cwsgi_request *req)
         return n < 0 ? static_cast<int32_t>(n) : start_text(req);
     }
     if (p == "/trailers") { // rule: EXT-TRAILERS-1
-        auto *ext = static_cast<const cwsgi_ext_request_trailers *>(
-            g_api->get_extension(CWSGI_EXT_REQUEST_TRAILERS, 1));
+        auto *ext =
+            static_cast<const cwsgi_ext_request_trailers *>(g_api->get_extension(CWSGI_EXT_REQUEST_TRAILERS, 1));
         rec(ext != nullptr);
         if (ext == nullptr) return start_text(req); // EXT-1: absent means fall back
         rec(g_api->get_extension(CWSGI_EXT_REQUEST_TRAILERS, 2) == nullptr);
@@ -327,8 +327,23 @@ int32_t app_init(const cwsgi_server_api *api, void **, char *, size_t)
 }
 
 const cwsgi_app_desc kDesc = {
-    sizeof(cwsgi_app_desc), CWSGI_ABI_MAJOR, 0, "state-machine-test", "1", CWSGI_THREADS_SAFE, 0, 0, nullptr,
-    app_init, nullptr, nullptr, nullptr, app_handle, app_end, 0, 0,
+    sizeof(cwsgi_app_desc),
+    CWSGI_ABI_MAJOR,
+    0,
+    "state-machine-test",
+    "1",
+    CWSGI_THREADS_SAFE,
+    0,
+    0,
+    nullptr,
+    app_init,
+    nullptr,
+    nullptr,
+    nullptr,
+    app_handle,
+    app_end,
+    0,
+    0,
 };
 
 int32_t entry(const cwsgi_server_api *, const cwsgi_app_desc **out)
@@ -436,7 +451,7 @@ void test_request__bad_status(void **)
 void test_request__bad_headers(void **)
 {
     Resp r = run("/bad-headers");
-    const int64_t want[] = {CWSGI_E_HEADER, CWSGI_E_HEADER, CWSGI_E_HEADER, CWSGI_E_FORBIDDEN,
+    const int64_t want[] = {CWSGI_E_HEADER,    CWSGI_E_HEADER,    CWSGI_E_HEADER, CWSGI_E_FORBIDDEN,
                             CWSGI_E_FORBIDDEN, CWSGI_E_FORBIDDEN, CWSGI_E_INVAL};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; ++i) assert_int_equal(g_rc[i], want[i]);
     assert_null(r.header("X-Inject"));

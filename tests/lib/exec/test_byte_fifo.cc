@@ -46,8 +46,7 @@ void test_byte_fifo__consume_and_data_stream_through(void **)
     // passes the capacity (data() stays one contiguous run).
     ByteFifo f(7);
     std::string in, out;
-    for (int i = 0; i < 1000; ++i)
-        in += static_cast<char>('a' + i % 26);
+    for (int i = 0; i < 1000; ++i) in += static_cast<char>('a' + i % 26);
     size_t fed = 0;
     while (out.size() < in.size()) {
         fed += f.push(in.data() + fed, std::min<size_t>(3, in.size() - fed), 7);

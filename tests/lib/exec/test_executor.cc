@@ -23,14 +23,14 @@ namespace {
 /// One fake request: what an adapter keeps per request, and its hooks.
 struct FakeRequest {
     std::mutex mu;
-    bool ready = false;                // what the app side waits for
-    std::atomic<int> wakes{0};         // hook_wake calls (from any thread)
-    std::atomic<int> done{0};          // hook_done calls
+    bool ready = false;        // what the app side waits for
+    std::atomic<int> wakes{0}; // hook_wake calls (from any thread)
+    std::atomic<int> done{0};  // hook_done calls
     std::atomic<int> refs{1};
-    int32_t result = 0;                // what the job saw
-    int fd = -1;                       // for wait_fd jobs
+    int32_t result = 0; // what the job saw
+    int fd = -1;        // for wait_fd jobs
     int32_t timeout_ms = -1;
-    int inside = 0;                    // for the SERIAL job
+    int inside = 0; // for the SERIAL job
     static std::atomic<int> serial_now, serial_max;
     exec::Task *task = nullptr;
 };
@@ -79,8 +79,7 @@ exec::Executor::Options opts(core::ExecMode mode, bool serial = false)
 }
 
 /// The fake loop: runs every request's pending step until `cond` holds or 5 s pass.
-template <class Cond>
-bool loop_until(std::initializer_list<FakeRequest *> reqs, Cond cond)
+template <class Cond> bool loop_until(std::initializer_list<FakeRequest *> reqs, Cond cond)
 {
     auto deadline = std::chrono::steady_clock::now() + 5s;
     while (!cond()) {
@@ -246,11 +245,11 @@ void test_executor__serial_app_runs_one_at_a_time(void **) // rule: THR-8
         tasks[i]->start(job_serial, &r[i]);
     }
     auto t_start = std::chrono::steady_clock::now();
-    assert_true(loop_until({&r[0], &r[1], &r[2]},
-                           [&] { return r[0].done.load() + r[1].done.load() + r[2].done.load() == 3; }));
+    assert_true(
+        loop_until({&r[0], &r[1], &r[2]}, [&] { return r[0].done.load() + r[1].done.load() + r[2].done.load() == 3; }));
     auto took = std::chrono::steady_clock::now() - t_start;
     assert_int_equal(FakeRequest::serial_max.load(), 1); // never two inside at once
-    assert_true(took >= 140ms);                           // three 50 ms turns, one after another
+    assert_true(took >= 140ms);                          // three 50 ms turns, one after another
     for (auto &x : r) assert_int_equal(x.result, CWSGI_E_TIMEOUT);
 }
 

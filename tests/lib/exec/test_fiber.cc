@@ -75,10 +75,7 @@ void test_fiber__job_runs_until_yield_and_finishes(void **)
     assert_false(f.resume()); // finished: nothing to resume
 }
 
-void count_up(void *arg)
-{
-    ++*static_cast<uint64_t *>(arg);
-}
+void count_up(void *arg) { ++*static_cast<uint64_t *>(arg); }
 
 void test_fiber__reuse_maps_nothing_in_steady_state(void **)
 {
@@ -129,8 +126,7 @@ void use_most_of_the_stack(void *arg)
     // 200 KiB of a 256 KiB stack in one frame: the usable part is there, writable, and the
     // guard is below it, not inside.
     volatile char big[200 * 1024];
-    for (size_t i = 0; i < sizeof big; i += 4096)
-        big[i] = 1;
+    for (size_t i = 0; i < sizeof big; i += 4096) big[i] = 1;
     big[sizeof big - 1] = 1;
     *static_cast<int *>(arg) = big[0] + big[sizeof big - 1];
 }
@@ -223,8 +219,7 @@ void test_fiber__resume_on_another_thread_is_refused(void **)
     assert_string_equal(t.log.c_str(), "a");
     std::thread([&] { resumed = f.resume(); }).join(); // refused while suspended too
     assert_false(resumed);
-    while (!f.done())
-        assert_true(f.resume());
+    while (!f.done()) assert_true(f.resume());
     std::thread([&] { started = f.start(&three_steps, &t); }).join();
     assert_false(started);
     assert_true(f.done());
@@ -237,17 +232,16 @@ void test_fiber__resume_on_another_thread_is_refused(void **)
     assert_true(f.resume());
     assert_true(probe.refused);
     assert_string_equal(tg.log.c_str(), "");
-    while (!g.done())
-        assert_true(g.resume());
+    while (!g.done()) assert_true(g.resume());
 }
 
 // ---- exceptions ----------------------------------------------------------------------------
 
 struct ExcProbe {
     int id;
-    int caught = -1;       // the value the first catch saw
-    int rethrown = -1;     // what `throw;` after a yield inside the catch rethrew
-    int current = -1;      // what std::current_exception() said after the yield
+    int caught = -1;   // the value the first catch saw
+    int rethrown = -1; // what `throw;` after a yield inside the catch rethrew
+    int current = -1;  // what std::current_exception() said after the yield
     int uncaught_in_catch = -1;
 };
 
@@ -304,8 +298,7 @@ void test_fiber__exceptions_stay_in_their_fiber(void **)
         throw std::logic_error("loop");
     } catch (const std::logic_error &) {
         assert_true(a.start(&exception_job, &pa));
-        while (!a.done())
-            assert_true(a.resume());
+        while (!a.done()) assert_true(a.resume());
         assert_true(std::current_exception() != nullptr); // still the loop's, after the fiber's
         try {
             throw;
@@ -322,22 +315,19 @@ void test_fiber__exceptions_stay_in_their_fiber(void **)
 __attribute__((noinline)) uint64_t deep(int depth, uint64_t seed)
 {
     volatile unsigned char frame[1024];
-    for (size_t i = 0; i < sizeof frame; i += 64)
-        frame[i] = static_cast<unsigned char>(seed + i);
+    for (size_t i = 0; i < sizeof frame; i += 64) frame[i] = static_cast<unsigned char>(seed + i);
     Fiber::yield();
     uint64_t below = depth > 0 ? deep(depth - 1, seed * 31 + 7) : 0;
     Fiber::yield();
     uint64_t sum = below;
-    for (size_t i = 0; i < sizeof frame; i += 64)
-        sum += frame[i];
+    for (size_t i = 0; i < sizeof frame; i += 64) sum += frame[i];
     return sum;
 }
 
 uint64_t deep_expected(int depth, uint64_t seed)
 {
     uint64_t sum = depth > 0 ? deep_expected(depth - 1, seed * 31 + 7) : 0;
-    for (size_t i = 0; i < 1024; i += 64)
-        sum += static_cast<unsigned char>(seed + i);
+    for (size_t i = 0; i < 1024; i += 64) sum += static_cast<unsigned char>(seed + i);
     return sum;
 }
 
@@ -412,8 +402,7 @@ void test_fiber__cost_is_printed(void **)
     uint64_t y = 0;
     assert_true(g.start(&yield_until_stop, &y));
     auto t2 = std::chrono::steady_clock::now();
-    for (int i = 0; i < kRounds; ++i)
-        g.resume();
+    for (int i = 0; i < kRounds; ++i) g.resume();
     auto t3 = std::chrono::steady_clock::now();
     assert_int_equal(y, kRounds);
     auto ns = [](auto d) { return std::chrono::duration<double, std::nano>(d).count() / kRounds; };
@@ -457,7 +446,9 @@ Child run_child(const char *name)
     std::fflush(nullptr);
     pid_t pid = fork();
     if (pid == 0) {
-        struct rlimit no_core{0, 0};
+        struct rlimit no_core {
+            0, 0
+        };
         setrlimit(RLIMIT_CORE, &no_core); // a crash on purpose needs no core file
         dup2(err[1], 2);
         dup2(log[1], 3);
@@ -485,10 +476,7 @@ __attribute__((noinline)) int overflow(int n)
     return overflow(n + 1) + frame[n % sizeof frame];
 }
 
-void overflow_job(void *)
-{
-    overflow(0);
-}
+void overflow_job(void *) { overflow(0); }
 
 void describe_request(void *arg, DescribeBuf &out)
 {
@@ -520,10 +508,7 @@ void test_fiber__overflow_is_reported_with_the_request(void **)
     assert_string_equal(c.log.c_str(), line); // the log fd gets the same line, once
 }
 
-void bad_write_job(void *arg)
-{
-    *static_cast<volatile int *>(arg) = 1;
-}
+void bad_write_job(void *arg) { *static_cast<volatile int *>(arg) = 1; }
 
 // A fault on the fiber, but not in its guard: a write to a PROT_NONE page of our own (not a
 // null pointer, which UBSan would stop before the fault).
@@ -541,8 +526,8 @@ bool killed_by_segv(const Child &c)
 #if defined(UNDER_ASAN)
     // ASan's own handler was there first, so it gets the fault: it reports (a SEGV, or a
     // "stack-overflow" when the page happens to lie near the stack pointer) and exits 1.
-    if (WIFEXITED(c.status) && WEXITSTATUS(c.status) != 0 && c.err.find("ERROR: AddressSanitizer:") != std::string::npos &&
-        c.err.find("bad_write_job") != std::string::npos)
+    if (WIFEXITED(c.status) && WEXITSTATUS(c.status) != 0 &&
+        c.err.find("ERROR: AddressSanitizer:") != std::string::npos && c.err.find("bad_write_job") != std::string::npos)
         return true;
 #endif
     return WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGSEGV;

@@ -21,8 +21,7 @@ namespace {
 template <class Pred> bool wait_until(Pred pred, std::chrono::milliseconds limit)
 {
     auto until = std::chrono::steady_clock::now() + limit;
-    while (!pred() && std::chrono::steady_clock::now() < until)
-        std::this_thread::sleep_for(100us);
+    while (!pred() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(100us);
     return pred();
 }
 
@@ -30,22 +29,17 @@ struct Log {
     std::vector<int32_t> seen; // written by the one worker only
 };
 
-void record(void *arg, int32_t value)
-{
-    static_cast<Log *>(arg)->seen.push_back(value);
-}
+void record(void *arg, int32_t value) { static_cast<Log *>(arg)->seen.push_back(value); }
 
 void test_thread_pool__one_worker_keeps_submission_order(void **)
 {
     Log log;
     ThreadPool pool;
     pool.start(1);
-    for (int32_t i = 0; i < 5000; ++i)
-        pool.submit(&record, &log, i);
+    for (int32_t i = 0; i < 5000; ++i) pool.submit(&record, &log, i);
     assert_true(pool.stop(5000ms)); // every queued job runs before the workers exit
     assert_int_equal(log.seen.size(), 5000);
-    for (int32_t i = 0; i < 5000; ++i)
-        assert_int_equal(log.seen[i], i);
+    for (int32_t i = 0; i < 5000; ++i) assert_int_equal(log.seen[i], i);
 }
 
 struct Producer {
@@ -62,28 +56,22 @@ void count_in_order(void *arg, int32_t value)
     p->count.fetch_add(1);
 }
 
-void count_only(void *arg, int32_t)
-{
-    static_cast<Producer *>(arg)->count.fetch_add(1);
-}
+void count_only(void *arg, int32_t) { static_cast<Producer *>(arg)->count.fetch_add(1); }
 
 void run_producers(unsigned workers, JobFn fn)
 {
     constexpr int kProducers = 6, kJobs = 20000;
     std::vector<std::unique_ptr<Producer>> prod;
-    for (int i = 0; i < kProducers; ++i)
-        prod.push_back(std::make_unique<Producer>());
+    for (int i = 0; i < kProducers; ++i) prod.push_back(std::make_unique<Producer>());
     ThreadPool pool;
     pool.start(workers);
     std::vector<std::thread> threads;
     for (int i = 0; i < kProducers; ++i) {
         threads.emplace_back([&, i] {
-            for (int32_t j = 0; j < kJobs; ++j)
-                pool.submit(fn, prod[i].get(), j);
+            for (int32_t j = 0; j < kJobs; ++j) pool.submit(fn, prod[i].get(), j);
         });
     }
-    for (std::thread &t : threads)
-        t.join();
+    for (std::thread &t : threads) t.join();
     assert_true(pool.stop(10000ms));
     for (auto &p : prod) {
         assert_int_equal(p->count.load(), kJobs);
@@ -108,10 +96,7 @@ void wait_for_second(void *arg, int32_t)
     p->first_saw_second = wait_until([&] { return p->second_ran.load(); }, 5000ms);
 }
 
-void mark_second(void *arg, int32_t)
-{
-    static_cast<Pair *>(arg)->second_ran = true;
-}
+void mark_second(void *arg, int32_t) { static_cast<Pair *>(arg)->second_ran = true; }
 
 void test_thread_pool__slow_job_gets_help(void **) // rule: THR-4
 {
