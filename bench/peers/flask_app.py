@@ -4,7 +4,7 @@ GET / answers "Hello, World!\n". POST /v1/predict is apps/predict's API for one 
 {"features": [x, ...]} or {"features": {"name": x, ...}}, or {"instances": [row, ...]}, answered
 {"predictions": [p, ...]} with the same logistic or linear model file (apps/predict/model.json,
 or $CWSGI_PREDICT_MODEL), loaded once per worker as a Flask app does at import. Bad JSON is 400,
-rows with the wrong features 422, as in apps/predict. Run by bench/run-peers.py as
+rows with the wrong features 422, as in apps/predict. Run by bench/run as
 `gunicorn -k sync -w 2 flask_app:app`."""
 import json
 import math

@@ -1,6 +1,6 @@
 """wsgi_hello.py: the plain WSGI peer of apps/hello for gunicorn (no framework): the same
 13-byte answer, "Hello, World!\n", with Content-Type and Content-Length, to every request.
-Run by bench/run-peers.py as `gunicorn -k sync -w 2 wsgi_hello:app`."""
+Run by bench/run as `gunicorn -k sync -w 2 wsgi_hello:app` and under uWSGI."""
 
 
 def app(environ, start_response):
