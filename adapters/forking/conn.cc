@@ -113,7 +113,7 @@ void Conn::note_gone()
 {
     if (!gone_.load(std::memory_order_acquire)) gone_written_ = written_total_;
     gone_.store(true, std::memory_order_release);
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     task_.notify();
 }
 
@@ -185,7 +185,7 @@ void Conn::advance()
         if (phase_ == Phase::running && wire_done_) {
             bool idle;
             {
-                std::lock_guard<std::mutex> lk(mu_);
+                std::lock_guard<core::FutexMutex> lk(mu_);
                 idle = !job_running_;
             }
             if (idle) {
@@ -289,7 +289,7 @@ void Conn::start_request(core::RequestHead &head, const core::HeadCheck &check)
     phase_ = Phase::running;
     last_read_ = Clock::now();
     {
-        std::lock_guard<std::mutex> lk(mu_);
+        std::lock_guard<core::FutexMutex> lk(mu_);
         expect_continue_ = check.expect_continue;
         job_running_ = true;
     }
@@ -321,7 +321,7 @@ bool Conn::pump_body()
 {
     if (body_done_ || body_failed_) return false;
     bool moved = false;
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     while (rpos_ < rbuf_.size()) {
         const size_t space = in_.space(kInCap);
         if (space == 0) {
@@ -383,7 +383,7 @@ void Conn::queue(std::string_view bytes)
 bool Conn::pump_response()
 {
     bool moved = false;
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     if (want_continue_ && !continue_done_) {
         // INPUT-EXPECT-1: the 100 goes out when the app first reads, never after its answer.
         continue_done_ = true;
@@ -468,7 +468,7 @@ bool Conn::write_socket()
         int ffd;
         int64_t off, left;
         {
-            std::lock_guard<std::mutex> lk(mu_);
+            std::lock_guard<core::FutexMutex> lk(mu_);
             ffd = file_fd_;
             off = file_off_;
             left = file_left_;
@@ -497,7 +497,7 @@ bool Conn::write_socket()
             close_now(CWSGI_E_DISCONNECTED);
             return false;
         }
-        std::lock_guard<std::mutex> lk(mu_);
+        std::lock_guard<core::FutexMutex> lk(mu_);
         file_off_ = off;
         file_left_ = left;
         if (blocked) return true;
@@ -536,7 +536,7 @@ void Conn::complete_wire(int32_t outcome)
     if (wire_done_ || !creq_) return;
     bool run_as_job = false;
     {
-        std::lock_guard<std::mutex> lk(mu_);
+        std::lock_guard<core::FutexMutex> lk(mu_);
         if (job_running_ && app_done_) {
             // handle() returned but its job has not ended yet (its done hook comes next):
             // try again at that kick, so that on_request_end can run as a job of its own.
@@ -563,7 +563,7 @@ void Conn::finish_request()
     creq_.reset();
     decoder_.reset();
     {
-        std::lock_guard<std::mutex> lk(mu_);
+        std::lock_guard<core::FutexMutex> lk(mu_);
         in_.clear();
         in_eof_ = false;
         read_error_ = 0;
@@ -618,7 +618,7 @@ void Conn::close_now(int32_t code)
     fd_ = -1;
     gone_.store(true, std::memory_order_release);
     {
-        std::lock_guard<std::mutex> lk(mu_);
+        std::lock_guard<core::FutexMutex> lk(mu_);
         gone_locked_ = true;
         if (file_fd_ >= 0) {
             ::close(file_fd_);
@@ -706,7 +706,7 @@ void Conn::on_tick(Clock::time_point now)
     if (!body_done_ && !body_failed_ && rpos_ == rbuf_.size() && now - last_read_ >= ms(cfg.client_timeout_ms)) {
         bool waiting;
         {
-            std::lock_guard<std::mutex> lk(mu_);
+            std::lock_guard<core::FutexMutex> lk(mu_);
             // A client that waits for our 100 Continue is not stalling (INPUT-EXPECT-1).
             waiting = in_.empty() && (!expect_continue_ || continue_done_);
         }
@@ -716,7 +716,7 @@ void Conn::on_tick(Clock::time_point now)
             srv_.ctx().log().info(
                 fmt::format("{}: the request body stalled for {} ms", target_, cfg.client_timeout_ms));
             body_failed_ = true;
-            std::lock_guard<std::mutex> lk(mu_);
+            std::lock_guard<core::FutexMutex> lk(mu_);
             read_error_ = CWSGI_E_TIMEOUT;
             task_.notify();
             srv_.kick(*this);
@@ -741,7 +741,7 @@ void Conn::on_drain()
 void Conn::on_deadline()
 {
     {
-        std::lock_guard<std::mutex> lk(mu_);
+        std::lock_guard<core::FutexMutex> lk(mu_);
         stopping_ = true;
         task_.notify();
     }
@@ -769,7 +769,7 @@ void Conn::job_run(void *self, int32_t)
 {
     auto *c = static_cast<Conn *>(self);
     c->creq_->run();
-    std::lock_guard<std::mutex> lk(c->mu_);
+    std::lock_guard<core::FutexMutex> lk(c->mu_);
     c->app_done_ = true;
 }
 
@@ -786,7 +786,7 @@ void Conn::hook_done(void *self)
 {
     auto *c = static_cast<Conn *>(self);
     {
-        std::lock_guard<std::mutex> lk(c->mu_);
+        std::lock_guard<core::FutexMutex> lk(c->mu_);
         c->job_running_ = false;
     }
     // The loop moves on to the request's end (a fiber's job ends inside the loop's own turn).
@@ -863,7 +863,7 @@ void Conn::hook_describe(void *self, exec::DescribeBuf &out)
 void Conn::continue_body()
 {
     SyncFlush flush{*this};
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     if (!want_continue_) {
         want_continue_ = true;
         kick_locked();
@@ -873,7 +873,7 @@ void Conn::continue_body()
 int64_t Conn::read_body(void *buf, size_t cap)
 {
     SyncFlush flush{*this};
-    std::unique_lock<std::mutex> lk(mu_);
+    std::unique_lock<core::FutexMutex> lk(mu_);
     task_.wait(lk, [&] { return !in_.empty() || in_eof_ || read_error_ != 0 || gone_locked_ || stopping_; });
     if (!in_.empty()) {
         size_t n = in_.pop(buf, cap);
@@ -892,14 +892,14 @@ int64_t Conn::read_body(void *buf, size_t cap)
 
 const std::vector<core::Header> *Conn::request_trailers()
 {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     return in_eof_ ? &trailers_ : nullptr;
 }
 
 int32_t Conn::send_informational(uint32_t status, const std::vector<core::Header> &headers)
 {
     SyncFlush flush{*this};
-    std::unique_lock<std::mutex> lk(mu_);
+    std::unique_lock<core::FutexMutex> lk(mu_);
     if (gone_locked_) return CWSGI_E_DISCONNECTED;
     if (committed_ || minor_ < 1) return CWSGI_DROPPED;
     std::vector<core::Field> fields;
@@ -914,7 +914,7 @@ int32_t Conn::send_informational(uint32_t status, const std::vector<core::Header
 
 int32_t Conn::commit(const core::ResponseHead &head)
 {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     if (gone_locked_) return CWSGI_E_DISCONNECTED;
     head_ = head;
     committed_ = true;
@@ -925,7 +925,7 @@ int32_t Conn::commit(const core::ResponseHead &head)
 int32_t Conn::send_body(const void *data, size_t len)
 {
     SyncFlush flush{*this};
-    std::unique_lock<std::mutex> lk(mu_);
+    std::unique_lock<core::FutexMutex> lk(mu_);
     if (len == 0) {
         kick_locked(); // a zero-length write still puts the head on the wire
         return gone_locked_ ? CWSGI_E_DISCONNECTED : CWSGI_OK;
@@ -949,7 +949,7 @@ int32_t Conn::send_body(const void *data, size_t len)
 int32_t Conn::send_file(int fd, int64_t offset, int64_t count)
 {
     SyncFlush flush{*this};
-    std::unique_lock<std::mutex> lk(mu_);
+    std::unique_lock<core::FutexMutex> lk(mu_);
     if (gone_locked_) return CWSGI_E_DISCONNECTED;
     if (!committed_ || count <= 0 || file_fd_ >= 0) return CWSGI_E_UNSUPPORTED;
     struct stat st {};
@@ -970,7 +970,7 @@ int32_t Conn::send_file(int fd, int64_t offset, int64_t count)
 int32_t Conn::end_body()
 {
     SyncFlush flush{*this};
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     ended_ = true;
     kick_locked();
     return gone_locked_ ? CWSGI_E_DISCONNECTED : CWSGI_OK;
@@ -979,7 +979,7 @@ int32_t Conn::end_body()
 void Conn::abort_body()
 {
     SyncFlush flush{*this};
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     aborted_ = true;
     kick_locked();
 }
@@ -1000,7 +1000,7 @@ int32_t Conn::sync_wait_fd(int fd, uint32_t events, int32_t timeout_ms)
     for (;;) {
         if (srv_.executor().hard_stopped()) return CWSGI_E_SHUTDOWN; // LIFE-STOP-5
         if (phase_ == Phase::closed || gone_.load(std::memory_order_acquire)) {
-            std::lock_guard<std::mutex> lk(mu_);
+            std::lock_guard<core::FutexMutex> lk(mu_);
             return stopping_ ? CWSGI_E_SHUTDOWN : CWSGI_E_DISCONNECTED;
         }
         int slice = static_cast<int>(Server::kTick.count());

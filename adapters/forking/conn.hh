@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/exchange.hh"
+#include "core/futex.hh"
 #include "core/request.hh"
 #include "exec/byte_fifo.hh"
 #include "exec/executor.hh"
@@ -218,7 +219,7 @@ private:
     std::string target_; // for logs and stack-overflow reports
 
     // ---- shared with the app side, under mu_ ---------------------------------------------------
-    mutable std::mutex mu_;
+    mutable core::FutexMutex mu_;
     exec::Task task_;
     exec::ByteFifo in_;
     bool in_eof_ = false;

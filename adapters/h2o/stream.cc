@@ -83,6 +83,10 @@ bool is_adapter_generator(const h2o_generator_t *gen)
 const exec::Task::Hooks Stream::kTaskHooks = {&Stream::hook_wake, &Stream::hook_done, &Stream::hook_hold,
                                               &Stream::hook_release, &Stream::hook_describe};
 
+// One pooled block per request (BlockAllocated): a Stream that outgrew it would fall back to the
+// heap on every request, unnoticed but for the allocation count.
+static_assert(sizeof(Stream) <= core::Arena::kBlockSize, "Stream no longer fits an arena block");
+
 Stream::Stream(Loop &loop, h2o_req_t *req)
     : loop_(loop), req_(req), task_(loop.server().executor(), kTaskHooks, this), out_(kOutCap)
 {
@@ -171,7 +175,7 @@ void Stream::step()
 void Stream::on_message()
 {
     {
-        std::lock_guard<std::mutex> lk(mu_);
+        std::lock_guard<core::FutexMutex> lk(mu_);
         posted_ = false;
     }
     step();
@@ -182,7 +186,7 @@ void Stream::on_proceed(h2o_generator_t *gen, h2o_req_t *)
 {
     Stream *s = reinterpret_cast<GeneratorLink *>(gen)->self;
     {
-        std::lock_guard<std::mutex> lk(s->mu_);
+        std::lock_guard<core::FutexMutex> lk(s->mu_);
         s->sending_ = false;
         s->inflight_.clear();
         if (h2o_timeout_is_linked(&s->write_timer_.super)) h2o_timeout_unlink(&s->write_timer_.super);
@@ -206,7 +210,7 @@ void Stream::on_disposed()
     int32_t outcome = CWSGI_OK;
     bool stopped = false;
     {
-        std::lock_guard<std::mutex> lk(mu_);
+        std::lock_guard<core::FutexMutex> lk(mu_);
         stopped = stopping_;
         if (aborted_) {
             outcome = CWSGI_E_IO; // we cut it (RESP-ERR-2)
@@ -262,7 +266,7 @@ void Stream::start_response_locked()
 
 void Stream::flush()
 {
-    std::unique_lock<std::mutex> lk(mu_);
+    std::unique_lock<core::FutexMutex> lk(mu_);
     if (req_ == nullptr || final_sent_ || sending_) return;
     if (!committed_) return;
     const bool chunked = head_.framing.framing == core::Framing::chunked;
@@ -313,7 +317,7 @@ void Stream::on_write_timeout(h2o_timeout_entry_t *entry)
     s->loop_.server().ctx().log().info(fmt::format("{}: the client read nothing for {} ms; closing", s->target_,
                                                    s->loop_.server().ctx().config().client_timeout_ms));
     {
-        std::lock_guard<std::mutex> lk(s->mu_);
+        std::lock_guard<core::FutexMutex> lk(s->mu_);
         s->gone_.store(true, std::memory_order_release);
         // HTTP/1: cut the connection, libh2o then disposes the request. HTTP/2: the other
         // streams of the connection go on; this one ends when the client resets or leaves.
@@ -343,7 +347,7 @@ void Stream::force_stop()
 {
     hook_hold(this); // released by notify_from_any_thread
     {
-        std::lock_guard<std::mutex> lk(mu_);
+        std::lock_guard<core::FutexMutex> lk(mu_);
         stopping_ = true;
         task_.notify();
         if (!posted_) {
@@ -371,7 +375,7 @@ void Stream::hook_wake(void *self)
     // Another thread made the fiber runnable (its wait_fd, the SERIAL turn, the deadline):
     // the loop runs it when the message arrives.
     auto *s = static_cast<Stream *>(self);
-    std::lock_guard<std::mutex> lk(s->mu_);
+    std::lock_guard<core::FutexMutex> lk(s->mu_);
     if (!s->posted_) {
         s->posted_ = true;
         s->post_message();
@@ -403,7 +407,7 @@ void Stream::hook_describe(void *self, exec::DescribeBuf &out)
 int64_t Stream::read_body(void *buf, size_t cap)
 {
     // libh2o 2.2.5 buffered the whole body before the handler: nothing to wait for.
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     if (stopping_) return CWSGI_E_SHUTDOWN;
     if (body_pos_ >= body_len_) return 0;
     if (body_ == nullptr) return CWSGI_E_DISCONNECTED;
@@ -415,7 +419,7 @@ int64_t Stream::read_body(void *buf, size_t cap)
 
 int32_t Stream::commit(const core::ResponseHead &head)
 {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     if (gone_.load(std::memory_order_acquire)) return CWSGI_E_DISCONNECTED;
     head_ = head;
     committed_ = true;
@@ -425,7 +429,7 @@ int32_t Stream::commit(const core::ResponseHead &head)
 
 int32_t Stream::send_body(const void *data, size_t len)
 {
-    std::unique_lock<std::mutex> lk(mu_);
+    std::unique_lock<core::FutexMutex> lk(mu_);
     if (len == 0) {
         flush_head_ = true; // a zero-length write still puts the head on the wire
         kick_locked();
@@ -449,7 +453,7 @@ int32_t Stream::send_body(const void *data, size_t len)
 
 int32_t Stream::end_body()
 {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     ended_ = true;
     kick_locked();
     return gone_.load(std::memory_order_acquire) ? CWSGI_E_DISCONNECTED : CWSGI_OK;
@@ -457,7 +461,7 @@ int32_t Stream::end_body()
 
 void Stream::abort_body()
 {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     aborted_ = true;
     kick_locked();
 }
@@ -468,7 +472,7 @@ bool Stream::disconnected() const
     // HTTP/1: libh2o does not read while the handler runs, so a client that left shows only
     // on the next write; look at the socket instead (end of stream or an error with nothing
     // to read). The descriptor stays open until after the dispose callback cleared fd_.
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     if (fd_ < 0) return gone_.load(std::memory_order_acquire);
     bool gone;
     if (tls_) {
@@ -489,7 +493,7 @@ int32_t Stream::wait_fd(int fd, uint32_t events, int32_t timeout_ms) { return ta
 
 bool Stream::response_sent() const
 {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     return started_;
 }
 

@@ -24,6 +24,7 @@
 #include <string>
 
 #include "core/exchange.hh"
+#include "core/futex.hh"
 #include "core/live.hh"
 #include "core/request.hh"
 #include "exec/byte_fifo.hh"
@@ -52,7 +53,7 @@ struct TimeoutLink {
     Stream *self;
 };
 
-class Stream final : public core::Exchange, public core::LiveSet<Stream>::Hook {
+class Stream final : public core::Exchange, public core::LiveSet<Stream>::Hook, public core::BlockAllocated {
 public:
     /// Called from the loop's handler: builds and checks the head, answers a refused one, or
     /// starts the app. Threads: `loop`'s thread.
@@ -118,7 +119,7 @@ private:
     std::string target_;        // for logs and stack-overflow reports
     bool http2_ = false;
 
-    mutable std::mutex mu_;
+    mutable core::FutexMutex mu_;
     exec::Task task_;
     // Request body: libh2o's buffer, readable until the request is disposed.
     const char *body_ = nullptr;

@@ -57,6 +57,10 @@ void close_fd(int &fd)
 const exec::Task::Hooks Bridge::kTaskHooks = {&Bridge::hook_wake, &Bridge::hook_done, &Bridge::hook_hold,
                                               &Bridge::hook_release, &Bridge::hook_describe};
 
+// One pooled block per request (BlockAllocated): a Bridge that outgrew it would fall back to the
+// heap on every request, unnoticed but for the allocation count.
+static_assert(sizeof(Bridge) <= core::Arena::kBlockSize, "Bridge no longer fits an arena block");
+
 Bridge::Bridge(Server &server, Conn *conn, const char *uri)
     : srv_(server), conn_info_(conn), target_(uri ? uri : ""), uri_ptr_(reinterpret_cast<uintptr_t>(uri)),
       task_(server.executor(), kTaskHooks, this), in_(kInCap), out_(kOutCapEarly)
@@ -88,7 +92,7 @@ MHD_Result Bridge::on_access(MHD_Connection *conn, const char *method, const cha
 
 MHD_Result Bridge::access_step(MHD_Connection *conn, const char *upload, size_t *upload_size)
 {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     if (peer_gone_ || stopping_) return MHD_NO; // close: nobody is listening, or we stop
     switch (phase_) {
     case Phase::fresh: // handled above; listed so that the switch covers every phase
@@ -226,7 +230,7 @@ MHD_Result Bridge::first_call(MHD_Connection *conn, const char *method, const ch
     // Cooperative mode runs the app here until it first waits (for a hello, to its end).
     task_.start(&Bridge::job_run, this);
 
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     if (!has_body_ && !expect_continue_) {
         // Nothing to hold back: the next call (libmicrohttpd makes it right away) is the
         // final one, where the Bridge waits for the response.
@@ -255,7 +259,7 @@ MHD_Result Bridge::reject(MHD_Connection *conn, core::RequestHead &head, core::H
     MHD_Result ok = MHD_queue_response(conn, check.status, r);
     MHD_destroy_response(r);
     core::log_rejected(srv_.ctx(), head, check, head.method == "HEAD" ? 0 : err.body.size());
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     phase_ = Phase::queued;
     queued_ = true;
     sent_.store(ok == MHD_YES, std::memory_order_release);
@@ -397,7 +401,7 @@ ssize_t Bridge::on_read_response(char *buf, size_t max)
 
 ssize_t Bridge::read_response_step(char *buf, size_t max)
 {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     if (peer_gone_ || stopping_) return MHD_CONTENT_READER_END_WITH_ERROR;
     size_t n = out_.pop(buf, max);
     if (n > 0) {
@@ -456,7 +460,7 @@ void Bridge::on_completed(MHD_RequestTerminationCode toe)
     int32_t outcome = CWSGI_OK;
     bool stopped = false; // closed by the graceful deadline (force_stop), not by the client
     {
-        std::lock_guard<std::mutex> lk(mu_);
+        std::lock_guard<core::FutexMutex> lk(mu_);
         stopped = stopping_;
         // A body still arriving when the connection ended was cut short (INPUT-READ-4).
         const bool body_open = (phase_ == Phase::body || phase_ == Phase::held) && has_body_ && !in_eof_ && !draining_;
@@ -554,7 +558,7 @@ void Bridge::job_complete(void *self, int32_t outcome) { static_cast<Bridge *>(s
 void Bridge::hook_wake(void *self)
 {
     auto *b = static_cast<Bridge *>(self);
-    std::lock_guard<std::mutex> lk(b->mu_);
+    std::lock_guard<core::FutexMutex> lk(b->mu_);
     b->wake_locked(kApp);
 }
 
@@ -582,7 +586,7 @@ void Bridge::force_stop()
 {
     hook_hold(this); // released by notify_from_any_thread
     {
-        std::lock_guard<std::mutex> lk(mu_);
+        std::lock_guard<core::FutexMutex> lk(mu_);
         stopping_ = true;
         task_.notify();
         resume_locked();
@@ -596,7 +600,7 @@ void Bridge::force_stop()
 
 void Bridge::continue_body()
 {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     if (!want_body_) {
         want_body_ = true;
         wake_locked(kWantBody);
@@ -605,7 +609,7 @@ void Bridge::continue_body()
 
 int64_t Bridge::read_body(void *buf, size_t cap)
 {
-    std::unique_lock<std::mutex> lk(mu_);
+    std::unique_lock<core::FutexMutex> lk(mu_);
     if (!want_body_) {
         want_body_ = true;
         wake_locked(kWantBody);
@@ -626,13 +630,13 @@ int64_t Bridge::read_body(void *buf, size_t cap)
 
 const std::vector<core::Header> *Bridge::request_trailers()
 {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     return in_eof_ ? &trailers_ : nullptr;
 }
 
 int32_t Bridge::commit(const core::ResponseHead &head)
 {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     if (completed_ || peer_gone_) return CWSGI_E_DISCONNECTED;
     // Nothing goes to libmicrohttpd yet: the body bytes that follow (the core commits right
     // before the first one, or at finish) let the Bridge pick the cheapest response kind.
@@ -650,7 +654,7 @@ bool Bridge::write_deadlocked_locked() const
 
 int32_t Bridge::send_body(const void *data, size_t len)
 {
-    std::unique_lock<std::mutex> lk(mu_);
+    std::unique_lock<core::FutexMutex> lk(mu_);
     if (len == 0) {
         // A zero-length write still puts the head on the wire.
         flush_ = true;
@@ -685,7 +689,7 @@ int32_t Bridge::send_body(const void *data, size_t len)
 
 int32_t Bridge::send_file(int fd, int64_t offset, int64_t count)
 {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     if (completed_ || peer_gone_) return CWSGI_E_DISCONNECTED;
     // Zero-copy only when this file range is the whole body (the core enforces the length,
     // so nothing can follow it) and nothing went out before it; otherwise the core's read
@@ -708,7 +712,7 @@ int32_t Bridge::send_file(int fd, int64_t offset, int64_t count)
 
 int32_t Bridge::end_body()
 {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     ended_ = true;
     if (phase_ == Phase::body && !in_eof_ && !draining_) {
         // The app is done but the body is not: read and drop the rest, so that the response
@@ -723,7 +727,7 @@ int32_t Bridge::end_body()
 
 void Bridge::abort_body()
 {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<core::FutexMutex> lk(mu_);
     aborted_ = true;
     wake_locked(kEnd);
 }
@@ -734,7 +738,7 @@ bool Bridge::disconnected() const
     // Probing records what it finds and wakes the event loop, so it needs the mutable Bridge;
     // the interface is const because callers only ask.
     auto *self = const_cast<Bridge *>(this);
-    std::lock_guard<std::mutex> lk(self->mu_);
+    std::lock_guard<core::FutexMutex> lk(self->mu_);
     return self->peer_gone_locked();
 }
 

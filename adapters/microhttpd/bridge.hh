@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "core/exchange.hh"
+#include "core/futex.hh"
 #include "core/live.hh"
 #include "core/request.hh"
 #include "exec/byte_fifo.hh"
@@ -42,7 +43,7 @@ namespace cwsgi::adapters::mhd {
 class Server;
 struct Conn;
 
-class Bridge final : public core::Exchange, public core::LiveSet<Bridge>::Hook {
+class Bridge final : public core::Exchange, public core::LiveSet<Bridge>::Hook, public core::BlockAllocated {
 public:
     /// Created by the URI log callback, before libmicrohttpd parses the rest of the head.
     /// `uri` is the raw request-target (copied); the pointer value is kept for the request-line
@@ -145,7 +146,7 @@ private:
     bool expect_continue_ = false;
     int64_t content_length_ = -1;
 
-    mutable std::mutex mu_;
+    mutable core::FutexMutex mu_;
     exec::Task task_;                // where the app runs and waits (its waits use mu_)
     MHD_Connection *conn_ = nullptr; // null once libmicrohttpd reported completion
     int fd_ = -1;

@@ -9,6 +9,8 @@
 #include <mutex>
 #include <new>
 
+#include "futex.hh"
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 // A block in the free list is poisoned, so that a view kept past its request is reported
@@ -35,7 +37,7 @@ struct FreeBlock {
 };
 
 struct SharedList {
-    std::mutex mutex;
+    FutexMutex mutex;
     FreeBlock *head = nullptr;
     size_t count = 0;
 };
@@ -83,7 +85,7 @@ void *get_block()
     }
     SharedList &sl = shared_list();
     {
-        std::lock_guard<std::mutex> lock(sl.mutex);
+        std::lock_guard<FutexMutex> lock(sl.mutex);
         if (sl.head != nullptr) {
             FreeBlock *b = sl.head;
             sl.head = b->next;
@@ -107,7 +109,7 @@ void put_block(void *p)
     }
     SharedList &sl = shared_list();
     {
-        std::lock_guard<std::mutex> lock(sl.mutex);
+        std::lock_guard<FutexMutex> lock(sl.mutex);
         if (sl.count < kSharedCache) {
             b->next = sl.head;
             sl.head = b;
@@ -143,6 +145,23 @@ void *Arena::alloc_slow(size_t size)
     left_ -= need;
     used_ += need;
     return p;
+}
+
+void *BlockAllocated::operator new(size_t size)
+{
+    void *p = size <= Arena::kBlockSize ? get_block() : ::operator new(size, std::nothrow);
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
+}
+
+void BlockAllocated::operator delete(void *p, size_t size) noexcept
+{
+    if (p == nullptr) return;
+    if (size <= Arena::kBlockSize) {
+        put_block(p);
+    } else {
+        ::operator delete(p);
+    }
 }
 
 void Arena::release()

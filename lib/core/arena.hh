@@ -113,4 +113,15 @@ private:
     size_t used_ = 0;
 };
 
+/// Gives a class operator new and delete from the arena's block free list, for an adapter's
+/// per-request object (a libmicrohttpd Bridge, an h2o Stream), so that a request in steady
+/// state takes no heap allocation for it either. An object that fits a block
+/// (Arena::kBlockSize bytes) takes one; a bigger one comes from the heap. new throws
+/// std::bad_alloc when the heap is exhausted, as the global one does. Threads: any; an object
+/// may be freed on another thread than the one that made it.
+struct BlockAllocated {
+    static void *operator new(size_t size);
+    static void operator delete(void *p, size_t size) noexcept;
+};
+
 } // namespace cwsgi::core

@@ -21,6 +21,7 @@
 
 #include "app.hh"
 #include "context.hh"
+#include "futex.hh"
 #include "probe.hh"
 
 namespace cwsgi::core {
@@ -93,7 +94,7 @@ class HandlePool {
 public:
     cwsgi_request *acquire()
     {
-        std::lock_guard<std::mutex> lock(mutex_);
+        std::lock_guard<FutexMutex> lock(mutex_);
         if (waiting_ > kReuseDelay) {
             cwsgi_request *s = head_;
             head_ = s->next_free;
@@ -115,7 +116,7 @@ public:
     void release(cwsgi_request *s)
     {
         s->self.store(nullptr, std::memory_order_release);
-        std::lock_guard<std::mutex> lock(mutex_);
+        std::lock_guard<FutexMutex> lock(mutex_);
         s->next_free = nullptr;
         if (tail_ != nullptr) {
             tail_->next_free = s;
@@ -129,7 +130,7 @@ public:
 private:
     static constexpr size_t kReuseDelay = 4096;
     static constexpr size_t kChunk = 64;
-    std::mutex mutex_;
+    FutexMutex mutex_;               // taken twice per request: see futex.hh
     cwsgi_request *fresh_ = nullptr; // slots never handed out yet
     size_t fresh_left_ = 0;
     cwsgi_request *head_ = nullptr; // oldest waiting slot

@@ -253,7 +253,7 @@ class SerialGate {
 public:
     void enter(Task &t)
     {
-        std::unique_lock<std::mutex> lk(mu_);
+        std::unique_lock<core::FutexMutex> lk(mu_);
         if (!busy_) {
             busy_ = true;
             return;
@@ -266,7 +266,7 @@ public:
     {
         Task *next = nullptr;
         {
-            std::lock_guard<std::mutex> lk(mu_);
+            std::lock_guard<core::FutexMutex> lk(mu_);
             if (waiters_.empty()) {
                 busy_ = false;
                 return;
@@ -280,7 +280,7 @@ public:
     }
 
 private:
-    std::mutex mu_;
+    core::FutexMutex mu_;
     bool busy_ = false;
     std::deque<Task *> waiters_;
 };
@@ -421,7 +421,7 @@ void Task::notify()
 {
     if (sync_) return; // the waiting side re-checks after each block hook
     if (!ex_.cooperative()) {
-        cv_.notify_all();
+        wakeups_.notify_all();
     } else if (fiber_ != nullptr && waiting_) {
         pending_.store(true, std::memory_order_relaxed);
     }
@@ -435,7 +435,7 @@ void Task::notify_from_any_thread()
     if (sync_) {
         // Nothing waits on another thread's word in sync mode.
     } else if (!ex_.cooperative()) {
-        cv_.notify_all();
+        wakeups_.notify_all();
     } else {
         pending_.store(true, std::memory_order_release);
         if (gone_code_.load(std::memory_order_relaxed) != 0 && thread_ == &t_ready) {

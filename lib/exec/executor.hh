@@ -3,7 +3,7 @@
 //
 // Three modes (core::ExecMode):
 //   * threads: handle() runs on the Executor's ThreadPool; a wait blocks that thread on a
-//     condition variable until the loop side notifies it (gunicorn's gthread);
+//     futex until the loop side notifies it (gunicorn's gthread);
 //   * cooperative: handle() runs on a Fiber on the event-loop thread that started it; a wait
 //     yields back to the loop, and the loop resumes the fiber in run_pending() once it was
 //     notified (gunicorn's gevent, without monkey patching). A fiber never moves threads.
@@ -34,7 +34,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -42,6 +41,7 @@
 #include <string>
 
 #include "core/context.hh"
+#include "core/futex.hh"
 #include "exec/fiber.hh"
 #include "exec/thread_pool.hh"
 
@@ -164,9 +164,10 @@ public:
         if (pending_.load(std::memory_order_acquire) || t_ready_count_ != 0) run_pending_slow();
     }
 
-    /// App side: waits until pred() is true. `lk` is held when pred() runs and on return; it is
-    /// released while waiting. Threads: inside a job of this Task.
-    template <class Pred> void wait(std::unique_lock<std::mutex> &lk, Pred pred)
+    /// App side: waits until pred() is true. `lk` (a std::unique_lock over any mutex; the
+    /// adapters use core::FutexMutex) is held when pred() runs and on return; it is released
+    /// while waiting. Threads: inside a job of this Task.
+    template <class Lock, class Pred> void wait(Lock &lk, Pred pred)
     {
         if (sync_) {
             while (!pred()) {
@@ -177,8 +178,13 @@ public:
             return;
         }
         if (!fiber_) {
-            cv_.wait(lk, pred);
-            return;
+            for (;;) {
+                const uint32_t g = wakeups_.generation();
+                if (pred()) return;
+                lk.unlock();
+                wakeups_.wait(g);
+                lk.lock();
+            }
         }
         while (!pred()) {
             lk.unlock();
@@ -189,7 +195,7 @@ public:
 
     /// App side: waits for one notify() (or a spurious wake-up): for callers that re-check
     /// their own conditions in a loop. `lk` as for wait().
-    void wait_once(std::unique_lock<std::mutex> &lk)
+    template <class Lock> void wait_once(Lock &lk)
     {
         if (sync_) {
             lk.unlock();
@@ -198,7 +204,10 @@ public:
             return;
         }
         if (!fiber_) {
-            cv_.wait(lk);
+            const uint32_t g = wakeups_.generation();
+            lk.unlock();
+            wakeups_.wait(g);
+            lk.lock();
             return;
         }
         lk.unlock();
@@ -246,7 +255,7 @@ private:
     void *arg_;
     const bool sync_; // sync mode, inline (THR-10)
     Job job_{};
-    std::condition_variable cv_;                          // threads mode: the app thread's wait
+    core::Notifier wakeups_;                              // threads mode: the app thread's wait
     Fiber *fiber_ = nullptr;                              // cooperative mode: the fiber running the current job
     bool waiting_ = false;                                // the fiber is inside suspend()
     std::atomic<int32_t> gone_code_{0};                   // set by orphan()

@@ -17,19 +17,20 @@ inline void *counted_alloc(size_t n) noexcept
     return std::malloc(n != 0 ? n : 1);
 }
 
-void *operator new(size_t n)
+// None of them inlined: GCC would then see free() meet a pointer from operator new, or
+// operator delete meet one from malloc() (at -O3), and warn.
+__attribute__((noinline)) void *operator new(size_t n)
 {
     if (void *p = counted_alloc(n)) return p;
     throw std::bad_alloc();
 }
-void *operator new[](size_t n)
+__attribute__((noinline)) void *operator new[](size_t n)
 {
     if (void *p = counted_alloc(n)) return p;
     throw std::bad_alloc();
 }
-void *operator new(size_t n, const std::nothrow_t &) noexcept { return counted_alloc(n); }
-void *operator new[](size_t n, const std::nothrow_t &) noexcept { return counted_alloc(n); }
-// Not inlined: GCC would then see free() meet a pointer from operator new and warn.
+__attribute__((noinline)) void *operator new(size_t n, const std::nothrow_t &) noexcept { return counted_alloc(n); }
+__attribute__((noinline)) void *operator new[](size_t n, const std::nothrow_t &) noexcept { return counted_alloc(n); }
 __attribute__((noinline)) void operator delete(void *p) noexcept { std::free(p); }
 __attribute__((noinline)) void operator delete[](void *p) noexcept { std::free(p); }
 __attribute__((noinline)) void operator delete(void *p, size_t) noexcept { std::free(p); }
