@@ -35,10 +35,7 @@ h2o_iovec_t iov(std::string_view s) { return h2o_iovec_t{const_cast<char *>(s.da
 void add_response_header(h2o_req_t *req, std::string_view name, std::string_view value)
 {
     char *lower = static_cast<char *>(h2o_mem_alloc_pool(&req->pool, name.size() + 1));
-    for (size_t i = 0; i < name.size(); ++i) {
-        char c = name[i];
-        lower[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-    }
+    core::copy_lower(lower, name);
     lower[name.size()] = '\0';
     h2o_add_header_by_str(&req->pool, &req->res.headers, lower, name.size(), 1, name.data(), value.data(),
                           value.size());
@@ -248,6 +245,9 @@ void Stream::start_response_locked()
     req->res.status = static_cast<int>(h.status);
     req->res.reason = h.reason.data(); // NUL-terminated, lives in the request's arena
     if (!h.framing.keep_alive) req->http1_is_persistent = 0;
+    // Room for every header at once (and Transfer-Encoding), rather than libh2o's growth one
+    // header at a time.
+    h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + h.headers.size() + 1);
     for (const core::Field &f : h.headers) {
         // libh2o writes Connection itself for HTTP/1 (from http1_is_persistent) and HTTP/2
         // has none; everything else goes as the core decided.

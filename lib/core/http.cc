@@ -190,12 +190,39 @@ bool FieldList::reserve(Arena &arena, size_t n)
     return true;
 }
 
+void copy_lower(char *dst, std::string_view src)
+{
+    // Eight bytes at a time, since every field name of every request and response comes through
+    // here and a byte loop cost about five instructions a byte (callgrind). In each byte of the
+    // low seven bits, adding 0x3f sets bit 7 from 'A' (0x41) up and adding 0x25 sets it above 'Z'
+    // (0x5a), with no carry into the next byte; a byte with its own bit 7 set is not a letter.
+    // The marked bit 7, shifted to bit 5, is the 0x20 between the cases.
+    constexpr uint64_t kOnes = 0x0101010101010101ULL;
+    const size_t n = src.size();
+    const char *s = src.data();
+    auto lower8 = [&](size_t at) {
+        uint64_t x;
+        std::memcpy(&x, s + at, 8);
+        const uint64_t low7 = x & (0x7f * kOnes);
+        const uint64_t upper = (low7 + 0x3f * kOnes) & ~(low7 + 0x25 * kOnes) & ~x & (0x80 * kOnes);
+        x |= upper >> 2;
+        std::memcpy(dst + at, &x, 8);
+    };
+    if (n >= 8) {
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) lower8(i);
+        if (i < n) lower8(n - 8); // the tail as an overlapping last word: the same bytes again
+        return;
+    }
+    for (size_t i = 0; i < n; ++i) dst[i] = lower(s[i]);
+}
+
 bool RequestHead::add_header(std::string_view name, std::string_view value)
 {
     // Name and value share one block, each NUL-terminated.
     auto *n = static_cast<char *>(arena.alloc(name.size() + 1 + value.size() + 1));
     if (n == nullptr) return false;
-    for (size_t i = 0; i < name.size(); ++i) n[i] = lower(name[i]);
+    copy_lower(n, name);
     n[name.size()] = '\0';
     char *v = n + name.size() + 1;
     copy_bytes(v, value.data(), value.size());

@@ -166,6 +166,9 @@ bool is_field_value(std::string_view s);
 /// framing, routing, connection control, conditionals and credentials (EXT-TRAILERS-2). A
 /// request trailer with one of them makes the body malformed. The one list every parser uses.
 bool is_forbidden_trailer(std::string_view name);
+/// Copies `src` to `dst` (at least src.size() bytes, not overlapping `src`) with ASCII A-Z
+/// lowercased and every other byte as it is: field names for the environ and for libh2o.
+void copy_lower(char *dst, std::string_view src);
 /// ASCII case-insensitive equality (inline: it runs for every field of every request).
 inline bool iequals(std::string_view a, std::string_view b)
 {

@@ -20,6 +20,7 @@
 
 #include <fmt/format.h>
 
+#include "futex.hh"
 #include "log.hh"
 
 namespace cwsgi::core {
@@ -39,7 +40,7 @@ public:
     /// Lists `t`. It must not be listed already.
     void add(T *t)
     {
-        std::lock_guard<std::mutex> lk(mu_);
+        std::lock_guard<FutexMutex> lk(mu_);
         Hook &h = *t;
         h.live_prev_ = nullptr;
         h.live_next_ = head_;
@@ -47,13 +48,13 @@ public:
         if (head_ != nullptr) static_cast<Hook &>(*head_).live_prev_ = t;
         head_ = t;
         ++count_;
-        cv_.notify_all(); // drain() with a quiet spell watches for newcomers
+        if (watchers_ != 0) cv_.notify_all(); // drain() with a quiet spell watches for newcomers
     }
 
     /// Unlists `t`; a no-op when it is not listed (already removed).
     void remove(T *t)
     {
-        std::lock_guard<std::mutex> lk(mu_);
+        std::lock_guard<FutexMutex> lk(mu_);
         Hook &h = *t;
         if (!h.live_listed_) return;
         if (h.live_prev_ != nullptr) {
@@ -64,20 +65,22 @@ public:
         if (h.live_next_ != nullptr) static_cast<Hook &>(*h.live_next_).live_prev_ = h.live_prev_;
         h.live_prev_ = h.live_next_ = nullptr;
         h.live_listed_ = false;
-        if (--count_ == 0) cv_.notify_all();
+        if (--count_ == 0 && watchers_ != 0) cv_.notify_all();
     }
 
     size_t count() const
     {
-        std::lock_guard<std::mutex> lk(mu_);
+        std::lock_guard<FutexMutex> lk(mu_);
         return count_;
     }
 
     /// Waits until the set is empty or `deadline` passed; returns how many are left.
     size_t wait_empty(std::chrono::steady_clock::time_point deadline)
     {
-        std::unique_lock<std::mutex> lk(mu_);
+        std::unique_lock<FutexMutex> lk(mu_);
+        ++watchers_;
         cv_.wait_until(lk, deadline, [&] { return count_ == 0; });
+        --watchers_;
         return count_;
     }
 
@@ -91,7 +94,8 @@ public:
     {
         size_t left;
         {
-            std::unique_lock<std::mutex> lk(mu_);
+            std::unique_lock<FutexMutex> lk(mu_);
+            ++watchers_;
             log.info(fmt::format("Graceful stop: {} request(s) in flight, waiting up to {} ms", count_, graceful_ms));
             cv_.wait_until(lk, deadline, [&] { return count_ == 0; });
             while (quiet.count() > 0 && count_ == 0 && std::chrono::steady_clock::now() < deadline) {
@@ -99,6 +103,7 @@ public:
                 if (!cv_.wait_until(lk, until, [&] { return count_ != 0; })) break;
                 cv_.wait_until(lk, deadline, [&] { return count_ == 0; });
             }
+            --watchers_;
             left = count_;
         }
         if (left > 0) log.warning(fmt::format("Graceful timeout: closing {} request(s) still in flight", left));
@@ -112,7 +117,7 @@ public:
     {
         std::vector<T *> held;
         {
-            std::lock_guard<std::mutex> lk(mu_);
+            std::lock_guard<FutexMutex> lk(mu_);
             for (T *t = head_; t != nullptr; t = static_cast<Hook &>(*t).live_next_) {
                 t->ref();
                 held.push_back(t);
@@ -125,8 +130,12 @@ public:
     }
 
 private:
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
+    // Taken twice per request (add, remove), so the futex lock (futex.hh), and the condition
+    // variable is notified only while a drain waits on it: a notification takes the
+    // condition_variable_any's own mutex.
+    mutable FutexMutex mu_;
+    std::condition_variable_any cv_;
+    unsigned watchers_ = 0; // threads inside wait_empty() or drain()
     T *head_ = nullptr;
     size_t count_ = 0;
 };

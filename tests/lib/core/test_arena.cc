@@ -52,7 +52,7 @@ void test_arena__request_bigger_than_a_block(void **)
     auto *p = static_cast<unsigned char *>(a.alloc(big));
     assert_non_null(p);
     std::memset(p, 1, big);
-    assert_non_null(a.alloc(8)); // the arena goes on after a block of its own
+    assert_non_null(a.alloc(8));        // the arena goes on after a block of its own
     assert_null(a.alloc(SIZE_MAX - 4)); // absurd sizes fail, not wrap
 }
 

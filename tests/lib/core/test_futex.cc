@@ -20,8 +20,8 @@ namespace {
 void test_futex__mutex_excludes_under_contention(void **)
 {
     FutexMutex mu;
-    uint64_t counter = 0;         // guarded by mu: a lost update shows as a short count
-    std::atomic<int> inside{0};   // how many threads are in the critical section
+    uint64_t counter = 0;       // guarded by mu: a lost update shows as a short count
+    std::atomic<int> inside{0}; // how many threads are in the critical section
     std::atomic<bool> overlap{false};
     constexpr int kThreads = 4;
     constexpr int kRounds = 100000;

@@ -343,12 +343,39 @@ void test_http__reason_phrases_are_one_table(void **)
     assert_string_equal(cwsgi::core::reason_phrase(451), "Unavailable For Legal Reasons");
 }
 
+// copy_lower works a word at a time: every byte value, at every offset of names from 0 to 24
+// bytes (the tail as an overlapping word), must come out as the byte-wise lowercase would.
+void test_http__copy_lower_matches_bytewise(void **)
+{
+    for (size_t len = 0; len <= 24; ++len) {
+        for (int b = 0; b < 256; ++b) {
+            for (size_t at = 0; at < (len == 0 ? 1 : len); ++at) {
+                char src[24], dst[26], want[24];
+                static const char kPattern[] = "Content-TYPE_x-Y@[`{z\x7f"
+                                               "\xc3"
+                                               "A"; // letters, their neighbours, DEL, a high byte
+                for (size_t i = 0; i < len; ++i) src[i] = kPattern[i % (sizeof kPattern - 1)];
+                if (len > 0) src[at] = static_cast<char>(b);
+                for (size_t i = 0; i < len; ++i) {
+                    char c = src[i];
+                    want[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+                }
+                std::memset(dst, '#', sizeof dst);
+                copy_lower(dst, std::string_view(src, len));
+                assert_memory_equal(dst, want, len);
+                assert_int_equal(dst[len], '#'); // nothing written past the name
+            }
+        }
+    }
+}
+
 } // namespace
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http__valid_get),
+        cmocka_unit_test(test_http__copy_lower_matches_bytewise),
         cmocka_unit_test(test_http__method_must_be_uppercase_token),
         cmocka_unit_test(test_http__version),
         cmocka_unit_test(test_http__request_line_limit),
