@@ -3,9 +3,11 @@
 
   callgrind-client.py HOST PORT N     sends N keep-alive "GET /" requests on one connection,
                                       one at a time, and checks every answer is a 200
-  callgrind-client.py --table DIR N   reads DIR/{gevent,gthread,peer,core}.{N,2N}.PID.out (one
+  callgrind-client.py --table DIR N [LIB]
+                                      reads DIR/{gevent,gthread,peer,core}.{N,2N}.PID.out (one
                                       profile per process: the master and its worker are added up)
-                                      and prints the instructions per request: (cost(2N) - cost(N)) / N
+                                      and prints the instructions per request: (cost(2N) - cost(N)) / N,
+                                      split into LIB's (libmicrohttpd, the default, or libh2o) and ours
 
 The profiles are read directly (see split()), so nothing but the standard library is needed. Python's stdlib only: /usr/bin/python3 has just Debian's packages.
 """
@@ -46,14 +48,15 @@ def is_lib(ob):
     return any(os.path.basename(ob).startswith(lib) for lib in LIBS)
 
 
-def split(path):
-    """(total, libmicrohttpd, ours) instructions of one callgrind profile.
+def split(path, lib):
+    """(total, lib, ours) instructions of one callgrind profile.
 
-    libmicrohttpd's share is its own code plus the libc calls it makes (its per-request
-    memset of the connection pool, its mutexes); ours is the rest but the dynamic loader:
-    our code plus the libc/libstdc++ calls it makes. Self costs come from the "ob=" context
+    The network library's share (`lib`: an object name such as libmicrohttpd or libh2o) is
+    its own code plus the libc calls it makes (libmicrohttpd's per-request memset of the
+    connection pool, its mutexes); ours is the rest but the dynamic loader: our code plus the
+    libc/libstdc++ calls it makes. Self costs come from the "ob=" context
     of each cost line; the line after "calls=" is a call's inclusive cost, counted only to
-    move a libc call made by libmicrohttpd to its side.
+    move a libc call made by the library to its side.
     """
     names = {}
     self_cost = {}
@@ -86,7 +89,7 @@ def split(path):
                 ir = int(parts[1])
                 if in_call:
                     target = callee_ob if callee_ob is not None else ob
-                    if "libmicrohttpd" in ob and is_lib(target):
+                    if lib in ob and is_lib(target):
                         mhd_calls += ir
                     in_call = False
                     callee_ob = None
@@ -95,22 +98,22 @@ def split(path):
                 total += ir
             elif line.startswith("fn="):
                 callee_ob = None
-    mhd = sum(v for k, v in self_cost.items() if "libmicrohttpd" in k) + mhd_calls
+    mhd = sum(v for k, v in self_cost.items() if lib in k) + mhd_calls
     loader = sum(v for k, v in self_cost.items() if os.path.basename(k).startswith("ld-linux"))
     return total, mhd, total - mhd - loader
 
 
-def split_all(paths):
+def split_all(paths, lib):
     """split() of each profile, added up: the processes of one server run."""
-    return [sum(parts) for parts in zip(*(split(p) for p in paths))]
+    return [sum(parts) for parts in zip(*(split(p, lib) for p in paths))]
 
 
-def table(directory, n):
+def table(directory, n, lib="libmicrohttpd"):
     print("instructions per request (callgrind, (cost of %d requests - cost of %d) / %d)" % (2 * n, n, n))
-    print("(libmicrohttpd: its code and the libc calls it makes; ours: the rest but the loader)")
-    print("%-28s %10s %14s %14s" % ("server", "total", "libmicrohttpd", "ours+libc"))
+    print("(%s: its code and the libc calls it makes; ours: the rest but the loader)" % lib)
+    print("%-28s %10s %14s %14s" % ("server", "total", lib, "ours+libc"))
     for name, label in (("gevent", "adapter -k gevent"), ("gthread", "adapter -k gthread"),
-                        ("peer", "bare libmicrohttpd peer"), ("core", "core alone (core_hello)")):
+                        ("peer", "bare %s peer" % lib), ("core", "core alone (core_hello)")):
         a = glob.glob(os.path.join(directory, "%s.%d.*.out" % (name, n)))
         b = glob.glob(os.path.join(directory, "%s.%d.*.out" % (name, 2 * n)))
         if not (a and b):
@@ -118,7 +121,7 @@ def table(directory, n):
                 print("%-28s %10s" % (label, "n/a"))
             continue
         try:
-            x, y = split_all(a), split_all(b)
+            x, y = split_all(a, lib), split_all(b, lib)
         except (OSError, ValueError) as e:
             print("%-28s %10s (%s)" % (label, "n/a", e))
             continue
@@ -127,8 +130,8 @@ def table(directory, n):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--table":
-        table(sys.argv[2], int(sys.argv[3]))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "--table":
+        table(sys.argv[2], int(sys.argv[3]), *sys.argv[4:])
     elif len(sys.argv) == 4:
         client(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
     else:
