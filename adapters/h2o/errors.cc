@@ -57,12 +57,8 @@ void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
         req->res.headers = {};
         for (const core::Header &h : err.headers) {
             if (core::iequals(h.name, "connection")) continue; // libh2o writes it from the flag
-            char *name = pool_copy(req, h.name);
-            for (char *c = name; *c != '\0'; ++c) {
-                if (*c >= 'A' && *c <= 'Z') *c = static_cast<char>(*c + 32);
-            }
-            h2o_add_header_by_str(&req->pool, &req->res.headers, name, h.name.size(), 1, pool_copy(req, h.name),
-                                  pool_copy(req, h.value), h.value.size());
+            add_response_header(req, std::string_view(pool_copy(req, h.name), h.name.size()),
+                                std::string_view(pool_copy(req, h.value), h.value.size()));
         }
         auto *o = reinterpret_cast<BodyOstream *>(h2o_add_ostream(req, sizeof(BodyOstream), slot));
         o->super.do_send = &send_replaced;

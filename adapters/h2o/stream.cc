@@ -30,17 +30,6 @@ constexpr size_t kOutCap = 64 * 1024;
 
 h2o_iovec_t iov(std::string_view s) { return h2o_iovec_t{const_cast<char *>(s.data()), s.size()}; }
 
-/// Adds one response header to libh2o's list: the name lowercased in the request's pool (HTTP/2
-/// needs it so, and libh2o finds its tokens by it), the original spelling kept for HTTP/1.
-void add_response_header(h2o_req_t *req, std::string_view name, std::string_view value)
-{
-    char *lower = static_cast<char *>(h2o_mem_alloc_pool(&req->pool, name.size() + 1));
-    core::copy_lower(lower, name);
-    lower[name.size()] = '\0';
-    h2o_add_header_by_str(&req->pool, &req->res.headers, lower, name.size(), 1, name.data(), value.data(),
-                          value.size());
-}
-
 /// Never called: the refused answer is sent whole at once. Its address marks the generator as
 /// the adapter's (is_adapter_generator).
 void refused_proceed(h2o_generator_t *, h2o_req_t *) {}
@@ -71,6 +60,28 @@ void answer_refused(h2o_req_t *req, uint32_t status, bool head_request)
 }
 
 } // namespace
+
+void add_response_header(h2o_req_t *req, std::string_view name, std::string_view value)
+{
+    // Lowercased on the stack first: a token (the common case) needs no copy at all.
+    char small[64];
+    const size_t n = name.size();
+    char *lower = n <= sizeof small ? small : static_cast<char *>(h2o_mem_alloc_pool(&req->pool, n));
+    core::copy_lower(lower, name);
+    h2o_iovec_t *name_buf;
+    if (const h2o_token_t *token = h2o_lookup_token(lower, n)) {
+        name_buf = const_cast<h2o_iovec_t *>(&token->buf); // libh2o's own cast (lib/core/headers.c)
+    } else {
+        if (lower == small) lower = static_cast<char *>(std::memcpy(h2o_mem_alloc_pool(&req->pool, n), small, n));
+        name_buf = static_cast<h2o_iovec_t *>(h2o_mem_alloc_pool(&req->pool, sizeof(h2o_iovec_t)));
+        *name_buf = h2o_iovec_t{lower, n};
+    }
+    h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + 1);
+    h2o_header_t &slot = req->res.headers.entries[req->res.headers.size++];
+    slot.name = name_buf;
+    slot.orig_name = req->version < 0x200 ? name.data() : nullptr;
+    slot.value = iov(value);
+}
 
 bool is_adapter_generator(const h2o_generator_t *gen)
 {
@@ -119,13 +130,12 @@ void Stream::handle(Loop &loop, h2o_req_t *req)
     }
     core::RequestHead head;
     const char *why = build_head(req, loop.addresses(), head);
-    core::HeadCheck check;
+    // Built in place (a HeadCheck is some twenty fields): no default one overwritten.
+    core::HeadCheck check = why == nullptr ? core::validate_request_head(head, ctx.config().limits) : core::HeadCheck{};
     if (why != nullptr) {
         check.status = 400;
         check.reason = why;
         check.rule = "REQ-LINE-1";
-    } else {
-        check = core::validate_request_head(head, ctx.config().limits);
     }
     if (check.status != 0) {
         // REQ-REPLY-1: the server's own answer; the app is never called.

@@ -46,6 +46,17 @@ int32_t app_handle(void *, cwsgi_request *req)
         if (rc == CWSGI_OK) rc = g_api->write(req, "defgh", 5);
         return rc;
     }
+    if (g_api->environ_get(req, "PATH_INFO", &path) == CWSGI_OK && std::string_view(path.ptr, path.len) == "/names") {
+        // A token libh2o knows, an unknown name, duplicates, and a name longer than the
+        // adapter's 64-byte lowercasing buffer on the stack.
+        static const char k_long[] = "X-A-Name-Longer-Than-Sixty-Four-Bytes-So-It-Is-Lowercased-In-The-Pool";
+        const cwsgi_header h[] = {
+            {"Content-TYPE", 12, "text/plain", 10}, {"X-Mixed-Case", 12, "m", 1}, {"Set-Cookie", 10, "a=1", 3},
+            {k_long, sizeof k_long - 1, "long", 4}, {"set-cookie", 10, "b=2", 3}, {"Content-Length", 14, "2", 1},
+        };
+        int32_t rc = g_api->start_response(req, 200, nullptr, h, sizeof h / sizeof h[0], 0);
+        return rc == CWSGI_OK ? g_api->write(req, "ok", 2) : rc;
+    }
     char buf[4096];
     int64_t total = 0, n;
     while ((n = g_api->read(req, buf, sizeof buf)) > 0) total += n;
@@ -176,6 +187,32 @@ void test_h2o__chunked_for_any_status(void **state) // rule: RESP-FRAME-3
     }
 }
 
+void test_h2o__response_fields_in_order_as_spelled(void **state) // rule: RESP-HDR-4
+{
+    // Over HTTP/1.1 the adapter keeps the app's spelling of every name (libh2o's orig_name),
+    // tokens and other names alike, in the app's order, duplicates kept.
+    auto *s = static_cast<Served *>(*state);
+    std::string r = raw_exchange(s->port, "GET /names HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert_true(starts(r, "HTTP/1.1 200 "));
+    const char *want[] = {
+        "\r\nContent-TYPE: text/plain\r\n",
+        "\r\nX-Mixed-Case: m\r\n",
+        "\r\nSet-Cookie: a=1\r\n",
+        "\r\nX-A-Name-Longer-Than-Sixty-Four-Bytes-So-It-Is-Lowercased-In-The-Pool: long\r\n",
+        "\r\nset-cookie: b=2\r\n",
+    };
+    size_t at = 0;
+    for (const char *w : want) {
+        size_t found = r.find(w, at);
+        if (found == std::string::npos) {
+            print_error("missing, or out of order: %s\nin: %s\n", w, r.c_str());
+            fail();
+        }
+        at = found + 1;
+    }
+    assert_true(r.size() >= 2 && r.substr(r.size() - 2) == "ok");
+}
+
 } // namespace
 
 int main()
@@ -184,6 +221,7 @@ int main()
         cmocka_unit_test(test_h2o__serves_a_body),
         cmocka_unit_test(test_h2o__smuggling_heads_get_400),
         cmocka_unit_test(test_h2o__chunked_for_any_status),
+        cmocka_unit_test(test_h2o__response_fields_in_order_as_spelled),
     };
     return cmocka_run_group_tests_name("wire", wire, setup, teardown);
 }

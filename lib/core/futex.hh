@@ -26,6 +26,11 @@
 
 namespace cwsgi::core {
 
+// The futex calls below hand the kernel the address of a std::atomic<uint32_t> as a plain
+// 32-bit word: that holds only while the atomic is the bare word, without a lock beside it.
+static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "a futex word is 32 bits");
+static_assert(std::atomic<uint32_t>::is_always_lock_free, "a futex word must be lock-free");
+
 /// Sleeps while `*word == expected` (until a futex_wake on `word`, a signal, or a spurious
 /// wake-up); returns at once when the value differs. Threads: any.
 inline void futex_wait(std::atomic<uint32_t> *word, uint32_t expected)

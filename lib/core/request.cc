@@ -39,10 +39,8 @@ cwsgi_str str_of(std::string_view s) { return {s.data() ? s.data() : "", s.size(
 
 std::string to_lower(std::string_view s)
 {
-    std::string out(s);
-    for (char &c : out) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-    }
+    std::string out(s.size(), '\0');
+    copy_lower(out.data(), s);
     return out;
 }
 
